@@ -1,0 +1,3 @@
+//! `sessbundle`: the portable session format.
+pub mod state;
+pub use state::SessionState;
