@@ -478,7 +478,15 @@ mod tests {
 
     #[test]
     fn js_number_json_round_trips_special_values() {
-        for v in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY, -0.0, 0.0, 1.5, -2e300] {
+        for v in [
+            f64::NAN,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            -0.0,
+            0.0,
+            1.5,
+            -2e300,
+        ] {
             let j = serde_json::to_string(&JsNumber(v)).unwrap();
             let back: JsNumber = serde_json::from_str(&j).unwrap();
             assert_eq!(back, JsNumber(v), "{j}");
@@ -505,9 +513,15 @@ mod tests {
             serde_json::to_string(&v).unwrap(),
             r#"{"t":"map","v":[[{"t":"string","v":"k"},{"t":"date","v":1.0}]]}"#
         );
-        let b = JsValue::Blob(JsBlob { mime: "text/plain".into(), bytes: Bytes(b"hi".to_vec()) });
+        let b = JsValue::Blob(JsBlob {
+            mime: "text/plain".into(),
+            bytes: Bytes(b"hi".to_vec()),
+        });
         let j = serde_json::to_string(&b).unwrap();
-        assert_eq!(j, r#"{"t":"blob","v":{"type":"text/plain","bytes":"aGk="}}"#);
+        assert_eq!(
+            j,
+            r#"{"t":"blob","v":{"type":"text/plain","bytes":"aGk="}}"#
+        );
         assert_eq!(serde_json::from_str::<JsValue>(&j).unwrap(), b);
     }
 }

@@ -1,0 +1,361 @@
+//! Splitting a [`SessionState`] into records and joining records back.
+//!
+//! A record is the unit of compression and of deduplication: one per site of
+//! cookies, one per origin of storage, one per tab, and one for the session's
+//! meta data. Records never mix two sites' attacker-influenced data with a
+//! compressor (see SPEC.md §Records, "no cross-origin compression oracle").
+//! The bundle writer and the session store both use this split, so a store
+//! snapshot and a bundle of the same state hold the same record bodies.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::state::{Cookie, Meta, OriginState, SessionState, Tab};
+
+/// What a record holds. The numeric value is part of the format (chunk ids
+/// and AAD include it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[repr(u8)]
+pub enum RecordKind {
+    /// `{meta, extra}`; exactly one per state, first.
+    Meta = 1,
+    /// The cookies of one site (`key` = the site), as an array.
+    Cookies = 2,
+    /// One [`OriginState`] (`key` = the origin).
+    Origin = 3,
+    /// One [`Tab`] (`key` = its position, decimal).
+    Tab = 4,
+}
+
+impl RecordKind {
+    pub fn from_u8(b: u8) -> Option<Self> {
+        Some(match b {
+            1 => RecordKind::Meta,
+            2 => RecordKind::Cookies,
+            3 => RecordKind::Origin,
+            4 => RecordKind::Tab,
+            _ => return None,
+        })
+    }
+
+    /// Whether bodies of this kind may be compressed. Tabs are stored raw:
+    /// one tab's history and sessionStorage mix origins, and compressing them
+    /// together would let one site learn another's secrets from sizes.
+    pub fn compressible(self) -> bool {
+        !matches!(self, RecordKind::Tab)
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            RecordKind::Meta => "meta",
+            RecordKind::Cookies => "cookies",
+            RecordKind::Origin => "origin",
+            RecordKind::Tab => "tab",
+        }
+    }
+}
+
+/// A record: its kind, its key, and its MessagePack body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Record {
+    pub kind: RecordKind,
+    pub key: String,
+    pub body: Vec<u8>,
+}
+
+/// The body of the [`RecordKind::Meta`] record.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetaRecord {
+    pub meta: Meta,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub extra: BTreeMap<String, BTreeMap<String, String>>,
+}
+
+/// Why records could not be joined into a state.
+#[derive(Debug, thiserror::Error)]
+pub enum RecordError {
+    #[error("record {kind} {key:?} does not decode: {source}")]
+    Decode {
+        kind: &'static str,
+        key: String,
+        #[source]
+        source: rmp_serde::decode::Error,
+    },
+    #[error("the records hold no meta record, or more than one")]
+    Meta,
+    #[error("record {kind} {key:?} is out of order or its key does not match its body")]
+    Order { kind: &'static str, key: String },
+}
+
+/// MessagePack with struct fields as maps (the form the spec documents).
+pub(crate) fn to_msgpack<T: Serialize>(v: &T) -> Vec<u8> {
+    rmp_serde::to_vec_named(v).expect("in-memory MessagePack encoding cannot fail")
+}
+
+/// Split a state into records, in the order the format requires: meta,
+/// cookies by site (first appearance order), origins, tabs.
+pub fn split(state: &SessionState) -> Vec<Record> {
+    let mut out = Vec::with_capacity(2 + state.origins.len() + state.tabs.len());
+    out.push(Record {
+        kind: RecordKind::Meta,
+        key: String::new(),
+        body: to_msgpack(&MetaRecord {
+            meta: state.meta.clone(),
+            extra: state.extra.clone(),
+        }),
+    });
+    for (site, cookies) in group_cookies(&state.cookies) {
+        out.push(Record {
+            kind: RecordKind::Cookies,
+            key: site,
+            body: to_msgpack(&cookies),
+        });
+    }
+    for o in &state.origins {
+        out.push(Record {
+            kind: RecordKind::Origin,
+            key: o.origin.clone(),
+            body: to_msgpack(o),
+        });
+    }
+    for (i, t) in state.tabs.iter().enumerate() {
+        out.push(Record {
+            kind: RecordKind::Tab,
+            key: i.to_string(),
+            body: to_msgpack(t),
+        });
+    }
+    out
+}
+
+/// Cookies grouped by site, groups in order of first appearance, each group
+/// keeping the cookies' relative order.
+pub fn group_cookies(cookies: &[Cookie]) -> Vec<(String, Vec<&Cookie>)> {
+    let mut index: BTreeMap<String, usize> = BTreeMap::new();
+    let mut groups: Vec<(String, Vec<&Cookie>)> = Vec::new();
+    for c in cookies {
+        let site = c.site();
+        let i = *index.entry(site.clone()).or_insert_with(|| {
+            groups.push((site, Vec::new()));
+            groups.len() - 1
+        });
+        groups[i].1.push(c);
+    }
+    groups
+}
+
+/// Put a state's cookies in the order [`split`]+[`join`] gives them (grouped
+/// by site). Cookie order carries no meaning; this makes round trips exact.
+pub fn normalize_cookie_order(state: &mut SessionState) {
+    let grouped: Vec<Cookie> = group_cookies(&state.cookies)
+        .into_iter()
+        .flat_map(|(_, g)| g.into_iter().cloned())
+        .collect();
+    state.cookies = grouped;
+}
+
+/// Assembles a state from records in [`split`] order.
+#[derive(Default)]
+pub struct Joiner {
+    meta: Option<MetaRecord>,
+    state: SessionState,
+    last_kind: u8,
+}
+
+impl Joiner {
+    pub fn push(&mut self, r: &Record) -> Result<(), RecordError> {
+        let kind = r.kind;
+        if (kind as u8) < self.last_kind || (kind == RecordKind::Meta) == self.meta.is_some() {
+            return Err(if kind == RecordKind::Meta || self.meta.is_none() {
+                RecordError::Meta
+            } else {
+                RecordError::Order {
+                    kind: kind.name(),
+                    key: r.key.clone(),
+                }
+            });
+        }
+        self.last_kind = kind as u8;
+        let dec = |e| RecordError::Decode {
+            kind: kind.name(),
+            key: r.key.clone(),
+            source: e,
+        };
+        match kind {
+            RecordKind::Meta => self.meta = Some(rmp_serde::from_slice(&r.body).map_err(dec)?),
+            RecordKind::Cookies => {
+                let cs: Vec<Cookie> = rmp_serde::from_slice(&r.body).map_err(dec)?;
+                if cs.iter().any(|c| c.site() != r.key) {
+                    return Err(RecordError::Order {
+                        kind: kind.name(),
+                        key: r.key.clone(),
+                    });
+                }
+                self.state.cookies.extend(cs);
+            }
+            RecordKind::Origin => {
+                let o: OriginState = rmp_serde::from_slice(&r.body).map_err(dec)?;
+                if o.origin != r.key {
+                    return Err(RecordError::Order {
+                        kind: kind.name(),
+                        key: r.key.clone(),
+                    });
+                }
+                self.state.origins.push(o);
+            }
+            RecordKind::Tab => {
+                let t: Tab = rmp_serde::from_slice(&r.body).map_err(dec)?;
+                if r.key != self.state.tabs.len().to_string() {
+                    return Err(RecordError::Order {
+                        kind: kind.name(),
+                        key: r.key.clone(),
+                    });
+                }
+                self.state.tabs.push(t);
+            }
+        }
+        Ok(())
+    }
+
+    pub fn finish(mut self) -> Result<SessionState, RecordError> {
+        let m = self.meta.ok_or(RecordError::Meta)?;
+        self.state.meta = m.meta;
+        self.state.extra = m.extra;
+        Ok(self.state)
+    }
+}
+
+/// Join records (in [`split`] order) back into a state.
+pub fn join<'a>(
+    records: impl IntoIterator<Item = &'a Record>,
+) -> Result<SessionState, RecordError> {
+    let mut j = Joiner::default();
+    for r in records {
+        j.push(r)?;
+    }
+    j.finish()
+}
+
+/// Content-defined chunking of a record body, so that an unchanged part of a
+/// large record (a big IndexedDB) keeps its chunk ids across versions.
+///
+/// Bodies up to [`CDC_THRESHOLD`] are one chunk. Larger ones are cut with
+/// FastCDC 2020 (fastcdc 5.0.0, normalisation level 2, unseeded gear table)
+/// at min 16 KiB / average 64 KiB / max 256 KiB. Cost: ~1 GB/s of hashing,
+/// paid only on bodies over the threshold.
+pub fn chunk_bounds(body: &[u8]) -> Vec<std::ops::Range<usize>> {
+    if body.len() <= CDC_THRESHOLD {
+        return vec![0..body.len()];
+    }
+    fastcdc::v2020::FastCDC::with_level(
+        body,
+        CDC_MIN,
+        CDC_AVG,
+        CDC_MAX,
+        fastcdc::v2020::Normalization::Level2,
+    )
+    .map(|c| c.offset..c.offset + c.length)
+    .collect()
+}
+
+/// Bodies up to this size are never split.
+pub const CDC_THRESHOLD: usize = 256 * 1024;
+pub const CDC_MIN: usize = 16 * 1024;
+pub const CDC_AVG: usize = 64 * 1024;
+/// Largest chunk plaintext a writer produces; readers accept up to
+/// [`crate::format::MAX_CHUNK_LEN`].
+pub const CDC_MAX: usize = 256 * 1024;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::*;
+
+    fn cookie(name: &str, domain: &str) -> Cookie {
+        Cookie {
+            name: name.into(),
+            value: "v".into(),
+            domain: domain.into(),
+            path: "/".into(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn split_join_round_trip_groups_cookies_by_site() {
+        let mut s = SessionState::new("x", 1);
+        s.cookies = vec![
+            cookie("a", ".a.com"),
+            cookie("b", "b.com"),
+            cookie("c", "a.com"),
+        ];
+        s.origins.push(OriginState {
+            origin: "https://a.com".into(),
+            ..Default::default()
+        });
+        s.tabs.push(Tab {
+            url: "https://a.com/".into(),
+            ..Default::default()
+        });
+        let recs = split(&s);
+        assert_eq!(
+            recs.iter().map(|r| r.kind).collect::<Vec<_>>(),
+            vec![
+                RecordKind::Meta,
+                RecordKind::Cookies,
+                RecordKind::Cookies,
+                RecordKind::Origin,
+                RecordKind::Tab
+            ]
+        );
+        let back = join(&recs).unwrap();
+        normalize_cookie_order(&mut s);
+        assert_eq!(back, s);
+        assert_eq!(
+            back.cookies
+                .iter()
+                .map(|c| c.name.as_str())
+                .collect::<String>(),
+            "acb"
+        );
+    }
+
+    #[test]
+    fn join_rejects_misplaced_records() {
+        let s = SessionState::new("x", 1);
+        let mut recs = split(&s);
+        recs.push(recs[0].clone());
+        assert!(matches!(join(&recs), Err(RecordError::Meta)));
+        let mut o = split(&s);
+        o.push(Record {
+            kind: RecordKind::Origin,
+            key: "https://b".into(),
+            body: to_msgpack(&OriginState {
+                origin: "https://c".into(),
+                ..Default::default()
+            }),
+        });
+        assert!(matches!(join(&o), Err(RecordError::Order { .. })));
+    }
+
+    #[test]
+    fn large_bodies_are_cut_within_bounds() {
+        let mut body = vec![0u8; 2 * 1024 * 1024];
+        let mut x = 1u32;
+        for b in &mut body {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            *b = x as u8;
+        }
+        let cuts = chunk_bounds(&body);
+        assert!(cuts.len() > 4);
+        assert_eq!(cuts.last().unwrap().end, body.len());
+        for w in cuts.windows(2) {
+            assert_eq!(w[0].end, w[1].start);
+        }
+        assert!(cuts.iter().all(|c| c.len() <= CDC_MAX));
+    }
+}
