@@ -1,7 +1,43 @@
-//! `sessbundle`: the portable session format.
+//! `sessbundle`: the portable, encrypted, signed session format.
+//!
+//! This crate owns the bytes of a `.sessbundle` file (normative spec:
+//! `format-spec/SPEC.md`) and the session state model they carry. It must
+//! not touch a browser, an async runtime or wasm: a verifier in CI or a
+//! second tool can depend on it alone.
+//!
+//! # Layout (follow the data)
+//! - [`state`]: `SessionState`, the one typed model of a browser session
+//!   (cookies, storage, IndexedDB with typed values, tabs, meta).
+//! - [`records`]: split a state into per-site/origin/tab records and join
+//!   them back; content-defined chunk bounds. Shared with the session store.
+//! - [`keys`]: randomness, Argon2id and key-file slots, key file formats.
+//! - [`format`]: magic, version, the strict canonical header, header tag,
+//!   and the on-disk layout (payload range, signature trailer).
+//! - [`stream`]: the AES-256-GCM STREAM of 64 KiB segments.
+//! - [`manifest`]: the authenticated chunk and record table.
+//! - [`writer`] / [`reader`]: sealing and opening, one pass, bounded memory.
+//! - [`sign`]: Ed25519 signatures, detached or embedded.
+//! - [`rekey`]: add or remove key slots without re-encrypting the payload.
+//! - [`atomic`]: temp file + fsync + rename for every file we write.
+//! - [`error`]: the one public [`Error`]; each message says what to do next.
+
+pub mod atomic;
+pub mod error;
+pub mod format;
+pub mod keys;
+pub mod manifest;
+pub mod reader;
 pub mod records;
+pub mod rekey;
+#[doc(hidden)]
+pub mod sample;
+pub mod sign;
 pub mod state;
+pub mod stream;
+pub mod writer;
+
+pub use error::{Error, Result};
+pub use keys::{Argon2Params, Passphrase, PublicKey, SigningKey, SymmetricKey, Unlock};
+pub use reader::{BundleReader, unseal};
 pub use state::SessionState;
-pub mod format {
-    pub const MAX_CHUNK_LEN: usize = 1024 * 1024;
-}
+pub use writer::{BundleWriter, SealOptions, SealSummary, seal, seal_with};
