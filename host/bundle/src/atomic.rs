@@ -60,10 +60,10 @@ impl AtomicFile {
         f.sync_all().map_err(Error::io(what.clone()))?;
         drop(f);
         std::fs::rename(&self.tmp, &self.target).map_err(Error::io(what.clone()))?;
-        if let Some(dir) = self.target.parent().filter(|d| !d.as_os_str().is_empty()) {
-            if let Ok(d) = File::open(dir) {
-                let _ = d.sync_all();
-            }
+        if let Some(dir) = self.target.parent().filter(|d| !d.as_os_str().is_empty())
+            && let Ok(d) = File::open(dir)
+        {
+            let _ = d.sync_all();
         }
         Ok(())
     }

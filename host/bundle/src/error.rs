@@ -9,7 +9,7 @@ use std::path::PathBuf;
 /// [`Error::is_auth_failure`] tells a CLI to exit with code 3.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("{what}: {source}")]
+    #[error("{what}")]
     Io {
         what: String,
         #[source]

@@ -247,7 +247,7 @@ pub fn join<'a>(
 /// paid only on bodies over the threshold.
 pub fn chunk_bounds(body: &[u8]) -> Vec<std::ops::Range<usize>> {
     if body.len() <= CDC_THRESHOLD {
-        return vec![0..body.len()];
+        return std::iter::once(0..body.len()).collect();
     }
     fastcdc::v2020::FastCDC::with_level(
         body,

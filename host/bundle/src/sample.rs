@@ -73,7 +73,7 @@ pub fn session_like(seed: u64, origins: usize, target_bytes: usize) -> SessionSt
                 r.next() % 1000,
                 r.next() % 1000,
                 r.next() % 1000,
-                r.next() % 2 == 0,
+                r.next().is_multiple_of(2),
                 1 + r.next() % 28,
                 r.token(24)
             );

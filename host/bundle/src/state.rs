@@ -162,7 +162,7 @@ pub struct OriginState {
     /// localStorage, in the order the browser reported it.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub local_storage: Vec<StorageItem>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, rename = "indexedDB", skip_serializing_if = "Vec::is_empty")]
     pub indexed_db: Vec<IdbDatabase>,
 }
 

@@ -143,7 +143,7 @@ impl<R: Read + Seek> StreamReader<R> {
         start: u64,
         end: u64,
     ) -> Result<Self> {
-        let len = end.checked_sub(start).unwrap_or(0);
+        let len = end.saturating_sub(start);
         let segments = len.div_ceil(SEGMENT_CT as u64);
         let last_ct = len - segments.saturating_sub(1) * SEGMENT_CT as u64;
         if segments == 0 || last_ct <= TAG as u64 {

@@ -1,0 +1,479 @@
+//! The bundle commands: keygen, seal, unseal, sign, verify, inspect, rekey.
+
+use std::io::{BufWriter, Write};
+use std::path::Path;
+
+use anyhow::{Context, Result, bail};
+use serde_json::json;
+use sessbundle::atomic::AtomicFile;
+use sessbundle::format::{Layout, Slot};
+use sessbundle::keys::{OsRandom, hex};
+use sessbundle::records::{MetaRecord, RecordKind};
+use sessbundle::state::{Cookie, OriginState, Tab};
+use sessbundle::{Argon2Params, BundleReader, SealOptions, SessionState, SigningKey, SymmetricKey};
+
+use crate::args::{KdfArgs, KeyArgs};
+use crate::secrets::{self, Purpose};
+
+fn refuse_overwrite(path: &Path, force: bool) -> Result<()> {
+    if !force && path.exists() {
+        bail!(
+            "{} already exists: choose another path or pass --force to replace it",
+            path.display()
+        );
+    }
+    Ok(())
+}
+
+fn signer_name(s: Option<String>) -> String {
+    s.or_else(|| std::env::var("USER").ok())
+        .unwrap_or_else(|| "unknown".into())
+}
+
+fn argon2(k: &KdfArgs) -> Result<Argon2Params> {
+    let p = Argon2Params {
+        m_kib: k.argon2_memory.saturating_mul(1024),
+        t: k.argon2_time,
+        p: k.argon2_parallelism,
+    };
+    p.check()?;
+    Ok(p)
+}
+
+pub fn keygen(output: &Path, symmetric: bool, force: bool) -> Result<()> {
+    refuse_overwrite(output, force)?;
+    if symmetric {
+        let key = SymmetricKey::generate(&mut OsRandom);
+        let mut f = AtomicFile::create(output, 0o600)?;
+        f.write_all(key.to_file_string().as_bytes())?;
+        f.commit()?;
+        eprintln!(
+            "wrote symmetric key {} (id {}); keep it secret, use it with --key-file",
+            output.display(),
+            hex(&key.key_id())
+        );
+        return Ok(());
+    }
+    let mut pub_path = output.as_os_str().to_owned();
+    pub_path.push(".pub");
+    let pub_path = std::path::PathBuf::from(pub_path);
+    refuse_overwrite(&pub_path, force)?;
+    let key = SigningKey::generate(&mut OsRandom);
+    let mut s = AtomicFile::create(output, 0o600)?;
+    s.write_all(key.to_file_string().as_bytes())?;
+    let mut p = AtomicFile::create(&pub_path, 0o644)?;
+    p.write_all(key.public().to_file_string().as_bytes())?;
+    s.commit()?;
+    p.commit()?;
+    eprintln!(
+        "wrote signing key {} (secret, mode 0600) and {} (public), key id {}",
+        output.display(),
+        pub_path.display(),
+        hex(&key.public().key_id())
+    );
+    Ok(())
+}
+
+pub fn read_state_json(path: &Path) -> Result<SessionState> {
+    let f = std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    serde_json::from_reader(std::io::BufReader::new(f)).map_err(|e| {
+        sessbundle::Error::StateJson {
+            path: path.into(),
+            why: format!("{e} (see format-spec/SPEC.md §9 for the fields)"),
+        }
+        .into()
+    })
+}
+
+#[allow(clippy::too_many_arguments)]
+pub fn seal(
+    input: &Path,
+    output: &Path,
+    sign: Option<&Path>,
+    signer: Option<String>,
+    keys: &KeyArgs,
+    kdf: &KdfArgs,
+    force: bool,
+) -> Result<()> {
+    refuse_overwrite(output, force)?;
+    let state = read_state_json(input)?;
+    let sign_key = sign.map(SigningKey::read).transpose()?;
+    let unlocks = secrets::unlocks(keys, Purpose::New, true)?;
+    let opts = SealOptions {
+        argon2: argon2(kdf)?,
+        ..Default::default()
+    };
+    let mut f = AtomicFile::create(output, 0o644)?;
+    let summary = {
+        let w = BufWriter::with_capacity(256 * 1024, f.file());
+        let (mut w, summary) = sessbundle::seal(&state, w, &unlocks, opts)?;
+        w.flush()?;
+        summary
+    };
+    if let Some(k) = &sign_key {
+        sessbundle::sign::append_embedded(f.file(), k, &signer_name(signer))?;
+    }
+    f.commit()?;
+    eprintln!(
+        "sealed {} ({} records, {} bytes of state) into {} ({} bytes), bundle id {}{}",
+        input.display(),
+        summary.records,
+        summary.plain_bytes,
+        output.display(),
+        std::fs::metadata(output)
+            .map(|m| m.len())
+            .unwrap_or(summary.file_bytes),
+        hex(&summary.bundle_id),
+        if sign_key.is_some() {
+            ", signed (embedded)"
+        } else {
+            ""
+        }
+    );
+    Ok(())
+}
+
+pub fn open_bundle(
+    path: &Path,
+    keys: &KeyArgs,
+) -> Result<BundleReader<std::io::BufReader<std::fs::File>>> {
+    let f = std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    // Read the header first so a non-bundle fails before asking for a passphrase.
+    Layout::read(&mut std::fs::File::open(path)?)?;
+    let unlock = secrets::one_unlock(keys)?;
+    Ok(BundleReader::open(
+        std::io::BufReader::with_capacity(128 * 1024, f),
+        &unlock,
+    )?)
+}
+
+pub fn unseal(input: &Path, output: &Path, keys: &KeyArgs, force: bool) -> Result<()> {
+    refuse_overwrite(output, force)?;
+    let mut r = open_bundle(input, keys)?;
+    let mut f = AtomicFile::create(output, 0o600)?;
+    {
+        let mut w = BufWriter::with_capacity(256 * 1024, f.file());
+        write_state_json(&mut r, &mut w)?;
+        w.flush()?;
+    }
+    f.commit()?;
+    eprintln!(
+        "unsealed {} into {} (mode 0600: it holds secrets)",
+        input.display(),
+        output.display()
+    );
+    Ok(())
+}
+
+/// Stream the state as JSON, one record at a time (memory bounded by the
+/// largest record). The result parses as a `SessionState`.
+pub fn write_state_json<R: std::io::Read + std::io::Seek>(
+    r: &mut BundleReader<R>,
+    w: &mut impl Write,
+) -> Result<()> {
+    let mut section: Option<RecordKind> = None;
+    let mut first_in_section = true;
+    let mut err = None;
+    r.for_each_record(|rec| {
+        let res = (|| -> Result<()> {
+            if rec.kind == RecordKind::Meta {
+                let m: MetaRecord = rmp_decode(&rec.body)?;
+                write!(w, "{{\n\"meta\": ")?;
+                serde_json::to_writer_pretty(&mut *w, &m.meta)?;
+                if !m.extra.is_empty() {
+                    write!(w, ",\n\"extra\": ")?;
+                    serde_json::to_writer_pretty(&mut *w, &m.extra)?;
+                }
+                return Ok(());
+            }
+            if section != Some(rec.kind) {
+                if section.is_some() {
+                    write!(w, "\n]")?;
+                }
+                let name = match rec.kind {
+                    RecordKind::Cookies => "cookies",
+                    RecordKind::Origin => "origins",
+                    RecordKind::Tab => "tabs",
+                    RecordKind::Meta => unreachable!(),
+                };
+                write!(w, ",\n\"{name}\": [")?;
+                section = Some(rec.kind);
+                first_in_section = true;
+            }
+            let mut item = |v: &dyn erased::Json| -> Result<()> {
+                writeln!(w, "{}", if first_in_section { "" } else { "," })?;
+                first_in_section = false;
+                v.write(w)
+            };
+            match rec.kind {
+                RecordKind::Cookies => {
+                    for c in rmp_decode::<Vec<Cookie>>(&rec.body)? {
+                        item(&c)?;
+                    }
+                }
+                RecordKind::Origin => item(&rmp_decode::<OriginState>(&rec.body)?)?,
+                RecordKind::Tab => item(&rmp_decode::<Tab>(&rec.body)?)?,
+                RecordKind::Meta => unreachable!(),
+            }
+            Ok(())
+        })();
+        res.map_err(|e| {
+            let msg = e.to_string();
+            err = Some(e);
+            sessbundle::Error::BadState(msg)
+        })
+    })
+    .map_err(|e| err.take().unwrap_or_else(|| e.into()))?;
+    if section.is_some() {
+        write!(w, "\n]")?;
+    }
+    writeln!(w, "\n}}")?;
+    Ok(())
+}
+
+mod erased {
+    pub trait Json {
+        fn write(&self, w: &mut dyn std::io::Write) -> anyhow::Result<()>;
+    }
+    impl<T: serde::Serialize> Json for T {
+        fn write(&self, w: &mut dyn std::io::Write) -> anyhow::Result<()> {
+            serde_json::to_writer(w, self)?;
+            Ok(())
+        }
+    }
+}
+
+fn rmp_decode<T: serde::de::DeserializeOwned>(b: &[u8]) -> Result<T> {
+    rmp_serde::from_slice(b).map_err(|e| sessbundle::Error::BadState(e.to_string()).into())
+}
+
+pub fn sign(input: &Path, key: &Path, signer: Option<String>) -> Result<()> {
+    let key = SigningKey::read(key)?;
+    let out = sessbundle::sign::sign_detached(input, &key, &signer_name(signer))?;
+    eprintln!(
+        "wrote {} (key id {})",
+        out.display(),
+        hex(&key.public().key_id())
+    );
+    Ok(())
+}
+
+pub fn verify(input: &Path, key: &Path, as_json: bool) -> Result<()> {
+    let key = sessbundle::PublicKey::read(key)?;
+    let v = sessbundle::sign::verify_file(input, &key)?;
+    let source = match v.source {
+        sessbundle::sign::SignatureSource::Embedded => "embedded",
+        sessbundle::sign::SignatureSource::Detached => "detached",
+    };
+    if as_json {
+        println!(
+            "{}",
+            json!({"ok": true, "key_id": hex(&v.key_id), "source": source, "trusted_comment": v.comment,
+                   "other_signatures": v.others.iter().map(|k| hex(k)).collect::<Vec<_>>()})
+        );
+    } else {
+        println!("good signature by key {} ({source})", hex(&v.key_id));
+        println!("trusted comment: {}", v.comment);
+        for o in &v.others {
+            println!(
+                "(also signed by key {}, not checked: no public key given for it)",
+                hex(o)
+            );
+        }
+    }
+    Ok(())
+}
+
+pub fn inspect(input: &Path, as_json: bool, decrypt: bool, keys: &KeyArgs) -> Result<()> {
+    let mut f =
+        std::fs::File::open(input).with_context(|| format!("cannot open {}", input.display()))?;
+    let layout = Layout::read(&mut f)?;
+    let h = &layout.header;
+    let slots: Vec<_> = h
+        .slots
+        .iter()
+        .map(|s| match s {
+            Slot::Argon2id { m_kib, t, p, .. } => {
+                json!({"type": "passphrase", "kdf": "argon2id", "m_kib": m_kib, "t": t, "p": p})
+            }
+            Slot::Key { key_id, .. } => json!({"type": "key-file", "key_id": hex(&key_id.0)}),
+        })
+        .collect();
+    let detached = sessbundle::sign::sig_path(input);
+    let detached_block = std::fs::read(&detached)
+        .ok()
+        .and_then(|b| sessbundle::sign::SignatureBlock::parse(&b).ok());
+    let sigs: Vec<_> = [(layout.trailer.as_ref(), "embedded"), (detached_block.as_ref(), "detached")]
+        .into_iter()
+        .filter_map(|(b, s)| {
+            b.map(|b| json!({"source": s, "key_id": hex(&b.key_id), "trusted_comment": b.comment, "verified": false}))
+        })
+        .collect();
+    let payload = layout.payload_end - layout.payload_start;
+    let mut out = json!({
+        "file": input.display().to_string(),
+        "file_bytes": layout.file_len,
+        "format": format!("sessbundle {}.{}", sessbundle::format::MAJOR, h.minor),
+        "bundle_id": hex(&h.bundle_id()),
+        "key_slots": slots,
+        "payload_bytes": payload,
+        "segments": payload.div_ceil(sessbundle::stream::SEGMENT_CT as u64),
+        "signatures": sigs,
+    });
+    if decrypt || !keys.is_empty() {
+        let mut r = open_bundle(input, keys)?;
+        out["content"] = content_summary(&mut r)?;
+    }
+    if as_json {
+        println!("{}", serde_json::to_string_pretty(&out)?);
+        return Ok(());
+    }
+    println!(
+        "{}: {}, {} bytes",
+        input.display(),
+        out["format"].as_str().unwrap(),
+        layout.file_len
+    );
+    println!("bundle id:  {}", out["bundle_id"].as_str().unwrap());
+    for s in &h.slots {
+        println!("key slot:   {}", s.describe());
+    }
+    println!(
+        "payload:    {payload} bytes in {} segments of 64 KiB",
+        out["segments"]
+    );
+    if out["signatures"].as_array().unwrap().is_empty() {
+        println!("signature:  none (add one with `host sign`)");
+    }
+    for s in out["signatures"].as_array().unwrap() {
+        println!(
+            "signature:  {} by key {} (not verified: use `host verify --key KEY.pub`), trusted comment: {}",
+            s["source"].as_str().unwrap(),
+            s["key_id"].as_str().unwrap(),
+            s["trusted_comment"].as_str().unwrap()
+        );
+    }
+    if let Some(c) = out.get("content") {
+        println!("content (authenticated):");
+        println!("  session:    {}", c["name"].as_str().unwrap_or(""));
+        println!("  sealed at:  {} ms since epoch", c["sealed_ms"]);
+        println!(
+            "  cookies:    {} across {} sites",
+            c["cookies"], c["cookie_sites"]
+        );
+        println!(
+            "  origins:    {}",
+            c["origins"].as_array().map_or(0, |a| a.len())
+        );
+        for o in c["origins"].as_array().into_iter().flatten() {
+            println!(
+                "    {}  localStorage {} items, IndexedDB {} databases / {} records, {} bytes",
+                o["origin"].as_str().unwrap(),
+                o["local_storage_items"],
+                o["indexeddb_databases"],
+                o["indexeddb_records"],
+                o["bytes"]
+            );
+        }
+        println!("  tabs:       {}", c["tabs"]);
+        println!(
+            "  records:    {} ({} chunks, {} bytes plain, {} stored)",
+            c["records"], c["chunks"], c["plain_bytes"], c["stored_bytes"]
+        );
+        for s in c["sanitizers"].as_array().into_iter().flatten() {
+            println!(
+                "  sanitised by {} (blake3 {})",
+                s["name"].as_str().unwrap(),
+                s["blake3"].as_str().unwrap()
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Counts and sizes only: never a cookie value, storage value or URL.
+fn content_summary<R: std::io::Read + std::io::Seek>(
+    r: &mut BundleReader<R>,
+) -> Result<serde_json::Value> {
+    let m = r.manifest().clone();
+    let mut name = String::new();
+    let (mut cookies, mut sites, mut tabs) = (0usize, 0usize, 0usize);
+    let mut origins = Vec::new();
+    r.for_each_record(|rec| {
+        let bad = |e: rmp_serde::decode::Error| sessbundle::Error::BadState(e.to_string());
+        match rec.kind {
+            RecordKind::Meta => name = rmp_serde::from_slice::<MetaRecord>(&rec.body).map_err(bad)?.meta.name,
+            RecordKind::Cookies => {
+                sites += 1;
+                cookies += rmp_serde::from_slice::<Vec<Cookie>>(&rec.body).map_err(bad)?.len();
+            }
+            RecordKind::Origin => {
+                let o: OriginState = rmp_serde::from_slice(&rec.body).map_err(bad)?;
+                let recs: usize = o.indexed_db.iter().flat_map(|d| &d.object_stores).map(|s| s.records.len()).sum();
+                origins.push(json!({"origin": o.origin, "local_storage_items": o.local_storage.len(),
+                    "indexeddb_databases": o.indexed_db.len(), "indexeddb_records": recs, "bytes": rec.body.len()}));
+            }
+            RecordKind::Tab => tabs += 1,
+        }
+        Ok(())
+    })?;
+    Ok(json!({
+        "name": name,
+        "sealed_ms": m.created_ms,
+        "cookies": cookies,
+        "cookie_sites": sites,
+        "origins": origins,
+        "tabs": tabs,
+        "records": m.records.len(),
+        "chunks": m.chunks.len(),
+        "plain_bytes": m.chunks.iter().map(|c| c.len as u64).sum::<u64>(),
+        "stored_bytes": m.chunks.iter().map(|c| c.stored as u64).sum::<u64>(),
+        "sanitizers": m.sanitizers.iter().map(|s| json!({"name": s.name, "blake3": hex(&s.blake3.0)})).collect::<Vec<_>>(),
+    }))
+}
+
+#[allow(clippy::too_many_arguments)]
+pub fn rekey(
+    input: &Path,
+    output: &Path,
+    keys: &KeyArgs,
+    new_passphrase_file: Option<std::path::PathBuf>,
+    new_passphrase_env: Option<String>,
+    new_key_file: Vec<std::path::PathBuf>,
+    kdf: &KdfArgs,
+    force: bool,
+) -> Result<()> {
+    refuse_overwrite(output, force)?;
+    let unlock = secrets::one_unlock(keys)?;
+    let new = KeyArgs {
+        passphrase_file: new_passphrase_file,
+        passphrase_env: new_passphrase_env,
+        key_file: new_key_file,
+    };
+    let new_unlocks = secrets::unlocks(&new, Purpose::New, false)?;
+    if new_unlocks.is_empty() {
+        bail!("give the new keys: --new-passphrase-file, --new-passphrase-env or --new-key-file");
+    }
+    let src =
+        std::fs::File::open(input).with_context(|| format!("cannot open {}", input.display()))?;
+    let mut f = AtomicFile::create(output, 0o644)?;
+    {
+        let w = BufWriter::new(f.file());
+        let mut w = sessbundle::rekey::rekey(
+            std::io::BufReader::new(src),
+            &unlock,
+            &new_unlocks,
+            argon2(kdf)?,
+            w,
+            &mut OsRandom,
+        )?;
+        w.flush()?;
+    }
+    f.commit()?;
+    eprintln!(
+        "wrote {} with {} new key slot(s); any signature was dropped: re-sign it",
+        output.display(),
+        new_unlocks.len()
+    );
+    Ok(())
+}
