@@ -162,7 +162,7 @@ impl Header {
         Ok((Header::assemble(core, slots, &file_key), file_key))
     }
 
-    fn assemble(core: Core, slots: Vec<Slot>, file_key: &[u8; 32]) -> Header {
+    pub(crate) fn assemble(core: Core, slots: Vec<Slot>, file_key: &[u8; 32]) -> Header {
         let body = to_msgpack(&HeaderRepr {
             core: core.clone(),
             slots: slots.clone(),

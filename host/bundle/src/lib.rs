@@ -36,6 +36,9 @@ pub mod state;
 pub mod stream;
 pub mod writer;
 
+#[cfg(test)]
+mod vectors;
+
 pub use error::{Error, Result};
 pub use keys::{Argon2Params, Passphrase, PublicKey, SigningKey, SymmetricKey, Unlock};
 pub use reader::{BundleReader, unseal};
