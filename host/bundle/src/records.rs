@@ -97,61 +97,84 @@ pub(crate) fn to_msgpack<T: Serialize>(v: &T) -> Vec<u8> {
 /// Split a state into records, in the order the format requires: meta,
 /// cookies by site (first appearance order), origins, tabs.
 pub fn split(state: &SessionState) -> Vec<Record> {
-    let mut out = Vec::with_capacity(2 + state.origins.len() + state.tabs.len());
-    out.push(Record {
-        kind: RecordKind::Meta,
-        key: String::new(),
-        body: to_msgpack(&MetaRecord {
-            meta: state.meta.clone(),
-            extra: state.extra.clone(),
-        }),
-    });
-    for (site, cookies) in group_cookies(&state.cookies) {
-        out.push(Record {
-            kind: RecordKind::Cookies,
-            key: site,
-            body: to_msgpack(&cookies),
-        });
-    }
-    for o in &state.origins {
-        out.push(Record {
-            kind: RecordKind::Origin,
-            key: o.origin.clone(),
-            body: to_msgpack(o),
-        });
-    }
-    for (i, t) in state.tabs.iter().enumerate() {
-        out.push(Record {
-            kind: RecordKind::Tab,
-            key: i.to_string(),
-            body: to_msgpack(t),
-        });
-    }
-    out
+    jobs(state).iter().map(|j| job_record(state, j)).collect()
 }
 
-/// Cookies grouped by site, groups in order of first appearance, each group
-/// keeping the cookies' relative order.
-pub fn group_cookies(cookies: &[Cookie]) -> Vec<(String, Vec<&Cookie>)> {
+/// One unit of [`split`] work, so records can be serialised in parallel
+/// and in order: see [`jobs`] and [`job_record`].
+#[derive(Debug, Clone)]
+pub enum Job {
+    Meta,
+    Cookies(String, Vec<usize>),
+    Origin(usize),
+    Tab(usize),
+}
+
+/// The records of `state` as jobs, in [`split`] order.
+pub fn jobs(state: &SessionState) -> Vec<Job> {
     let mut index: BTreeMap<String, usize> = BTreeMap::new();
-    let mut groups: Vec<(String, Vec<&Cookie>)> = Vec::new();
-    for c in cookies {
+    let mut groups: Vec<(String, Vec<usize>)> = Vec::new();
+    for (n, c) in state.cookies.iter().enumerate() {
         let site = c.site();
         let i = *index.entry(site.clone()).or_insert_with(|| {
             groups.push((site, Vec::new()));
             groups.len() - 1
         });
-        groups[i].1.push(c);
+        groups[i].1.push(n);
     }
-    groups
+    std::iter::once(Job::Meta)
+        .chain(groups.into_iter().map(|(s, v)| Job::Cookies(s, v)))
+        .chain((0..state.origins.len()).map(Job::Origin))
+        .chain((0..state.tabs.len()).map(Job::Tab))
+        .collect()
+}
+
+/// Serialise one job's record.
+pub fn job_record(state: &SessionState, job: &Job) -> Record {
+    match job {
+        Job::Meta => Record {
+            kind: RecordKind::Meta,
+            key: String::new(),
+            body: to_msgpack(&MetaRecord {
+                meta: state.meta.clone(),
+                extra: state.extra.clone(),
+            }),
+        },
+        Job::Cookies(site, idx) => Record {
+            kind: RecordKind::Cookies,
+            key: site.clone(),
+            body: to_msgpack(&idx.iter().map(|&i| &state.cookies[i]).collect::<Vec<_>>()),
+        },
+        Job::Origin(i) => {
+            let o = &state.origins[*i];
+            Record {
+                kind: RecordKind::Origin,
+                key: o.origin.clone(),
+                body: to_msgpack(o),
+            }
+        }
+        Job::Tab(i) => Record {
+            kind: RecordKind::Tab,
+            key: i.to_string(),
+            body: to_msgpack(&state.tabs[*i]),
+        },
+    }
 }
 
 /// Put a state's cookies in the order [`split`]+[`join`] gives them (grouped
 /// by site). Cookie order carries no meaning; this makes round trips exact.
 pub fn normalize_cookie_order(state: &mut SessionState) {
-    let grouped: Vec<Cookie> = group_cookies(&state.cookies)
+    let grouped: Vec<Cookie> = jobs(state)
         .into_iter()
-        .flat_map(|(_, g)| g.into_iter().cloned())
+        .filter_map(|j| {
+            if let Job::Cookies(_, idx) = j {
+                Some(idx)
+            } else {
+                None
+            }
+        })
+        .flatten()
+        .map(|i| state.cookies[i].clone())
         .collect();
     state.cookies = grouped;
 }

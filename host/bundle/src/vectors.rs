@@ -34,9 +34,15 @@ fn primitives() -> Value {
     let stream_nonce: [u8; 16] = seq(0x40);
     let bundle_id: [u8; 16] = seq(0x80);
     let salt: [u8; 16] = seq(0xa0);
-    let small = Argon2Params { m_kib: 64, t: 1, p: 1 };
+    let small = Argon2Params {
+        m_kib: 64,
+        t: 1,
+        p: 1,
+    };
     let argon_small = small.derive_kek(b"password", &salt).unwrap();
-    let argon_default = Argon2Params::default().derive_kek(b"correct horse battery staple", &salt).unwrap();
+    let argon_default = Argon2Params::default()
+        .derive_kek(b"correct horse battery staple", &salt)
+        .unwrap();
     let raw: [u8; 32] = seq(0x20);
     let sym = SymmetricKey(raw);
     let kek = sym.kek(&salt);
@@ -85,7 +91,15 @@ fn primitives() -> Value {
 }
 
 fn small_opts() -> SealOptions {
-    SealOptions { argon2: Argon2Params { m_kib: 64, t: 1, p: 1 }, created_ms: 1_795_000_000_000, ..Default::default() }
+    SealOptions {
+        argon2: Argon2Params {
+            m_kib: 64,
+            t: 1,
+            p: 1,
+        },
+        created_ms: 1_795_000_000_000,
+        ..Default::default()
+    }
 }
 
 const PASS: &str = "vector passphrase";
@@ -95,7 +109,11 @@ fn pw() -> Unlock {
 }
 
 /// A hand-built bundle: header for `unlocks`, payload plaintext from `build`.
-fn raw_bundle(seed: &[u8], core_critical: Vec<String>, build: impl FnOnce(&[u8; 32], [u8; 16]) -> Vec<u8>) -> Vec<u8> {
+fn raw_bundle(
+    seed: &[u8],
+    core_critical: Vec<String>,
+    build: impl FnOnce(&[u8; 32], [u8; 16]) -> Vec<u8>,
+) -> Vec<u8> {
     let mut rng = SeededRandom::new(seed);
     let (mut header, file_key) = Header::create(&[pw()], small_opts().argon2, &mut rng).unwrap();
     if !core_critical.is_empty() {
@@ -105,7 +123,11 @@ fn raw_bundle(seed: &[u8], core_critical: Vec<String>, build: impl FnOnce(&[u8; 
     }
     let plain = build(&file_key, header.bundle_id());
     let mut out = header.bytes();
-    let mut w = StreamWriter::new(Vec::new(), stream_cipher(&file_key, &header.core.stream_nonce.0), header.stream_aad());
+    let mut w = StreamWriter::new(
+        Vec::new(),
+        stream_cipher(&file_key, &header.core.stream_nonce.0),
+        header.stream_aad(),
+    );
     w.write_all(&plain).unwrap();
     out.extend(w.finish().unwrap());
     out
@@ -131,8 +153,19 @@ fn one_chunk_payload(file_key: &[u8; 32], bundle_id: [u8; 16], lie: &str) -> Vec
         bundle_id: Bin(bundle_id),
         schema: 1,
         created_ms: 1,
-        chunks: vec![crate::manifest::ChunkEntry { id: Bin(id), kind: 1, codec, len, stored: stored.len() as u32 }],
-        records: vec![crate::manifest::RecordEntry { kind: 1, key: String::new(), chunks: vec![0], len: len as u64 }],
+        chunks: vec![crate::manifest::ChunkEntry {
+            id: Bin(id),
+            kind: 1,
+            codec,
+            len,
+            stored: stored.len() as u32,
+        }],
+        records: vec![crate::manifest::RecordEntry {
+            kind: 1,
+            key: String::new(),
+            chunks: vec![0],
+            len: len as u64,
+        }],
         sanitizers: vec![],
     };
     let mb = to_msgpack(&m);
@@ -156,21 +189,50 @@ fn build_bundles() -> Vec<Vector> {
     let mut normalized = state.clone();
     normalize_cookie_order(&mut normalized);
     let seal = |st: &crate::SessionState, unlocks: &[Unlock], seed: &[u8]| {
-        seal_with(st, Vec::new(), unlocks, small_opts(), &mut SeededRandom::new(seed)).unwrap().0
+        seal_with(
+            st,
+            Vec::new(),
+            unlocks,
+            small_opts(),
+            &mut SeededRandom::new(seed),
+        )
+        .unwrap()
+        .0
     };
     let pass_json = json!({"passphrase": PASS});
     let ok = seal(&state, &[pw()], b"ok");
-    v.push(Vector { name: "ok_passphrase", description: "two origins, cookies, IndexedDB, tabs; Argon2id m=64 KiB t=1 p=1", bytes: ok.clone(), op: "open", unlock: pass_json.clone(), expect: "ok", state: Some(normalized.clone()), public_key: None });
+    v.push(Vector {
+        name: "ok_passphrase",
+        description: "two origins, cookies, IndexedDB, tabs; Argon2id m=64 KiB t=1 p=1",
+        bytes: ok.clone(),
+        op: "open",
+        unlock: pass_json.clone(),
+        expect: "ok",
+        state: Some(normalized.clone()),
+        public_key: None,
+    });
     let raw: [u8; 32] = seq(0x20);
     let key = SymmetricKey(raw);
     let multi = seal(&state, &[Unlock::Key(key.clone()), pw()], b"multi");
-    v.push(Vector { name: "ok_key_file_two_slots", description: "a key-file slot and a passphrase slot; opened with the key file", bytes: multi, op: "open", unlock: json!({"key_file": key.to_file_string()}), expect: "ok", state: Some(normalized.clone()), public_key: None });
+    v.push(Vector {
+        name: "ok_key_file_two_slots",
+        description: "a key-file slot and a passphrase slot; opened with the key file",
+        bytes: multi,
+        op: "open",
+        unlock: json!({"key_file": key.to_file_string()}),
+        expect: "ok",
+        state: Some(normalized.clone()),
+        public_key: None,
+    });
     // Incompressible, multi-segment bundle for the segment attacks.
     let mut big = crate::SessionState::new("segments", 1);
     let mut rng = SeededRandom::new(b"blob");
     let mut blob = vec![0u8; 200_000];
     rng.fill(&mut blob);
-    big.extra.insert("test".into(), [("blob".to_string(), keys::hex(&blob))].into());
+    big.extra.insert(
+        "test".into(),
+        [("blob".to_string(), keys::hex(&blob))].into(),
+    );
     let mut bign = big.clone();
     normalize_cookie_order(&mut bign);
     let multi_seg = seal(&big, &[pw()], b"segs");
@@ -179,49 +241,216 @@ fn build_bundles() -> Vec<Vector> {
     assert!(segs.len() >= 4, "{} segments", segs.len());
     let head = &multi_seg[..hl];
     let join = |parts: &[&[u8]]| [head, &parts.concat()].concat();
-    v.push(Vector { name: "ok_multi_segment", description: "400 KB of hex text in extra: 7 segments", bytes: multi_seg.clone(), op: "open", unlock: pass_json.clone(), expect: "ok", state: Some(bign), public_key: None });
-    v.push(Vector { name: "truncated_at_segment_boundary", description: "only the first two segments", bytes: join(&segs[..2]), op: "open", unlock: pass_json.clone(), expect: "payload_auth", state: None, public_key: None });
-    v.push(Vector { name: "missing_last_segment", description: "every segment but the last", bytes: join(&segs[..segs.len() - 1]), op: "open", unlock: pass_json.clone(), expect: "payload_auth", state: None, public_key: None });
+    v.push(Vector {
+        name: "ok_multi_segment",
+        description: "400 KB of hex text in extra: 7 segments",
+        bytes: multi_seg.clone(),
+        op: "open",
+        unlock: pass_json.clone(),
+        expect: "ok",
+        state: Some(bign),
+        public_key: None,
+    });
+    v.push(Vector {
+        name: "truncated_at_segment_boundary",
+        description: "only the first two segments",
+        bytes: join(&segs[..2]),
+        op: "open",
+        unlock: pass_json.clone(),
+        expect: "payload_auth",
+        state: None,
+        public_key: None,
+    });
+    v.push(Vector {
+        name: "missing_last_segment",
+        description: "every segment but the last",
+        bytes: join(&segs[..segs.len() - 1]),
+        op: "open",
+        unlock: pass_json.clone(),
+        expect: "payload_auth",
+        state: None,
+        public_key: None,
+    });
     let mut sw = segs.clone();
     sw.swap(1, 2);
-    v.push(Vector { name: "swapped_segments", description: "segments 1 and 2 swapped", bytes: join(&sw), op: "open", unlock: pass_json.clone(), expect: "payload_auth", state: None, public_key: None });
+    v.push(Vector {
+        name: "swapped_segments",
+        description: "segments 1 and 2 swapped",
+        bytes: join(&sw),
+        op: "open",
+        unlock: pass_json.clone(),
+        expect: "payload_auth",
+        state: None,
+        public_key: None,
+    });
     let mut dup = segs.clone();
     dup[2] = segs[1];
-    v.push(Vector { name: "duplicated_segment", description: "segment 1 written again in place of segment 2", bytes: join(&dup), op: "open", unlock: pass_json.clone(), expect: "payload_auth", state: None, public_key: None });
+    v.push(Vector {
+        name: "duplicated_segment",
+        description: "segment 1 written again in place of segment 2",
+        bytes: join(&dup),
+        op: "open",
+        unlock: pass_json.clone(),
+        expect: "payload_auth",
+        state: None,
+        public_key: None,
+    });
     let other = seal(&big, &[pw()], b"other");
     let ohl = Header::read_from(&mut &other[..]).unwrap().len();
     let osegs: Vec<&[u8]> = other[ohl..].chunks(SEGMENT_CT).collect();
     let mut spl = segs.clone();
     spl[1] = osegs[1];
-    v.push(Vector { name: "segment_from_another_bundle", description: "segment 1 taken from a bundle of the same state and passphrase", bytes: join(&spl), op: "open", unlock: pass_json.clone(), expect: "payload_auth", state: None, public_key: None });
-    v.push(Vector { name: "trailing_bytes", description: "five bytes appended", bytes: [multi_seg.as_slice(), b"extra"].concat(), op: "open", unlock: pass_json.clone(), expect: "payload_auth", state: None, public_key: None });
+    v.push(Vector {
+        name: "segment_from_another_bundle",
+        description: "segment 1 taken from a bundle of the same state and passphrase",
+        bytes: join(&spl),
+        op: "open",
+        unlock: pass_json.clone(),
+        expect: "payload_auth",
+        state: None,
+        public_key: None,
+    });
+    v.push(Vector {
+        name: "trailing_bytes",
+        description: "five bytes appended",
+        bytes: [multi_seg.as_slice(), b"extra"].concat(),
+        op: "open",
+        unlock: pass_json.clone(),
+        expect: "payload_auth",
+        state: None,
+        public_key: None,
+    });
     // Header attacks.
     let mut tag = ok.clone();
     let ohl = Header::read_from(&mut &ok[..]).unwrap().len();
     tag[ohl - 1] ^= 1;
-    v.push(Vector { name: "header_tag_changed", description: "last byte of the header tag flipped", bytes: tag, op: "open", unlock: pass_json.clone(), expect: "header_auth", state: None, public_key: None });
-    v.push(Vector { name: "wrong_passphrase", description: "ok_passphrase opened with another passphrase", bytes: ok.clone(), op: "open", unlock: json!({"passphrase": "not it"}), expect: "no_matching_key", state: None, public_key: None });
-    v.push(Vector { name: "non_canonical_header", description: "the slot's t=1 re-encoded as uint8 (0xcc 0x01) instead of a fixint", bytes: non_canonical(&ok), op: "open", unlock: pass_json.clone(), expect: "malformed_header", state: None, public_key: None });
-    v.push(Vector { name: "unknown_critical_field", description: "core.critical = [\"x-future-compression\"], header tag valid", bytes: raw_bundle(b"crit", vec!["x-future-compression".into()], |k, id| one_chunk_payload(k, id, "")), op: "open", unlock: pass_json.clone(), expect: "malformed_header", state: None, public_key: None });
-    v.push(Vector { name: "oversize_argon2_params", description: "slot asks for m = 4 GiB", bytes: oversize_argon(&ok), op: "open", unlock: pass_json.clone(), expect: "kdf_rejected", state: None, public_key: None });
-    v.push(Vector { name: "chunk_id_mismatch", description: "authenticated manifest whose chunk id has one bit flipped", bytes: raw_bundle(b"cid", vec![], |k, id| one_chunk_payload(k, id, "id")), op: "open", unlock: pass_json.clone(), expect: "chunk_mismatch", state: None, public_key: None });
-    v.push(Vector { name: "decompression_bomb", description: "a zstd frame of 1 MiB of zeros declared as 64 bytes", bytes: raw_bundle(b"bomb", vec![], |k, id| one_chunk_payload(k, id, "bomb")), op: "open", unlock: pass_json.clone(), expect: "decompression", state: None, public_key: None });
+    v.push(Vector {
+        name: "header_tag_changed",
+        description: "last byte of the header tag flipped",
+        bytes: tag,
+        op: "open",
+        unlock: pass_json.clone(),
+        expect: "header_auth",
+        state: None,
+        public_key: None,
+    });
+    v.push(Vector {
+        name: "wrong_passphrase",
+        description: "ok_passphrase opened with another passphrase",
+        bytes: ok.clone(),
+        op: "open",
+        unlock: json!({"passphrase": "not it"}),
+        expect: "no_matching_key",
+        state: None,
+        public_key: None,
+    });
+    v.push(Vector {
+        name: "non_canonical_header",
+        description: "the slot's t=1 re-encoded as uint8 (0xcc 0x01) instead of a fixint",
+        bytes: non_canonical(&ok),
+        op: "open",
+        unlock: pass_json.clone(),
+        expect: "malformed_header",
+        state: None,
+        public_key: None,
+    });
+    v.push(Vector {
+        name: "unknown_critical_field",
+        description: "core.critical = [\"x-future-compression\"], header tag valid",
+        bytes: raw_bundle(b"crit", vec!["x-future-compression".into()], |k, id| {
+            one_chunk_payload(k, id, "")
+        }),
+        op: "open",
+        unlock: pass_json.clone(),
+        expect: "malformed_header",
+        state: None,
+        public_key: None,
+    });
+    v.push(Vector {
+        name: "oversize_argon2_params",
+        description: "slot asks for m = 4 GiB",
+        bytes: oversize_argon(&ok),
+        op: "open",
+        unlock: pass_json.clone(),
+        expect: "kdf_rejected",
+        state: None,
+        public_key: None,
+    });
+    v.push(Vector {
+        name: "chunk_id_mismatch",
+        description: "authenticated manifest whose chunk id has one bit flipped",
+        bytes: raw_bundle(b"cid", vec![], |k, id| one_chunk_payload(k, id, "id")),
+        op: "open",
+        unlock: pass_json.clone(),
+        expect: "chunk_mismatch",
+        state: None,
+        public_key: None,
+    });
+    v.push(Vector {
+        name: "decompression_bomb",
+        description: "a zstd frame of 1 MiB of zeros declared as 64 bytes",
+        bytes: raw_bundle(b"bomb", vec![], |k, id| one_chunk_payload(k, id, "bomb")),
+        op: "open",
+        unlock: pass_json.clone(),
+        expect: "decompression",
+        state: None,
+        public_key: None,
+    });
     // Signatures.
     let sk = SigningKey(ed25519_dalek::SigningKey::from_bytes(&seq(0x60)));
     let pubkey = sk.public().to_file_string();
     let mut signed = Cursor::new(ok.clone());
     sign_embedded_fixed(&mut signed, &sk);
     let signed = signed.into_inner();
-    v.push(Vector { name: "ok_signed_embedded", description: "ok_passphrase with an embedded signature", bytes: signed.clone(), op: "verify", unlock: json!(null), expect: "ok", state: None, public_key: Some(pubkey.clone()) });
+    v.push(Vector {
+        name: "ok_signed_embedded",
+        description: "ok_passphrase with an embedded signature",
+        bytes: signed.clone(),
+        op: "verify",
+        unlock: json!(null),
+        expect: "ok",
+        state: None,
+        public_key: Some(pubkey.clone()),
+    });
     let mut bad = signed.clone();
     bad[ohl + 10] ^= 1;
-    v.push(Vector { name: "bad_signature_payload_changed", description: "one payload byte of ok_signed_embedded flipped", bytes: bad, op: "verify", unlock: json!(null), expect: "bad_signature", state: None, public_key: Some(pubkey.clone()) });
-    let pos = signed.windows(14).position(|w| w == b"signer:vectors").unwrap();
+    v.push(Vector {
+        name: "bad_signature_payload_changed",
+        description: "one payload byte of ok_signed_embedded flipped",
+        bytes: bad,
+        op: "verify",
+        unlock: json!(null),
+        expect: "bad_signature",
+        state: None,
+        public_key: Some(pubkey.clone()),
+    });
+    let pos = signed
+        .windows(14)
+        .position(|w| w == b"signer:vectors")
+        .unwrap();
     let mut alt = signed.clone();
     alt[pos + 7..pos + 14].copy_from_slice(b"mallory");
-    v.push(Vector { name: "altered_trusted_comment", description: "the trusted comment's signer changed", bytes: alt, op: "verify", unlock: json!(null), expect: "bad_signature", state: None, public_key: Some(pubkey.clone()) });
+    v.push(Vector {
+        name: "altered_trusted_comment",
+        description: "the trusted comment's signer changed",
+        bytes: alt,
+        op: "verify",
+        unlock: json!(null),
+        expect: "bad_signature",
+        state: None,
+        public_key: Some(pubkey.clone()),
+    });
     let other_key = SigningKey(ed25519_dalek::SigningKey::from_bytes(&seq(0x61)));
-    v.push(Vector { name: "signed_by_another_key", description: "ok_signed_embedded verified with an unrelated public key", bytes: signed, op: "verify", unlock: json!(null), expect: "no_signature", state: None, public_key: Some(other_key.public().to_file_string()) });
+    v.push(Vector {
+        name: "signed_by_another_key",
+        description: "ok_signed_embedded verified with an unrelated public key",
+        bytes: signed,
+        op: "verify",
+        unlock: json!(null),
+        expect: "no_signature",
+        state: None,
+        public_key: Some(other_key.public().to_file_string()),
+    });
     v
 }
 
@@ -229,7 +458,11 @@ fn sign_embedded_fixed(f: &mut Cursor<Vec<u8>>, sk: &SigningKey) {
     use std::io::{Seek, SeekFrom, Write};
     let layout = crate::format::Layout::read(f).unwrap();
     let hash = sign::hash_prefix(f, layout.file_len).unwrap();
-    let block = sign::sign_hash(sk, &hash, &sign::trusted_comment(1_795_000_000, &layout.header.bundle_id(), "vectors"));
+    let block = sign::sign_hash(
+        sk,
+        &hash,
+        &sign::trusted_comment(1_795_000_000, &layout.header.bundle_id(), "vectors"),
+    );
     let t = block.to_text();
     f.seek(SeekFrom::End(0)).unwrap();
     f.write_all(t.as_bytes()).unwrap();
@@ -240,13 +473,22 @@ fn sign_embedded_fixed(f: &mut Cursor<Vec<u8>>, sk: &SigningKey) {
 fn rewrite_header(b: &[u8], f: impl FnOnce(Vec<u8>) -> Vec<u8>) -> Vec<u8> {
     let len = u32::from_be_bytes(b[12..16].try_into().unwrap()) as usize;
     let body = f(b[16..16 + len].to_vec());
-    [&b[..12], &(body.len() as u32).to_be_bytes(), &body, &b[16 + len..]].concat()
+    [
+        &b[..12],
+        &(body.len() as u32).to_be_bytes(),
+        &body,
+        &b[16 + len..],
+    ]
+    .concat()
 }
 
 fn non_canonical(b: &[u8]) -> Vec<u8> {
     rewrite_header(b, |body| {
         let pat = [0xa1, b't', 0x01];
-        let i = body.windows(3).position(|w| w == pat).expect("t=1 in header");
+        let i = body
+            .windows(3)
+            .position(|w| w == pat)
+            .expect("t=1 in header");
         [&body[..i + 2], &[0xcc, 0x01], &body[i + 3..]].concat()
     })
 }
@@ -255,8 +497,16 @@ fn oversize_argon(b: &[u8]) -> Vec<u8> {
     rewrite_header(b, |body| {
         // "m_kib": 64 (fixint 0x40) -> uint32 4 GiB - 1 KiB
         let pat = [0xa5, b'm', b'_', b'k', b'i', b'b', 0x40];
-        let i = body.windows(7).position(|w| w == pat).expect("m_kib=64 in header");
-        [&body[..i + 6], &[0xce, 0xff, 0xff, 0xff, 0xff], &body[i + 7..]].concat()
+        let i = body
+            .windows(7)
+            .position(|w| w == pat)
+            .expect("m_kib=64 in header");
+        [
+            &body[..i + 6],
+            &[0xce, 0xff, 0xff, 0xff, 0xff],
+            &body[i + 7..],
+        ]
+        .concat()
     })
 }
 
@@ -267,12 +517,19 @@ fn outcome_of(v: &Value, bytes: &[u8]) -> (String, Option<crate::SessionState>) 
             let unlock = if let Some(p) = u["passphrase"].as_str() {
                 Unlock::Passphrase(Passphrase::new(p))
             } else {
-                Unlock::Key(SymmetricKey::parse(u["key_file"].as_str().unwrap(), "vector".as_ref()).unwrap())
+                Unlock::Key(
+                    SymmetricKey::parse(u["key_file"].as_str().unwrap(), "vector".as_ref())
+                        .unwrap(),
+                )
             };
             reader::unseal(Cursor::new(bytes), &unlock).map(Some)
         }
         "verify" => {
-            let d = std::env::temp_dir().join(format!("sb-vec-{}-{}", std::process::id(), v["name"].as_str().unwrap()));
+            let d = std::env::temp_dir().join(format!(
+                "sb-vec-{}-{}",
+                std::process::id(),
+                v["name"].as_str().unwrap()
+            ));
             std::fs::create_dir_all(&d).unwrap();
             let (f, k) = (d.join("b.sessbundle"), d.join("k.pub"));
             std::fs::write(&f, bytes).unwrap();
@@ -294,7 +551,11 @@ fn vectors() {
     let d = dir();
     if std::env::var_os("SESSBUNDLE_WRITE_VECTORS").is_some() {
         std::fs::create_dir_all(&d).unwrap();
-        std::fs::write(d.join("primitives.json"), serde_json::to_string_pretty(&primitives()).unwrap() + "\n").unwrap();
+        std::fs::write(
+            d.join("primitives.json"),
+            serde_json::to_string_pretty(&primitives()).unwrap() + "\n",
+        )
+        .unwrap();
         let mut index = Vec::new();
         for v in build_bundles() {
             let file = format!("{}.sessbundle", v.name);
@@ -308,18 +569,30 @@ fn vectors() {
             }
             if let Some(st) = v.state {
                 let sf = format!("{}.state.json", v.name);
-                std::fs::write(d.join(&sf), serde_json::to_string_pretty(&st).unwrap() + "\n").unwrap();
+                std::fs::write(
+                    d.join(&sf),
+                    serde_json::to_string_pretty(&st).unwrap() + "\n",
+                )
+                .unwrap();
                 e["state"] = json!(sf);
             }
             index.push(e);
         }
-        std::fs::write(d.join("bundles.json"), serde_json::to_string_pretty(&index).unwrap() + "\n").unwrap();
+        std::fs::write(
+            d.join("bundles.json"),
+            serde_json::to_string_pretty(&index).unwrap() + "\n",
+        )
+        .unwrap();
     }
     // Primitives: recomputed, must match byte for byte.
-    let stored: Value = serde_json::from_slice(&std::fs::read(d.join("primitives.json")).expect("format-spec/vectors/primitives.json")).unwrap();
+    let stored: Value = serde_json::from_slice(
+        &std::fs::read(d.join("primitives.json")).expect("format-spec/vectors/primitives.json"),
+    )
+    .unwrap();
     assert_eq!(stored, primitives(), "a primitive's known answer changed");
     // Bundles: each file gives its expected outcome.
-    let index: Vec<Value> = serde_json::from_slice(&std::fs::read(d.join("bundles.json")).unwrap()).unwrap();
+    let index: Vec<Value> =
+        serde_json::from_slice(&std::fs::read(d.join("bundles.json")).unwrap()).unwrap();
     assert!(index.len() >= 20, "{} vectors", index.len());
     for v in &index {
         let mut v = v.clone();
@@ -330,7 +603,8 @@ fn vectors() {
         let (got, state) = outcome_of(&v, &bytes);
         assert_eq!(got, v["expect"].as_str().unwrap(), "vector {}", v["name"]);
         if let Some(sf) = v["state"].as_str() {
-            let want: crate::SessionState = serde_json::from_slice(&std::fs::read(d.join(sf)).unwrap()).unwrap();
+            let want: crate::SessionState =
+                serde_json::from_slice(&std::fs::read(d.join(sf)).unwrap()).unwrap();
             assert_eq!(state.unwrap(), want, "vector {} state", v["name"]);
         }
     }

@@ -106,71 +106,136 @@ impl<W: Write> BundleWriter<W> {
     /// Add one record. Records must come in the spec's order (meta first,
     /// then cookies, origins, tabs); [`BundleWriter::add_state`] does that.
     pub fn add_record(&mut self, kind: RecordKind, key: &str, body: &[u8]) -> Result<()> {
+        let p = prepare(
+            kind,
+            key.to_string(),
+            body,
+            &self.chunk_id_key,
+            &mut self.compressor,
+            &mut self.zbuf,
+        )?;
+        self.add_prepared(p)
+    }
+
+    fn add_prepared(&mut self, p: Prepared) -> Result<()> {
         let first = self.records.is_empty();
         let last_kind = self.records.last().map_or(0, |r| r.kind);
-        if first != (kind == RecordKind::Meta) || (kind as u8) < last_kind {
+        if first != (p.kind == RecordKind::Meta) || (p.kind as u8) < last_kind {
             return Err(Error::Usage(format!(
-                "record {} {key:?} is out of order: meta first, then cookies, origins, tabs",
-                kind.name()
+                "record {} {:?} is out of order: meta first, then cookies, origins, tabs",
+                p.kind.name(),
+                p.key
             )));
         }
-        let mut chunk_ids = Vec::new();
-        for range in records::chunk_bounds(body) {
-            chunk_ids.push(self.add_chunk(kind, &body[range])?);
+        let mut chunk_ids = Vec::with_capacity(p.chunks.len());
+        for c in p.chunks {
+            let i = match self.index.get(&c.id) {
+                Some(&i) => i,
+                None => {
+                    self.stream.write_all(&c.stored)?;
+                    let i = self.chunks.len() as u32;
+                    self.chunks.push(ChunkEntry {
+                        id: Bin(c.id),
+                        kind: p.kind as u8,
+                        codec: c.codec,
+                        len: c.len,
+                        stored: c.stored.len() as u32,
+                    });
+                    self.index.insert(c.id, i);
+                    i
+                }
+            };
+            chunk_ids.push(i);
         }
-        self.plain_bytes += body.len() as u64;
+        self.plain_bytes += p.len;
         self.records.push(RecordEntry {
-            kind: kind as u8,
-            key: key.to_string(),
+            kind: p.kind as u8,
+            key: p.key,
             chunks: chunk_ids,
-            len: body.len() as u64,
+            len: p.len,
         });
         Ok(())
     }
 
-    fn add_chunk(&mut self, kind: RecordKind, plain: &[u8]) -> Result<u32> {
-        let id = chunk_id(&self.chunk_id_key, kind, plain);
-        if let Some(&i) = self.index.get(&id) {
-            return Ok(i);
-        }
-        let mut codec = CODEC_NONE;
-        if kind.compressible() && plain.len() >= 64 {
-            self.zbuf.clear();
-            self.zbuf
-                .reserve(zstd::zstd_safe::compress_bound(plain.len()));
-            let n = self
-                .compressor
-                .compress_to_buffer(plain, &mut self.zbuf)
-                .map_err(Error::io("zstd compression failed"))?;
-            // Keep it only when it saves at least 5 %.
-            if n * 20 <= plain.len() * 19 {
-                codec = CODEC_ZSTD;
-            }
-        }
-        let stored: &[u8] = if codec == CODEC_ZSTD {
-            &self.zbuf
-        } else {
-            plain
-        };
-        self.stream.write_all(stored)?;
-        let i = self.chunks.len() as u32;
-        self.chunks.push(ChunkEntry {
-            id: Bin(id),
-            kind: kind as u8,
-            codec,
-            len: plain.len() as u32,
-            stored: stored.len() as u32,
-        });
-        self.index.insert(id, i);
-        Ok(i)
-    }
-
-    /// Add every record of a state, in order.
+    /// Add every record of a state, in order. Serialising, hashing and
+    /// compressing run on worker threads (one per core, at most 8);
+    /// encryption and writing stay on this thread, in order. Cost: up to
+    /// ~2 × threads prepared records are buffered, on top of the state.
     pub fn add_state(&mut self, state: &SessionState) -> Result<()> {
-        for r in records::split(state) {
-            self.add_record(r.kind, &r.key, &r.body)?;
+        let threads = std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .min(8);
+        self.add_state_with_threads(state, threads)
+    }
+
+    /// [`BundleWriter::add_state`] with an explicit number of worker threads
+    /// (1 = all on this thread).
+    pub fn add_state_with_threads(&mut self, state: &SessionState, threads: usize) -> Result<()> {
+        let jobs = records::jobs(state);
+        if threads <= 1 || jobs.len() < 4 {
+            for j in &jobs {
+                let r = records::job_record(state, j);
+                self.add_record(r.kind, &r.key, &r.body)?;
+            }
+            return Ok(());
         }
-        Ok(())
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let next = AtomicUsize::new(0);
+        let (tx, rx) = std::sync::mpsc::sync_channel::<(usize, Result<Prepared>)>(threads * 2);
+        let key = self.chunk_id_key;
+        let level = self.opts.zstd_level;
+        std::thread::scope(|scope| -> Result<()> {
+            for _ in 0..threads {
+                let (tx, next, jobs) = (tx.clone(), &next, &jobs);
+                scope.spawn(move || {
+                    let mut comp = match zstd::bulk::Compressor::new(level) {
+                        Ok(c) => c,
+                        Err(e) => {
+                            let _ = tx.send((
+                                0,
+                                Err(Error::Io {
+                                    what: "cannot start zstd".into(),
+                                    source: e,
+                                }),
+                            ));
+                            return;
+                        }
+                    };
+                    let mut zbuf = Vec::new();
+                    loop {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        let Some(j) = jobs.get(i) else { return };
+                        let r = records::job_record(state, j);
+                        let p = prepare(r.kind, r.key, &r.body, &key, &mut comp, &mut zbuf);
+                        if tx.send((i, p)).is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+            drop(tx);
+            let mut pending = std::collections::BTreeMap::new();
+            let mut want = 0;
+            let mut result = Ok(());
+            for (i, p) in rx.iter() {
+                if result.is_err() {
+                    continue; // drain, so the workers can finish
+                }
+                let step = p.and_then(|p| {
+                    pending.insert(i, p);
+                    while let Some(p) = pending.remove(&want) {
+                        self.add_prepared(p)?;
+                        want += 1;
+                    }
+                    Ok(())
+                });
+                if let Err(e) = step {
+                    result = Err(e);
+                    next.store(usize::MAX / 2, Ordering::Relaxed);
+                }
+            }
+            result
+        })
     }
 
     /// Write the manifest and the last segment; return the output.
@@ -205,6 +270,65 @@ impl<W: Write> BundleWriter<W> {
             },
         ))
     }
+}
+
+/// A record cut into chunks, ids computed and compressed, ready to write.
+struct Prepared {
+    kind: RecordKind,
+    key: String,
+    len: u64,
+    chunks: Vec<PreparedChunk>,
+}
+
+struct PreparedChunk {
+    id: [u8; 32],
+    codec: u8,
+    len: u32,
+    stored: Vec<u8>,
+}
+
+fn prepare(
+    kind: RecordKind,
+    key: String,
+    body: &[u8],
+    chunk_id_key: &[u8; 32],
+    compressor: &mut zstd::bulk::Compressor<'static>,
+    zbuf: &mut Vec<u8>,
+) -> Result<Prepared> {
+    let mut chunks = Vec::new();
+    for range in records::chunk_bounds(body) {
+        let plain = &body[range];
+        let id = chunk_id(chunk_id_key, kind, plain);
+        let mut codec = CODEC_NONE;
+        if kind.compressible() && plain.len() >= 64 {
+            zbuf.clear();
+            zbuf.reserve(zstd::zstd_safe::compress_bound(plain.len()));
+            let n = compressor
+                .compress_to_buffer(plain, zbuf)
+                .map_err(Error::io("zstd compression failed"))?;
+            // Keep it only when it saves at least 5 %.
+            if n * 20 <= plain.len() * 19 {
+                codec = CODEC_ZSTD;
+            }
+        }
+        let stored = if codec == CODEC_ZSTD {
+            zbuf.clone()
+        } else {
+            plain.to_vec()
+        };
+        chunks.push(PreparedChunk {
+            id,
+            codec,
+            len: plain.len() as u32,
+            stored,
+        });
+    }
+    Ok(Prepared {
+        kind,
+        key,
+        len: body.len() as u64,
+        chunks,
+    })
 }
 
 pub(crate) fn chunk_id(key: &[u8; 32], kind: RecordKind, plain: &[u8]) -> [u8; 32] {

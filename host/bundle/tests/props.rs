@@ -10,7 +10,15 @@ use sessbundle::state::*;
 use sessbundle::*;
 
 fn opts() -> SealOptions {
-    SealOptions { argon2: Argon2Params { m_kib: 8, t: 1, p: 1 }, created_ms: 0, ..Default::default() }
+    SealOptions {
+        argon2: Argon2Params {
+            m_kib: 8,
+            t: 1,
+            p: 1,
+        },
+        created_ms: 0,
+        ..Default::default()
+    }
 }
 
 fn js_value() -> impl Strategy<Value = JsValue> {
@@ -23,10 +31,22 @@ fn js_value() -> impl Strategy<Value = JsValue> {
         ".{0,20}".prop_map(JsValue::String),
         any::<f64>().prop_map(|f| JsValue::Date(JsNumber(f))),
         proptest::collection::vec(any::<u8>(), 0..40).prop_map(|b| JsValue::ArrayBuffer(Bytes(b))),
-        (proptest::collection::vec(any::<u8>(), 0..40), "[A-Z][a-z0-9]{2,12}")
-            .prop_map(|(b, kind)| JsValue::TypedArray(JsTypedArray { kind, bytes: Bytes(b) })),
-        (proptest::collection::vec(any::<u8>(), 0..40), "[a-z]{0,10}/[a-z]{0,10}")
-            .prop_map(|(b, mime)| JsValue::Blob(JsBlob { mime, bytes: Bytes(b) })),
+        (
+            proptest::collection::vec(any::<u8>(), 0..40),
+            "[A-Z][a-z0-9]{2,12}"
+        )
+            .prop_map(|(b, kind)| JsValue::TypedArray(JsTypedArray {
+                kind,
+                bytes: Bytes(b)
+            })),
+        (
+            proptest::collection::vec(any::<u8>(), 0..40),
+            "[a-z]{0,10}/[a-z]{0,10}"
+        )
+            .prop_map(|(b, mime)| JsValue::Blob(JsBlob {
+                mime,
+                bytes: Bytes(b)
+            })),
     ];
     leaf.prop_recursive(3, 24, 4, |inner| {
         prop_oneof![
@@ -45,24 +65,30 @@ fn cookie() -> impl Strategy<Value = Cookie> {
         "\\.?[a-z]{1,8}\\.(com|org|test)",
         proptest::option::of(0f64..4e9),
         any::<(bool, bool)>(),
-        proptest::option::of(prop_oneof![Just(SameSite::Strict), Just(SameSite::Lax), Just(SameSite::None)]),
+        proptest::option::of(prop_oneof![
+            Just(SameSite::Strict),
+            Just(SameSite::Lax),
+            Just(SameSite::None)
+        ]),
         proptest::option::of(("https://[a-z]{1,8}\\.com", any::<bool>())),
     )
-        .prop_map(|(name, value, domain, expires, (http_only, secure), same_site, pk)| Cookie {
-            name,
-            value,
-            domain,
-            path: "/".into(),
-            expires,
-            http_only,
-            secure,
-            same_site,
-            partition_key: pk.map(|(top_level_site, has_cross_site_ancestor)| PartitionKey {
-                top_level_site,
-                has_cross_site_ancestor,
-            }),
-            ..Default::default()
-        })
+        .prop_map(
+            |(name, value, domain, expires, (http_only, secure), same_site, pk)| Cookie {
+                name,
+                value,
+                domain,
+                path: "/".into(),
+                expires,
+                http_only,
+                secure,
+                same_site,
+                partition_key: pk.map(|(top_level_site, has_cross_site_ancestor)| PartitionKey {
+                    top_level_site,
+                    has_cross_site_ancestor,
+                }),
+                ..Default::default()
+            },
+        )
 }
 
 fn origin() -> impl Strategy<Value = OriginState> {
@@ -73,7 +99,10 @@ fn origin() -> impl Strategy<Value = OriginState> {
     )
         .prop_map(|(origin, ls, recs)| OriginState {
             origin,
-            local_storage: ls.into_iter().map(|(key, value)| StorageItem { key, value }).collect(),
+            local_storage: ls
+                .into_iter()
+                .map(|(key, value)| StorageItem { key, value })
+                .collect(),
             indexed_db: vec![IdbDatabase {
                 name: "db".into(),
                 version: 1,
@@ -83,7 +112,10 @@ fn origin() -> impl Strategy<Value = OriginState> {
                     auto_increment: true,
                     key_generator: Some(7),
                     indexes: vec![],
-                    records: recs.into_iter().map(|(key, value)| IdbRecord { key, value }).collect(),
+                    records: recs
+                        .into_iter()
+                        .map(|(key, value)| IdbRecord { key, value })
+                        .collect(),
                 }],
             }],
         })
@@ -96,7 +128,11 @@ fn state() -> impl Strategy<Value = SessionState> {
         proptest::collection::vec(cookie(), 0..8),
         proptest::collection::vec(origin(), 0..4),
         proptest::collection::vec(("https://[a-z]{1,8}\\.com/.{0,10}", ".{0,10}"), 0..3),
-        proptest::collection::btree_map("[a-z]{1,6}", proptest::collection::btree_map(".{0,6}", ".{0,20}", 0..3), 0..3),
+        proptest::collection::btree_map(
+            "[a-z]{1,6}",
+            proptest::collection::btree_map(".{0,6}", ".{0,20}", 0..3),
+            0..3,
+        ),
     )
         .prop_map(|(name, t, cookies, origins, tabs, extra)| {
             let mut s = SessionState::new(name, t);
@@ -104,7 +140,11 @@ fn state() -> impl Strategy<Value = SessionState> {
             s.origins = origins;
             s.tabs = tabs
                 .into_iter()
-                .map(|(url, title)| Tab { url, title, ..Default::default() })
+                .map(|(url, title)| Tab {
+                    url,
+                    title,
+                    ..Default::default()
+                })
                 .collect();
             s.extra = extra;
             s
