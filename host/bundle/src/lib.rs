@@ -1,4 +1,5 @@
 //! `sessbundle`: the portable session format.
+pub mod interop;
 pub mod records;
 pub mod state;
 pub use state::SessionState;

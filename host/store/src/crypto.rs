@@ -24,9 +24,9 @@
 //!   where it lives (session name, snapshot number): a manifest cannot be
 //!   moved to another session or position.
 
-use aes_gcm::aead::{Aead, KeyInit, Payload};
 use aes_gcm::Aes256Gcm;
 use aes_gcm::aead::Nonce as AeadNonce;
+use aes_gcm::aead::{Aead, KeyInit, Payload};
 
 use sessbundle::format::MAX_CHUNK_LEN;
 use sessbundle::records::RecordKind;
@@ -92,7 +92,9 @@ impl ChunkId {
     }
 
     pub fn from_hex(s: &str) -> Option<Self> {
-        blake3::Hash::from_hex(s).ok().map(|h| ChunkId(*h.as_bytes()))
+        blake3::Hash::from_hex(s)
+            .ok()
+            .map(|h| ChunkId(*h.as_bytes()))
     }
 
     /// The backend key: `chunks/<first 2 hex>/<64 hex>`.
@@ -160,7 +162,13 @@ impl Keys {
         let aad = chunk_aad(kind, &id, len, codec);
         let ct = self
             .chunk_cipher(&id)
-            .encrypt(&AeadNonce::<Aes256Gcm>::default(), Payload { msg: body, aad: &aad })
+            .encrypt(
+                &AeadNonce::<Aes256Gcm>::default(),
+                Payload {
+                    msg: body,
+                    aad: &aad,
+                },
+            )
             .expect("AES-GCM encryption of a bounded chunk cannot fail");
         let mut object = Vec::with_capacity(CHUNK_HEADER + ct.len());
         object.extend_from_slice(CHUNK_MAGIC);
@@ -194,13 +202,20 @@ impl Keys {
         if object[5] != kind as u8 {
             return Err(StoreError::corrupt(
                 what(),
-                format!("holds a {} chunk where a {} chunk was expected", object[5], kind.name()),
+                format!(
+                    "holds a {} chunk where a {} chunk was expected",
+                    object[5],
+                    kind.name()
+                ),
             ));
         }
         let codec = object[6];
         let stored_len = u32::from_le_bytes(object[7..11].try_into().expect("4 bytes"));
         if stored_len != len || len as usize > MAX_CHUNK_LEN {
-            return Err(StoreError::corrupt(what(), "length does not match the manifest"));
+            return Err(StoreError::corrupt(
+                what(),
+                "length does not match the manifest",
+            ));
         }
         let aad = chunk_aad(kind, id, len, codec);
         let body = self
@@ -223,7 +238,10 @@ impl Keys {
             return Err(StoreError::corrupt(what(), "decompressed length differs"));
         }
         if self.chunk_id(kind, &plain) != *id {
-            return Err(StoreError::corrupt(what(), "content does not hash to its id"));
+            return Err(StoreError::corrupt(
+                what(),
+                "content does not hash to its id",
+            ));
         }
         Ok(plain)
     }
@@ -232,10 +250,14 @@ impl Keys {
     /// the record is.
     pub fn seal_record(&self, aad: &[u8], plain: &[u8]) -> Result<Vec<u8>> {
         let mut salt = [0u8; 32];
-        getrandom::fill(&mut salt).map_err(|e| StoreError::State(format!("no OS randomness: {e}")))?;
+        getrandom::fill(&mut salt)
+            .map_err(|e| StoreError::State(format!("no OS randomness: {e}")))?;
         let ct = self
             .record_cipher(&salt)
-            .encrypt(&AeadNonce::<Aes256Gcm>::default(), Payload { msg: plain, aad })
+            .encrypt(
+                &AeadNonce::<Aes256Gcm>::default(),
+                Payload { msg: plain, aad },
+            )
             .expect("AES-GCM encryption of a bounded record cannot fail");
         let mut out = Vec::with_capacity(RECORD_HEADER + ct.len());
         out.extend_from_slice(RECORD_MAGIC);
@@ -339,12 +361,21 @@ mod tests {
                 .is_err()
         );
         let other = k.seal_chunk(RecordKind::Cookies, b"other", None);
-        assert!(k.open_chunk(&other.id, RecordKind::Cookies, len, &a.object).is_err());
+        assert!(
+            k.open_chunk(&other.id, RecordKind::Cookies, len, &a.object)
+                .is_err()
+        );
         let mut flipped = a.object.clone();
         *flipped.last_mut().unwrap() ^= 1;
-        assert!(k.open_chunk(&a.id, RecordKind::Cookies, len, &flipped).is_err());
+        assert!(
+            k.open_chunk(&a.id, RecordKind::Cookies, len, &flipped)
+                .is_err()
+        );
         let k2 = Keys::new(&RepoKey::from_bytes([8; 32]));
-        assert!(k2.open_chunk(&a.id, RecordKind::Cookies, len, &a.object).is_err());
+        assert!(
+            k2.open_chunk(&a.id, RecordKind::Cookies, len, &a.object)
+                .is_err()
+        );
         // Plaintext never appears in the object.
         assert!(!a.object.windows(plain.len()).any(|w| w == plain));
     }
@@ -353,7 +384,10 @@ mod tests {
     fn record_binds_its_aad() {
         let k = keys();
         let sealed = k.seal_record(b"manifest a 1", b"hello").unwrap();
-        assert_eq!(k.open_record("m", b"manifest a 1", &sealed).unwrap(), b"hello");
+        assert_eq!(
+            k.open_record("m", b"manifest a 1", &sealed).unwrap(),
+            b"hello"
+        );
         assert!(k.open_record("m", b"manifest b 1", &sealed).is_err());
         let again = k.seal_record(b"manifest a 1", b"hello").unwrap();
         assert_ne!(sealed, again, "fresh salt per write");
@@ -363,10 +397,19 @@ mod tests {
     fn ids_are_keyed_and_typed() {
         let k = keys();
         let k2 = Keys::new(&RepoKey::from_bytes([9; 32]));
-        assert_ne!(k.chunk_id(RecordKind::Origin, b"x"), k2.chunk_id(RecordKind::Origin, b"x"));
-        assert_ne!(k.chunk_id(RecordKind::Origin, b"x"), k.chunk_id(RecordKind::Tab, b"x"));
+        assert_ne!(
+            k.chunk_id(RecordKind::Origin, b"x"),
+            k2.chunk_id(RecordKind::Origin, b"x")
+        );
+        assert_ne!(
+            k.chunk_id(RecordKind::Origin, b"x"),
+            k.chunk_id(RecordKind::Tab, b"x")
+        );
         let id = k.chunk_id(RecordKind::Origin, b"x");
         assert_eq!(ChunkId::from_hex(&id.to_hex()), Some(id));
-        assert!(id.object_key().starts_with(&format!("chunks/{}/", &id.to_hex()[..2])));
+        assert!(
+            id.object_key()
+                .starts_with(&format!("chunks/{}/", &id.to_hex()[..2]))
+        );
     }
 }

@@ -135,8 +135,10 @@ impl Home {
     /// use), with local mutation locking and open-lock checks.
     pub fn store(&self) -> Result<Store> {
         let key = self.host_key()?;
-        Ok(Store::new(Box::new(LocalDirBackend::new(self.store_dir())), &key)
-            .with_local_locks(self.dir.join("store.lock"), self.locks_dir()))
+        Ok(
+            Store::new(Box::new(LocalDirBackend::new(self.store_dir())), &key)
+                .with_local_locks(self.dir.join("store.lock"), self.locks_dir()),
+        )
     }
 
     /// Takes the exclusive open lock of session `name` (held until the
@@ -182,9 +184,9 @@ fn read_key(path: &Path) -> Result<RepoKey, KeyRead> {
         .trim_end()
         .strip_prefix(KEY_PREFIX)
         .ok_or_else(|| bad("is not a host key file; restore it from a backup".into()))?;
-    let bytes = unhex(hexpart)
-        .filter(|b| b.len() == 32)
-        .ok_or_else(|| bad("is damaged (expected 64 hex digits); restore it from a backup".into()))?;
+    let bytes = unhex(hexpart).filter(|b| b.len() == 32).ok_or_else(|| {
+        bad("is damaged (expected 64 hex digits); restore it from a backup".into())
+    })?;
     Ok(RepoKey::from_bytes(bytes.try_into().expect("32 bytes")))
 }
 
@@ -193,7 +195,7 @@ fn hex(b: &[u8]) -> String {
 }
 
 fn unhex(s: &str) -> Option<Vec<u8>> {
-    if s.len() % 2 != 0 {
+    if !s.len().is_multiple_of(2) {
         return None;
     }
     (0..s.len())

@@ -16,7 +16,9 @@ pub fn validate_name(name: &str) -> Result<()> {
         .bytes()
         .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
     {
-        Some("it holds a character that is not allowed (such as '/', a space or a non-ASCII letter)")
+        Some(
+            "it holds a character that is not allowed (such as '/', a space or a non-ASCII letter)",
+        )
     } else if name.starts_with('.') || name.starts_with('-') {
         Some("it starts with '.' or '-'")
     } else if name.contains("..") {
@@ -43,8 +45,19 @@ mod tests {
             validate_name(ok).unwrap();
         }
         for bad in [
-            "", ".", "..", ".hidden", "-flag", "a/b", "a\\b", "../x", "a..b", "a b", "é",
-            &"x".repeat(65), "a\0b",
+            "",
+            ".",
+            "..",
+            ".hidden",
+            "-flag",
+            "a/b",
+            "a\\b",
+            "../x",
+            "a..b",
+            "a b",
+            "é",
+            &"x".repeat(65),
+            "a\0b",
         ] {
             let e = validate_name(bad).unwrap_err();
             assert!(matches!(e, StoreError::InvalidName { .. }), "{bad}");

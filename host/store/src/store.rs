@@ -436,8 +436,9 @@ impl Store {
         let mut j = Joiner::default();
         let what = || format!("snapshot {} of session {:?}", m.seq, m.session);
         for r in &m.records {
-            let kind = RecordKind::from_u8(r.kind)
-                .ok_or_else(|| StoreError::corrupt(what(), format!("unknown record kind {}", r.kind)))?;
+            let kind = RecordKind::from_u8(r.kind).ok_or_else(|| {
+                StoreError::corrupt(what(), format!("unknown record kind {}", r.kind))
+            })?;
             let mut body = Vec::with_capacity(usize::try_from(r.len).unwrap_or(0).min(1 << 30));
             for c in &r.chunks {
                 let id = c
@@ -561,7 +562,10 @@ impl Store {
             meta,
             extra: state.extra.clone(),
         });
-        let sites = recs.iter().filter(|r| r.kind == RecordKind::Cookies).count();
+        let sites = recs
+            .iter()
+            .filter(|r| r.kind == RecordKind::Cookies)
+            .count();
 
         let mut report = SaveReport {
             seq,
@@ -643,10 +647,9 @@ impl Store {
     pub fn load(&self, name: &str) -> Result<SessionState> {
         validate_name(name)?;
         let rec = self.read_session(name)?;
-        let seq = *self
-            .seqs(name)?
-            .last()
-            .ok_or_else(|| StoreError::corrupt(format!("session {name:?}"), "it has no snapshot"))?;
+        let seq = *self.seqs(name)?.last().ok_or_else(|| {
+            StoreError::corrupt(format!("session {name:?}"), "it has no snapshot")
+        })?;
         let mut s = self.read_state(&self.read_manifest(name, seq)?)?;
         Self::apply_record(&mut s, &rec);
         Ok(s)
@@ -858,10 +861,7 @@ impl Store {
             }
         }
         for k in self.b_list("snapshots/")? {
-            if let Some((n, _)) = k
-                .strip_prefix("snapshots/")
-                .and_then(|r| r.split_once('/'))
-            {
+            if let Some((n, _)) = k.strip_prefix("snapshots/").and_then(|r| r.split_once('/')) {
                 names.insert(n.to_owned());
             }
         }
@@ -884,9 +884,9 @@ impl Store {
                 Ok(r) => r,
                 Err(StoreError::SessionNotFound { .. }) => {
                     self.delete_locked(&name, &seqs)?;
-                    report
-                        .removed
-                        .push(removed("snapshots without a session record (an interrupted delete)".into()));
+                    report.removed.push(removed(
+                        "snapshots without a session record (an interrupted delete)".into(),
+                    ));
                     continue;
                 }
                 Err(e @ StoreError::Backend { .. }) => return Err(e),
@@ -898,7 +898,9 @@ impl Store {
             };
             if let Some(exp) = rec.expires_at.filter(|&e| e <= now_ms) {
                 self.delete_locked(&name, &seqs)?;
-                report.removed.push(removed(format!("expired at {exp} (ms since epoch)")));
+                report
+                    .removed
+                    .push(removed(format!("expired at {exp} (ms since epoch)")));
                 continue;
             }
             let mut intact = 0;
@@ -982,6 +984,6 @@ fn berr(op: &'static str, key: &str) -> impl FnOnce(BackendError) -> StoreError 
 pub fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| ms(d))
+        .map(ms)
         .unwrap_or(0)
 }

@@ -185,7 +185,10 @@ fn second_save_with_one_changed_origin_writes_only_that_origin() {
     let second = st.save("s", &s2, T0 + 2).unwrap();
     assert_eq!(second.chunks_total, first.chunks_total);
     assert_eq!(second.chunks_written, 1, "{second:?}");
-    assert!(second.bytes_written < first.bytes_written / 3, "{first:?} {second:?}");
+    assert!(
+        second.bytes_written < first.bytes_written / 3,
+        "{first:?} {second:?}"
+    );
     // An identical save writes no chunk at all.
     let third = st.save("s", &s2, T0 + 3).unwrap();
     assert_eq!(third.chunks_written, 0);
@@ -281,7 +284,10 @@ fn tampered_chunk_is_a_clear_error_and_cleanup_removes_only_what_it_breaks() {
         "{report:?}"
     );
     assert!(report.removed.iter().all(|r| r.name == "victim"));
-    assert!(report.gc.chunks_deleted >= victim_only.len() as u64, "{report:?}");
+    assert!(
+        report.gc.chunks_deleted >= victim_only.len() as u64,
+        "{report:?}"
+    );
     assert!(st.load("victim").unwrap().cookies.is_empty());
     st.load("bystander").unwrap();
 }
@@ -343,7 +349,9 @@ fn history_keeps_five_and_gc_frees_pruned_chunks() {
     let st = h.store().unwrap();
     st.create(&new_session("h"), T0).unwrap();
     for i in 0..7 {
-        let r = st.save("h", &rich_state(1, &format!("v{i}")), T0 + i).unwrap();
+        let r = st
+            .save("h", &rich_state(1, &format!("v{i}")), T0 + i)
+            .unwrap();
         if i >= 4 {
             assert_eq!(r.pruned.len(), 1, "{r:?}");
             assert!(r.gc.chunks_deleted >= 1, "{r:?}");
@@ -358,7 +366,10 @@ fn history_keeps_five_and_gc_frees_pruned_chunks() {
     let mut ids = std::collections::BTreeSet::new();
     for s in &hist {
         let st2 = st.load_snapshot("h", s.seq).unwrap();
-        assert_eq!(st2.cookies[0].value, format!("SECRET-COOKIE-0-v{}", s.seq - 2));
+        assert_eq!(
+            st2.cookies[0].value,
+            format!("SECRET-COOKIE-0-v{}", s.seq - 2)
+        );
         ids.insert(s.seq);
     }
     let chunk_files = files_under(&h.store_dir().join("chunks")).len();
@@ -390,7 +401,10 @@ fn rollback_restores_an_earlier_snapshot_as_a_new_one() {
     let info = st.show("r").unwrap();
     assert_eq!(st.load("r").unwrap(), expected(bad, &info));
     let e = st.rollback("r", Some(99), T0 + 5).unwrap_err();
-    assert!(matches!(e, StoreError::SnapshotNotFound { seq: 99, .. }), "{e}");
+    assert!(
+        matches!(e, StoreError::SnapshotNotFound { seq: 99, .. }),
+        "{e}"
+    );
     assert!(e.to_string().contains("host session history r"));
     st.create(&new_session("fresh"), T0).unwrap();
     assert!(matches!(
@@ -445,14 +459,23 @@ fn names_are_validated_and_unknown_names_are_clear() {
     for bad in ["../etc", "a/b", ".x", "-x", "", "a..b"] {
         let e = st.create(&new_session(bad), T0).unwrap_err();
         assert!(matches!(e, StoreError::InvalidName { .. }), "{bad}: {e}");
-        assert!(matches!(st.load(bad).unwrap_err(), StoreError::InvalidName { .. }));
-        assert!(matches!(st.delete(bad).unwrap_err(), StoreError::InvalidName { .. }));
+        assert!(matches!(
+            st.load(bad).unwrap_err(),
+            StoreError::InvalidName { .. }
+        ));
+        assert!(matches!(
+            st.delete(bad).unwrap_err(),
+            StoreError::InvalidName { .. }
+        ));
     }
     assert!(!h.dir().join("etc").exists());
     let e = st.show("nope").unwrap_err();
     assert!(matches!(e, StoreError::SessionNotFound { .. }));
     let msg = e.to_string();
-    assert!(msg.contains("\"nope\"") && msg.contains("host session list"), "{msg}");
+    assert!(
+        msg.contains("\"nope\"") && msg.contains("host session list"),
+        "{msg}"
+    );
     st.create(&new_session("dup"), T0).unwrap();
     let e = st.create(&new_session("dup"), T0).unwrap_err();
     assert!(matches!(e, StoreError::SessionExists { .. }), "{e}");
@@ -545,7 +568,10 @@ fn host_key_is_private_and_shared_by_concurrent_first_uses() {
         hs.into_iter().map(|j| j.join().unwrap()).collect()
     });
     assert!(keys.windows(2).all(|w| w[0] == w[1]));
-    let mode = fs::metadata(h.host_key_path()).unwrap().permissions().mode();
+    let mode = fs::metadata(h.host_key_path())
+        .unwrap()
+        .permissions()
+        .mode();
     assert_eq!(mode & 0o777, 0o600);
     assert_eq!(*h.host_key().unwrap().as_bytes(), keys[0]);
     // No temporary files left.
@@ -560,7 +586,12 @@ fn host_key_is_private_and_shared_by_concurrent_first_uses() {
     assert!(e.to_string().contains("chmod 600"), "{e}");
     fs::set_permissions(h.host_key_path(), fs::Permissions::from_mode(0o600)).unwrap();
     fs::write(h.host_key_path(), "nonsense").unwrap();
-    assert!(h.host_key().unwrap_err().to_string().contains("not a host key"));
+    assert!(
+        h.host_key()
+            .unwrap_err()
+            .to_string()
+            .contains("not a host key")
+    );
 }
 
 #[test]
