@@ -21,13 +21,9 @@ use crate::store::Store;
 
 const KEY_PREFIX: &str = "sesshost-host-key-v1 ";
 
-/// The default home: `$XDG_DATA_HOME/sesshost`, else
-/// `$HOME/.local/share/sesshost`. (The CLI resolves `$SESSHOST_HOME` and
-/// `--home` first and passes the directory in.)
+/// The default home, `$HOME/.local/share/sesshost`. (The CLI resolves
+/// `--home` and `$SESSHOST_HOME` first and passes the directory in.)
 pub fn default_home() -> Option<PathBuf> {
-    if let Some(x) = std::env::var_os("XDG_DATA_HOME").filter(|x| !x.is_empty()) {
-        return Some(PathBuf::from(x).join("sesshost"));
-    }
     std::env::var_os("HOME")
         .filter(|h| !h.is_empty())
         .map(|h| PathBuf::from(h).join(".local/share/sesshost"))
