@@ -245,6 +245,7 @@ pub fn join<'a>(
 /// FastCDC 2020 (fastcdc 5.0.0, normalisation level 2, unseeded gear table)
 /// at min 16 KiB / average 64 KiB / max 256 KiB. Cost: ~1 GB/s of hashing,
 /// paid only on bodies over the threshold.
+#[allow(clippy::single_range_in_vec_init)] // one range is the point
 pub fn chunk_bounds(body: &[u8]) -> Vec<std::ops::Range<usize>> {
     if body.len() <= CDC_THRESHOLD {
         return vec![0..body.len()];
