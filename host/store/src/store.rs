@@ -16,6 +16,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -35,6 +36,11 @@ use crate::names::validate_name;
 pub const KEEP_SNAPSHOTS: usize = 5;
 
 const MANIFEST_VERSION: u32 = 1;
+
+/// Threads that seal and write new chunks during a save. Cost: each holds
+/// one sealed chunk (up to ~1 MiB) at a time; more threads than cores only
+/// help when the backend waits (fsync, network).
+pub const WRITE_THREADS: usize = 4;
 
 /// What a new session starts with.
 #[derive(Debug, Clone, Default)]
@@ -513,6 +519,61 @@ impl Store {
         self.show(name)
     }
 
+    /// Stores `state` as a new session `name` (for `host import`): the
+    /// session keeps the state's `createdAt`, `expiresAt` and `ttlSecs`.
+    /// An existing session of that name is an error unless `replace`, in
+    /// which case it is deleted first. If anything fails, nothing of the
+    /// new session is left behind.
+    pub fn import_state(
+        &self,
+        name: &str,
+        state: &SessionState,
+        replace: bool,
+        now_ms: i64,
+    ) -> Result<SaveReport> {
+        validate_name(name)?;
+        let exists = self.b_has(&session_key(name))?;
+        if exists && !replace {
+            return Err(StoreError::SessionExists {
+                name: name.to_owned(),
+            });
+        }
+        if exists {
+            self.check_not_open(name)?;
+        }
+        let _g = self.guard()?;
+        let old = self.seqs(name)?;
+        if exists || !old.is_empty() {
+            self.delete_locked(name, &old)?;
+        }
+        let rec = SessionRecord {
+            v: 1,
+            name: name.to_owned(),
+            created_at: state.meta.created_at,
+            updated_at: now_ms,
+            last_used_at: None,
+            expires_at: state.meta.expires_at,
+            ttl_secs: state.meta.ttl_secs,
+        };
+        let result = self
+            .write_session(&rec)
+            .and_then(|_| self.save_locked(&rec, state, now_ms, "import"));
+        match result {
+            Ok(mut r) => {
+                if exists {
+                    r.gc = self.gc_locked()?;
+                }
+                Ok(r)
+            }
+            Err(e) => {
+                let seqs = self.seqs(name).unwrap_or_default();
+                let _ = self.delete_locked(name, &seqs);
+                let _ = self.gc_locked();
+                Err(e)
+            }
+        }
+    }
+
     /// Saves `state` as the newest snapshot of session `name` (which must
     /// exist). Only chunks the store does not hold yet are written. The
     /// session's lifecycle facts (name, created/expiry) come from the store,
@@ -576,42 +637,77 @@ impl Store {
             pruned: Vec::new(),
             gc: GcReport::default(),
         };
-        let mut mrecs = Vec::with_capacity(recs.len());
-        let mut written_now: HashMap<ChunkId, u32> = HashMap::new();
+        // Pass 1: chunk ids, and which chunks must be sealed (new ones, and
+        // ones held for another session whose stored size we do not know).
+        let mut plan: Vec<Vec<(ChunkId, std::ops::Range<usize>)>> = Vec::with_capacity(recs.len());
+        let mut todo: Vec<(ChunkId, RecordKind, &[u8], bool)> = Vec::new();
+        let mut seen: BTreeSet<ChunkId> = BTreeSet::new();
         for r in &recs {
             let mut chunks = Vec::new();
             for range in records::chunk_bounds(&r.body) {
-                let plain = &r.body[range];
+                let plain = &r.body[range.clone()];
                 let id = self.keys.chunk_id(r.kind, plain);
-                let key = id.object_key();
-                let stored = if let Some(&s) = written_now.get(&id).or(known.get(&id)) {
-                    s
-                } else if self.b_has(&key)? {
-                    // Held for another session: learn its size by sealing
-                    // (deterministic, same bytes as the stored object).
-                    self.keys.seal_chunk(r.kind, plain, Some(id)).object.len() as u32
-                } else {
-                    let sealed = self.keys.seal_chunk(r.kind, plain, Some(id));
-                    self.b_put(&key, &sealed.object)?;
-                    report.chunks_written += 1;
-                    report.bytes_written += sealed.object.len() as u64;
-                    let s = sealed.object.len() as u32;
-                    written_now.insert(id, s);
-                    s
-                };
-                report.chunks_total += 1;
-                chunks.push(ChunkRef {
-                    id: Bytes(id.0.to_vec()),
-                    len: plain.len() as u32,
-                    stored,
-                });
+                if !known.contains_key(&id) && seen.insert(id) {
+                    let exists = self.b_has(&id.object_key())?;
+                    todo.push((id, r.kind, plain, !exists));
+                }
+                chunks.push((id, range));
             }
+            plan.push(chunks);
+        }
+        // Pass 2: seal and write them on a few threads (compression and
+        // encryption use the cores; fsync waits overlap).
+        let next = AtomicUsize::new(0);
+        let results: Vec<Result<Vec<(ChunkId, u32, bool)>>> = std::thread::scope(|sc| {
+            let workers: Vec<_> = (0..WRITE_THREADS.min(todo.len()))
+                .map(|_| {
+                    sc.spawn(|| {
+                        let mut done = Vec::new();
+                        loop {
+                            let i = next.fetch_add(1, Ordering::Relaxed);
+                            let Some(&(id, kind, plain, write)) = todo.get(i) else {
+                                return Ok(done);
+                            };
+                            let sealed = self.keys.seal_chunk(kind, plain, Some(id));
+                            if write {
+                                self.b_put(&id.object_key(), &sealed.object)?;
+                            }
+                            done.push((id, sealed.object.len() as u32, write));
+                        }
+                    })
+                })
+                .collect();
+            workers
+                .into_iter()
+                .map(|w| w.join().expect("chunk writer panicked"))
+                .collect()
+        });
+        for done in results {
+            for (id, stored, wrote) in done? {
+                if wrote {
+                    report.chunks_written += 1;
+                    report.bytes_written += u64::from(stored);
+                }
+                known.insert(id, stored);
+            }
+        }
+        // Pass 3: the manifest.
+        let mut mrecs = Vec::with_capacity(recs.len());
+        for (r, chunks) in recs.iter().zip(plan) {
+            report.chunks_total += chunks.len() as u64;
             report.logical_bytes += r.body.len() as u64;
             mrecs.push(ManifestRecord {
                 kind: r.kind as u8,
                 key: r.key.clone(),
                 len: r.body.len() as u64,
-                chunks,
+                chunks: chunks
+                    .into_iter()
+                    .map(|(id, range)| ChunkRef {
+                        id: Bytes(id.0.to_vec()),
+                        len: range.len() as u32,
+                        stored: known[&id],
+                    })
+                    .collect(),
             });
         }
         let m = Manifest {

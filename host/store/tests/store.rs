@@ -239,15 +239,17 @@ fn large_indexeddb_is_cut_and_mostly_deduplicated() {
 fn tampered_chunk_is_a_clear_error_and_cleanup_removes_only_what_it_breaks() {
     let (_d, h) = home();
     let st = h.store().unwrap();
-    st.create(&new_session("victim"), T0).unwrap();
+    let chunks = || files_under(&h.store_dir().join("chunks"));
     st.create(&new_session("bystander"), T0).unwrap();
+    let f0 = chunks();
     st.save("bystander", &rich_state(1, "b"), T0 + 1).unwrap();
-    let bystander_files: Vec<PathBuf> = files_under(&h.store_dir().join("chunks"));
+    // The chunks of the bystander's latest snapshot.
+    let bystander_files: Vec<PathBuf> = chunks().into_iter().filter(|p| !f0.contains(p)).collect();
+    st.create(&new_session("victim"), T0).unwrap();
+    let f1 = chunks();
     st.save("victim", &rich_state(2, "v"), T0 + 1).unwrap();
-    let victim_only: Vec<PathBuf> = files_under(&h.store_dir().join("chunks"))
-        .into_iter()
-        .filter(|p| !bystander_files.contains(p))
-        .collect();
+    // The chunks only the victim's latest snapshot uses.
+    let victim_only: Vec<PathBuf> = chunks().into_iter().filter(|p| !f1.contains(p)).collect();
     assert!(!victim_only.is_empty());
     for p in &victim_only {
         let mut b = fs::read(p).unwrap();
@@ -263,12 +265,11 @@ fn tampered_chunk_is_a_clear_error_and_cleanup_removes_only_what_it_breaks() {
 
     // A chunk file renamed to another id is caught too.
     let ids: Vec<PathBuf> = bystander_files.clone();
-    if ids.len() >= 2 {
-        let tmp = fs::read(&ids[0]).unwrap();
-        fs::write(&ids[0], fs::read(&ids[1]).unwrap()).unwrap();
-        assert!(st.load("bystander").unwrap_err().is_corrupt());
-        fs::write(&ids[0], tmp).unwrap();
-    }
+    assert!(ids.len() >= 2);
+    let tmp = fs::read(&ids[0]).unwrap();
+    fs::write(&ids[0], fs::read(&ids[1]).unwrap()).unwrap();
+    assert!(st.load("bystander").unwrap_err().is_corrupt());
+    fs::write(&ids[0], tmp).unwrap();
     st.load("bystander").unwrap();
 
     let list = st.list(T0 + 2).unwrap();
@@ -621,4 +622,29 @@ fn manifest_cannot_be_moved_to_another_session() {
     )
     .unwrap();
     assert!(st.load("b").unwrap_err().is_corrupt());
+}
+
+#[test]
+fn import_state_never_overwrites_unless_asked() {
+    let (_d, h) = home();
+    let st = h.store().unwrap();
+    let mut s = rich_state(2, "imp");
+    s.meta.created_at = T0 - 5000;
+    s.meta.expires_at = Some(T0 + 9000);
+    let r = st.import_state("imported", &s, false, T0).unwrap();
+    assert_eq!(r.seq, 1);
+    let info = st.show("imported").unwrap();
+    assert_eq!(info.created_at, T0 - 5000);
+    assert_eq!(info.expires_at, Some(T0 + 9000));
+    assert_eq!(info.latest().unwrap().note, "import");
+    assert_eq!(st.load("imported").unwrap(), expected(s.clone(), &info));
+    let e = st.import_state("imported", &s, false, T0).unwrap_err();
+    assert!(matches!(e, StoreError::SessionExists { .. }), "{e}");
+    let other = rich_state(1, "other");
+    st.import_state("imported", &other, true, T0 + 1).unwrap();
+    let info = st.show("imported").unwrap();
+    assert_eq!(info.snapshots.len(), 1);
+    assert_eq!(st.load("imported").unwrap().cookies.len(), 1);
+    // The replaced session's own chunks are collected.
+    assert!(files_under(&h.store_dir().join("chunks")).len() <= 4);
 }
