@@ -957,8 +957,20 @@ impl Store {
             }
         }
         for k in self.b_list("snapshots/")? {
-            if let Some((n, _)) = k.strip_prefix("snapshots/").and_then(|r| r.split_once('/')) {
+            let Some((n, seq)) = k.strip_prefix("snapshots/").and_then(|r| r.split_once('/'))
+            else {
+                continue;
+            };
+            if seq.len() == 10 && seq.parse::<u64>().is_ok() {
                 names.insert(n.to_owned());
+            } else {
+                // Not a snapshot the store wrote; it would block GC.
+                self.b_delete(&k)?;
+                report.removed.push(Removed {
+                    name: n.to_owned(),
+                    seq: None,
+                    reason: format!("unexpected object {k:?} in the snapshot area"),
+                });
             }
         }
         for name in names {

@@ -319,6 +319,11 @@ fn cleanup_removes_corrupt_and_expired_sessions_and_orphans() {
     )
     .unwrap();
 
+    fs::write(h.store_dir().join("snapshots/keep/stray"), b"x").unwrap();
+    assert!(
+        st.gc().unwrap().skipped.is_some(),
+        "a stray object blocks GC"
+    );
     let listed = st.list(T0 + 120_000).unwrap();
     let broken = listed.iter().find(|i| i.name == "broken-record").unwrap();
     assert!(broken.problem.as_deref().unwrap().contains("damaged"));
@@ -336,7 +341,10 @@ fn cleanup_removes_corrupt_and_expired_sessions_and_orphans() {
     assert!(reason("short").contains("expired"));
     assert!(reason("no-snapshots").contains("no intact snapshot"));
     assert!(reason("ghost").contains("without a session record"));
-    assert!(r.removed.iter().all(|x| x.name != "keep"));
+    assert!(reason("keep").contains("unexpected object"));
+    assert!(!h.store_dir().join("snapshots/keep/stray").exists());
+    assert_eq!(r.removed.iter().filter(|x| x.name == "keep").count(), 1);
+    assert!(r.gc.skipped.is_none(), "{r:?}");
     let names: Vec<String> = st.list(T0).unwrap().into_iter().map(|i| i.name).collect();
     assert_eq!(names, vec!["keep"]);
     assert!(!h.store_dir().join("snapshots/ghost").exists());
