@@ -178,11 +178,15 @@ struct PwCookie {
     path: String,
     /// Seconds since the epoch; -1 for a session cookie. Whole numbers are
     /// written as integers, as Playwright does.
-    #[serde(serialize_with = "whole_as_int")]
+    #[serde(serialize_with = "whole_as_int", default = "session_expiry")]
     expires: f64,
+    #[serde(default)]
     http_only: bool,
+    #[serde(default)]
     secure: bool,
-    same_site: SameSite,
+    /// Always written; tolerated absent on read (hand-written files).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    same_site: Option<SameSite>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     partition_key: Option<String>,
     #[serde(
@@ -191,6 +195,10 @@ struct PwCookie {
         skip_serializing_if = "Option::is_none"
     )]
     cr_has_cross_site_ancestor: Option<bool>,
+}
+
+fn session_expiry() -> f64 {
+    -1.0
 }
 
 fn whole_as_int<S: serde::Serializer>(v: &f64, s: S) -> Result<S::Ok, S::Error> {
@@ -330,7 +338,7 @@ pub fn to_playwright(state: &SessionState) -> (String, Warnings) {
             expires: c.expires.unwrap_or(-1.0),
             http_only: c.http_only,
             secure: c.secure,
-            same_site: c.same_site.unwrap_or(SameSite::Lax),
+            same_site: Some(c.same_site.unwrap_or(SameSite::Lax)),
             partition_key: c.partition_key.as_ref().map(|p| p.top_level_site.clone()),
             cr_has_cross_site_ancestor: c.partition_key.as_ref().map(|p| p.has_cross_site_ancestor),
         });
@@ -656,7 +664,7 @@ pub fn from_playwright(
             expires: (c.expires > 0.0).then_some(c.expires),
             http_only: c.http_only,
             secure: c.secure,
-            same_site: Some(c.same_site),
+            same_site: c.same_site,
             partition_key: c.partition_key.map(|top_level_site| PartitionKey {
                 top_level_site,
                 // Playwright's own default when the hint is absent.
