@@ -656,3 +656,36 @@ fn import_state_never_overwrites_unless_asked() {
     // The replaced session's own chunks are collected.
     assert!(files_under(&h.store_dir().join("chunks")).len() <= 4);
 }
+
+#[test]
+fn concurrent_saves_and_deletes_from_two_store_handles_keep_every_snapshot_whole() {
+    // Two handles = two lock file descriptions, as two processes have. The
+    // store lock keeps B's garbage collection from deleting chunks that A
+    // has written but not yet referenced from a manifest.
+    let (_d, h) = home();
+    let a = h.store().unwrap();
+    let b = h.store().unwrap();
+    a.create(&new_session("a"), T0).unwrap();
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            for i in 0..15 {
+                a.save("a", &rich_state(3, &format!("a{i}")), T0 + i)
+                    .unwrap();
+            }
+        });
+        s.spawn(|| {
+            for i in 0..15 {
+                b.create(&new_session("b"), T0).unwrap();
+                b.save("b", &rich_state(2, &format!("b{i}")), T0 + i)
+                    .unwrap();
+                b.delete("b").unwrap();
+            }
+        });
+    });
+    let hist = a.history("a").unwrap();
+    assert_eq!(hist.len(), KEEP_SNAPSHOTS);
+    for s in hist {
+        a.load_snapshot("a", s.seq).unwrap();
+    }
+    assert_eq!(a.cleanup(T0).unwrap().removed, vec![]);
+}
