@@ -647,9 +647,13 @@ impl Store {
             for range in records::chunk_bounds(&r.body) {
                 let plain = &r.body[range.clone()];
                 let id = self.keys.chunk_id(r.kind, plain);
-                if !known.contains_key(&id) && seen.insert(id) {
+                if seen.insert(id) {
+                    // Checked even when the previous snapshot has it, so a
+                    // chunk lost outside the store is written again.
                     let exists = self.b_has(&id.object_key())?;
-                    todo.push((id, r.kind, plain, !exists));
+                    if !exists || !known.contains_key(&id) {
+                        todo.push((id, r.kind, plain, !exists));
+                    }
                 }
                 chunks.push((id, range));
             }
