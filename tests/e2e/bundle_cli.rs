@@ -37,7 +37,13 @@ fn host(dir: &Dir, args: &[&str]) -> Output {
 }
 
 fn ok(o: &Output) -> String {
-    assert!(o.status.success(), "status {:?}\nstdout: {}\nstderr: {}", o.status, String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+    assert!(
+        o.status.success(),
+        "status {:?}\nstdout: {}\nstderr: {}",
+        o.status,
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
     String::from_utf8_lossy(&o.stdout).into_owned() + &String::from_utf8_lossy(&o.stderr)
 }
 
@@ -63,14 +69,26 @@ const STATE: &str = r#"{
    "sessionStorage": [{"origin": "http://localhost:8080", "items": [{"key": "step", "value": "SS-SECRET-3"}]}]}]
 }"#;
 
-const SECRETS: [&str; 4] = ["COOKIE-SECRET-4711", "PARTITIONED-SECRET", "LS-TOKEN-SECRET", "SS-SECRET-3"];
+const SECRETS: [&str; 4] = [
+    "COOKIE-SECRET-4711",
+    "PARTITIONED-SECRET",
+    "LS-TOKEN-SECRET",
+    "SS-SECRET-3",
+];
 
 fn contains(hay: &[u8], needle: &str) -> bool {
     hay.windows(needle.len()).any(|w| w == needle.as_bytes())
 }
 
 fn fast_kdf() -> [&'static str; 6] {
-    ["--argon2-memory", "8", "--argon2-time", "1", "--argon2-parallelism", "1"]
+    [
+        "--argon2-memory",
+        "8",
+        "--argon2-time",
+        "1",
+        "--argon2-parallelism",
+        "1",
+    ]
 }
 
 fn mode(p: &Path) -> u32 {
@@ -94,7 +112,11 @@ fn keygen_writes_private_and_public_keys_and_refuses_to_overwrite() {
     assert!(text(&o).contains("--force"), "{}", text(&o));
     ok(&host(&d, &["keygen", "--symmetric", "-o", "sym"]));
     assert_eq!(mode(&d.p("sym")), 0o600);
-    assert!(std::fs::read_to_string(d.p("sym")).unwrap().starts_with("sessbundle-symmetric-key-v1:"));
+    assert!(
+        std::fs::read_to_string(d.p("sym"))
+            .unwrap()
+            .starts_with("sessbundle-symmetric-key-v1:")
+    );
     assert!(!d.p("sym.pub").exists());
 }
 
@@ -102,45 +124,98 @@ fn keygen_writes_private_and_public_keys_and_refuses_to_overwrite() {
 fn seal_unseal_round_trip_keeps_every_value_and_hides_them_in_the_bundle() {
     let d = Dir::new("roundtrip");
     setup(&d);
-    let mut args = vec!["seal", "state.json", "-o", "a.sessbundle", "--passphrase-file", "pass", "--sign", "sign.key"];
+    let mut args = vec![
+        "seal",
+        "state.json",
+        "-o",
+        "a.sessbundle",
+        "--passphrase-file",
+        "pass",
+        "--sign",
+        "sign.key",
+    ];
     args.extend(fast_kdf());
     ok(&host(&d, &args));
     let bytes = std::fs::read(d.p("a.sessbundle")).unwrap();
     for s in SECRETS {
         assert!(!contains(&bytes, s), "{s} is in the bundle in plaintext");
     }
-    let o = host(&d, &["unseal", "a.sessbundle", "-o", "out.json", "--passphrase-file", "pass"]);
+    let o = host(
+        &d,
+        &[
+            "unseal",
+            "a.sessbundle",
+            "-o",
+            "out.json",
+            "--passphrase-file",
+            "pass",
+        ],
+    );
     ok(&o);
     assert_eq!(mode(&d.p("out.json")), 0o600);
     let want: serde_json::Value = serde_json::from_str(STATE).unwrap();
-    let got: serde_json::Value = serde_json::from_slice(&std::fs::read(d.p("out.json")).unwrap()).unwrap();
+    let got: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(d.p("out.json")).unwrap()).unwrap();
     for s in SECRETS {
         assert!(got.to_string().contains(s), "{s} lost");
     }
-    assert_eq!(got["cookies"][1]["partitionKey"], want["cookies"][1]["partitionKey"]);
+    assert_eq!(
+        got["cookies"][1]["partitionKey"],
+        want["cookies"][1]["partitionKey"]
+    );
     assert_eq!(got["origins"][0]["indexedDB"][0]["version"], 3);
-    assert_eq!(got["tabs"][0]["sessionStorage"], want["tabs"][0]["sessionStorage"]);
+    assert_eq!(
+        got["tabs"][0]["sessionStorage"],
+        want["tabs"][0]["sessionStorage"]
+    );
     // The same through --passphrase-env.
     let o = Command::new(env!("CARGO_BIN_EXE_host"))
-        .args(["unseal", "a.sessbundle", "-o", "env.json", "--passphrase-env", "SB_PW"])
+        .args([
+            "unseal",
+            "a.sessbundle",
+            "-o",
+            "env.json",
+            "--passphrase-env",
+            "SB_PW",
+        ])
         .current_dir(&d.0)
         .env("SB_PW", "correct horse")
         .stdin(Stdio::null())
         .output()
         .unwrap();
     ok(&o);
-    assert_eq!(std::fs::read(d.p("env.json")).unwrap(), std::fs::read(d.p("out.json")).unwrap());
+    assert_eq!(
+        std::fs::read(d.p("env.json")).unwrap(),
+        std::fs::read(d.p("out.json")).unwrap()
+    );
 }
 
 #[test]
 fn wrong_key_and_tampering_exit_3_and_leave_no_output() {
     let d = Dir::new("auth");
     setup(&d);
-    let mut args = vec!["seal", "state.json", "-o", "a.sessbundle", "--passphrase-file", "pass"];
+    let mut args = vec![
+        "seal",
+        "state.json",
+        "-o",
+        "a.sessbundle",
+        "--passphrase-file",
+        "pass",
+    ];
     args.extend(fast_kdf());
     ok(&host(&d, &args));
     std::fs::write(d.p("wrong"), "nope").unwrap();
-    let o = host(&d, &["unseal", "a.sessbundle", "-o", "out.json", "--passphrase-file", "wrong"]);
+    let o = host(
+        &d,
+        &[
+            "unseal",
+            "a.sessbundle",
+            "-o",
+            "out.json",
+            "--passphrase-file",
+            "wrong",
+        ],
+    );
     assert_eq!(code(&o), 3, "{}", text(&o));
     assert!(text(&o).contains("wrong passphrase"), "{}", text(&o));
     assert!(!d.p("out.json").exists());
@@ -148,12 +223,28 @@ fn wrong_key_and_tampering_exit_3_and_leave_no_output() {
     let n = b.len();
     b[n - 40] ^= 1;
     std::fs::write(d.p("t.sessbundle"), &b).unwrap();
-    let o = host(&d, &["unseal", "t.sessbundle", "-o", "out.json", "--passphrase-file", "pass"]);
+    let o = host(
+        &d,
+        &[
+            "unseal",
+            "t.sessbundle",
+            "-o",
+            "out.json",
+            "--passphrase-file",
+            "pass",
+        ],
+    );
     assert_eq!(code(&o), 3, "{}", text(&o));
     assert!(!d.p("out.json").exists());
     // No partial or temp files anywhere.
-    let names: Vec<String> = std::fs::read_dir(&d.0).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
-    assert!(!names.iter().any(|n| n.contains(".tmp-") || n == "out.json"), "{names:?}");
+    let names: Vec<String> = std::fs::read_dir(&d.0)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        !names.iter().any(|n| n.contains(".tmp-") || n == "out.json"),
+        "{names:?}"
+    );
     // Not a bundle: exit 1 with a hint.
     let o = host(&d, &["inspect", "state.json"]);
     assert_eq!(code(&o), 1);
@@ -182,19 +273,48 @@ fn signatures_detached_and_embedded_verify_without_a_passphrase() {
     let d = Dir::new("sign");
     setup(&d);
     ok(&host(&d, &["keygen", "-o", "other.key"]));
-    let mut args = vec!["seal", "state.json", "-o", "a.sessbundle", "--passphrase-file", "pass"];
+    let mut args = vec![
+        "seal",
+        "state.json",
+        "-o",
+        "a.sessbundle",
+        "--passphrase-file",
+        "pass",
+    ];
     args.extend(fast_kdf());
     ok(&host(&d, &args));
     // Unsigned: verify fails with 3 and says how to sign.
     let o = host(&d, &["verify", "a.sessbundle", "--key", "sign.key.pub"]);
     assert_eq!(code(&o), 3);
     assert!(text(&o).contains("host sign"), "{}", text(&o));
-    ok(&host(&d, &["sign", "a.sessbundle", "--key", "sign.key", "--signer", "ci bot"]));
+    ok(&host(
+        &d,
+        &[
+            "sign",
+            "a.sessbundle",
+            "--key",
+            "sign.key",
+            "--signer",
+            "ci bot",
+        ],
+    ));
     assert!(d.p("a.sessbundle.sig").exists());
-    let out = ok(&host(&d, &["verify", "a.sessbundle", "--key", "sign.key.pub"]));
-    assert!(out.contains("good signature") && out.contains("signer:ci bot"), "{out}");
+    let out = ok(&host(
+        &d,
+        &["verify", "a.sessbundle", "--key", "sign.key.pub"],
+    ));
+    assert!(
+        out.contains("good signature") && out.contains("signer:ci bot"),
+        "{out}"
+    );
     // Another key's public key: no signature by it.
-    assert_eq!(code(&host(&d, &["verify", "a.sessbundle", "--key", "other.key.pub"])), 3);
+    assert_eq!(
+        code(&host(
+            &d,
+            &["verify", "a.sessbundle", "--key", "other.key.pub"]
+        )),
+        3
+    );
     // A secret key where a public one belongs: clear error.
     let o = host(&d, &["verify", "a.sessbundle", "--key", "sign.key"]);
     assert!(text(&o).contains("public key"), "{}", text(&o));
@@ -212,12 +332,33 @@ fn signatures_detached_and_embedded_verify_without_a_passphrase() {
 fn inspect_shows_facts_and_counts_never_values() {
     let d = Dir::new("inspect");
     setup(&d);
-    let mut args = vec!["seal", "state.json", "-o", "a.sessbundle", "--passphrase-file", "pass", "--sign", "sign.key"];
+    let mut args = vec![
+        "seal",
+        "state.json",
+        "-o",
+        "a.sessbundle",
+        "--passphrase-file",
+        "pass",
+        "--sign",
+        "sign.key",
+    ];
     args.extend(fast_kdf());
     ok(&host(&d, &args));
     let plain = ok(&host(&d, &["inspect", "a.sessbundle"]));
-    assert!(plain.contains("Argon2id") && plain.contains("embedded"), "{plain}");
-    let j = host(&d, &["inspect", "a.sessbundle", "--json", "--passphrase-file", "pass"]);
+    assert!(
+        plain.contains("Argon2id") && plain.contains("embedded"),
+        "{plain}"
+    );
+    let j = host(
+        &d,
+        &[
+            "inspect",
+            "a.sessbundle",
+            "--json",
+            "--passphrase-file",
+            "pass",
+        ],
+    );
     let out = ok(&j);
     let v: serde_json::Value = serde_json::from_slice(&j.stdout).unwrap();
     assert_eq!(v["content"]["cookies"], 2);
@@ -225,9 +366,15 @@ fn inspect_shows_facts_and_counts_never_values() {
     assert_eq!(v["content"]["origins"][0]["indexeddb_records"], 1);
     assert_eq!(v["content"]["tabs"], 1);
     assert_eq!(v["key_slots"][0]["type"], "passphrase");
-    let human = ok(&host(&d, &["inspect", "a.sessbundle", "--passphrase-file", "pass"]));
+    let human = ok(&host(
+        &d,
+        &["inspect", "a.sessbundle", "--passphrase-file", "pass"],
+    ));
     for s in SECRETS {
-        assert!(!out.contains(s) && !human.contains(s), "inspect printed {s}");
+        assert!(
+            !out.contains(s) && !human.contains(s),
+            "inspect printed {s}"
+        );
     }
     assert!(!human.contains("/wizard"), "inspect printed a tab URL");
 }
@@ -238,16 +385,86 @@ fn key_files_and_rekey() {
     setup(&d);
     ok(&host(&d, &["keygen", "--symmetric", "-o", "k1"]));
     ok(&host(&d, &["keygen", "--symmetric", "-o", "k2"]));
-    ok(&host(&d, &["seal", "state.json", "-o", "a.sessbundle", "--key-file", "k1"]));
-    ok(&host(&d, &["unseal", "a.sessbundle", "-o", "o1.json", "--key-file", "k1"]));
-    let o = host(&d, &["unseal", "a.sessbundle", "-o", "o2.json", "--passphrase-file", "pass"]);
+    ok(&host(
+        &d,
+        &[
+            "seal",
+            "state.json",
+            "-o",
+            "a.sessbundle",
+            "--key-file",
+            "k1",
+        ],
+    ));
+    ok(&host(
+        &d,
+        &[
+            "unseal",
+            "a.sessbundle",
+            "-o",
+            "o1.json",
+            "--key-file",
+            "k1",
+        ],
+    ));
+    let o = host(
+        &d,
+        &[
+            "unseal",
+            "a.sessbundle",
+            "-o",
+            "o2.json",
+            "--passphrase-file",
+            "pass",
+        ],
+    );
     assert_eq!(code(&o), 3);
     assert!(text(&o).contains("--key-file"), "{}", text(&o));
-    let mut args = vec!["rekey", "a.sessbundle", "-o", "b.sessbundle", "--key-file", "k1", "--new-key-file", "k2", "--new-passphrase-file", "pass"];
+    let mut args = vec![
+        "rekey",
+        "a.sessbundle",
+        "-o",
+        "b.sessbundle",
+        "--key-file",
+        "k1",
+        "--new-key-file",
+        "k2",
+        "--new-passphrase-file",
+        "pass",
+    ];
     args.extend(fast_kdf());
     ok(&host(&d, &args));
-    assert_eq!(code(&host(&d, &["unseal", "b.sessbundle", "-o", "x.json", "--key-file", "k1"])), 3);
-    ok(&host(&d, &["unseal", "b.sessbundle", "-o", "o3.json", "--key-file", "k2"]));
-    ok(&host(&d, &["unseal", "b.sessbundle", "-o", "o4.json", "--passphrase-file", "pass"]));
-    assert_eq!(std::fs::read(d.p("o1.json")).unwrap(), std::fs::read(d.p("o3.json")).unwrap());
+    assert_eq!(
+        code(&host(
+            &d,
+            &["unseal", "b.sessbundle", "-o", "x.json", "--key-file", "k1"]
+        )),
+        3
+    );
+    ok(&host(
+        &d,
+        &[
+            "unseal",
+            "b.sessbundle",
+            "-o",
+            "o3.json",
+            "--key-file",
+            "k2",
+        ],
+    ));
+    ok(&host(
+        &d,
+        &[
+            "unseal",
+            "b.sessbundle",
+            "-o",
+            "o4.json",
+            "--passphrase-file",
+            "pass",
+        ],
+    ));
+    assert_eq!(
+        std::fs::read(d.p("o1.json")).unwrap(),
+        std::fs::read(d.p("o3.json")).unwrap()
+    );
 }

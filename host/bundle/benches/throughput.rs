@@ -322,9 +322,14 @@ fn main() {
     let (unlock, _) = key();
     let pw = Unlock::Passphrase(Passphrase::new("bench"));
     let small = sessbundle::sample::session_like(1, 8, 1_000_000);
-    let b = seal(&small, Vec::new(), std::slice::from_ref(&pw), SealOptions::default())
-        .unwrap()
-        .0;
+    let b = seal(
+        &small,
+        Vec::new(),
+        std::slice::from_ref(&pw),
+        SealOptions::default(),
+    )
+    .unwrap()
+    .0;
     let kdf = Instant::now();
     let _ = unseal(Cursor::new(&b), &pw).unwrap();
     println!(

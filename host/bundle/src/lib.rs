@@ -17,6 +17,8 @@
 //! - [`manifest`]: the authenticated chunk and record table.
 //! - [`writer`] / [`reader`]: sealing and opening, one pass, bounded memory.
 //! - [`sign`]: Ed25519 signatures, detached or embedded.
+//! - [`interop`]: Playwright `storageState` JSON and Netscape cookies.txt,
+//!   both ways, with warnings for what the other format cannot hold.
 //! - [`rekey`]: add or remove key slots without re-encrypting the payload.
 //! - [`atomic`]: temp file + fsync + rename for every file we write.
 //! - [`error`]: the one public [`Error`]; each message says what to do next.
@@ -24,6 +26,7 @@
 pub mod atomic;
 pub mod error;
 pub mod format;
+pub mod interop;
 pub mod keys;
 pub mod manifest;
 pub mod reader;

@@ -27,6 +27,9 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Local sessions in the home's encrypted store: create, list, show, extend, delete, cleanup, history, rollback.
+    #[command(subcommand)]
+    Session(crate::session_cmd::SessionCommand),
     /// Make a signing key pair (KEY secret, mode 0600, and KEY.pub), or with --symmetric a raw 256-bit key file for --key-file.
     Keygen {
         #[arg(short, long, value_name = "KEY")]

@@ -2,13 +2,15 @@
 //! acts. It wires the crates together and owns nothing of the formats:
 //! - `args`: the whole command-line surface, as data;
 //! - `secrets`: passphrase / key-file / prompt handling (never argv);
-//! - `bundle_cmd`: keygen, seal, unseal, sign, verify, inspect, rekey.
+//! - `bundle_cmd`: keygen, seal, unseal, sign, verify, inspect, rekey;
+//! - `session_cmd`: local sessions in the home's store (`sesshost-store`).
 //!
 //! Exit codes: 0 ok, 1 error, 2 usage, 3 authentication or signature failure.
 
 mod args;
 mod bundle_cmd;
 mod secrets;
+mod session_cmd;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -48,7 +50,6 @@ fn init_logging(verbose: u8) {
 }
 
 /// `--home`, else `$SESSHOST_HOME` (clap reads it), else ~/.local/share/sesshost.
-#[allow(dead_code)]
 pub fn home_dir(flag: Option<PathBuf>) -> anyhow::Result<PathBuf> {
     if let Some(h) = flag {
         return Ok(h);
@@ -64,6 +65,7 @@ pub fn home_dir(flag: Option<PathBuf>) -> anyhow::Result<PathBuf> {
 
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
+        Command::Session(c) => session_cmd::run(&home_dir(cli.home)?, c),
         Command::Keygen {
             output,
             symmetric,
