@@ -26,6 +26,8 @@
 pub mod atomic;
 pub mod error;
 pub mod format;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod interop;
 pub mod keys;
 pub mod manifest;

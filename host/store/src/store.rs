@@ -514,7 +514,7 @@ impl Store {
             state.meta.viewport = new.viewport.clone();
             state.meta.locale = new.locale.clone();
             state.meta.timezone = new.timezone.clone();
-            self.save_locked(&rec, &state, now_ms, "create")?;
+            self.save_locked(&rec, &state, now_ms, "create", None)?;
         }
         self.show(name)
     }
@@ -557,7 +557,7 @@ impl Store {
         };
         let result = self
             .write_session(&rec)
-            .and_then(|_| self.save_locked(&rec, state, now_ms, "import"));
+            .and_then(|_| self.save_locked(&rec, state, now_ms, "import", None));
         match result {
             Ok(mut r) => {
                 if exists {
@@ -580,11 +580,32 @@ impl Store {
     /// not from `state.meta`. Older snapshots beyond [`KEEP_SNAPSHOTS`] are
     /// pruned and unreferenced chunks collected.
     pub fn save(&self, name: &str, state: &SessionState, now_ms: i64) -> Result<SaveReport> {
+        self.save_over(name, state, now_ms, None)
+    }
+
+    /// Like [`Store::save`], but when `replace` is the newest snapshot's
+    /// number, that snapshot is replaced instead of a new one being added
+    /// (and chunks only it used are collected). `host session open` uses this
+    /// so that one open — with its autosaves and its final save — is one
+    /// entry of history, and rollback goes back one open, not 30 seconds.
+    pub fn save_over(
+        &self,
+        name: &str,
+        state: &SessionState,
+        now_ms: i64,
+        replace: Option<u64>,
+    ) -> Result<SaveReport> {
         validate_name(name)?;
         let _g = self.guard()?;
         let mut rec = self.read_session(name)?;
         rec.updated_at = now_ms;
-        self.save_locked(&rec, state, now_ms, "save")
+        let latest = self.seqs(name)?.last().copied();
+        let replace = replace.filter(|r| Some(*r) == latest);
+        let mut report = self.save_locked(&rec, state, now_ms, "save", replace)?;
+        if replace.is_some() {
+            report.gc = self.gc_locked()?;
+        }
+        Ok(report)
     }
 
     fn save_locked(
@@ -593,10 +614,11 @@ impl Store {
         state: &SessionState,
         now_ms: i64,
         note: &str,
+        replace: Option<u64>,
     ) -> Result<SaveReport> {
         let name = rec.name.as_str();
         let seqs = self.seqs(name)?;
-        let seq = seqs.last().map_or(1, |s| s + 1);
+        let seq = replace.unwrap_or_else(|| seqs.last().map_or(1, |s| s + 1));
         // Stored sizes of chunks we already hold, from the previous snapshot.
         let mut known: HashMap<ChunkId, u32> = HashMap::new();
         if let Some(&prev) = seqs.last()

@@ -395,6 +395,32 @@ fn history_keeps_five_and_gc_frees_pruned_chunks() {
 }
 
 #[test]
+fn save_over_replaces_the_newest_snapshot_and_frees_its_chunks() {
+    let (_d, h) = home();
+    let st = h.store().unwrap();
+    st.create(&new_session("r"), T0).unwrap();
+    let first = st.save("r", &rich_state(1, "a"), T0 + 1).unwrap();
+    // Autosaves of one open replace that open's snapshot...
+    let again = st
+        .save_over("r", &rich_state(1, "b"), T0 + 2, Some(first.seq))
+        .unwrap();
+    assert_eq!(again.seq, first.seq);
+    let last = st
+        .save_over("r", &rich_state(1, "c"), T0 + 3, Some(first.seq))
+        .unwrap();
+    assert_eq!(last.seq, first.seq);
+    assert!(last.gc.chunks_deleted >= 1, "{last:?}");
+    assert_eq!(st.load("r").unwrap().cookies[0].value, "SECRET-COOKIE-0-c");
+    let seqs: Vec<u64> = st.history("r").unwrap().iter().map(|s| s.seq).collect();
+    assert_eq!(seqs, vec![first.seq - 1, first.seq]);
+    // ...but never an older one: asking to replace a stale number adds one.
+    let next = st
+        .save_over("r", &rich_state(1, "d"), T0 + 4, Some(first.seq - 1))
+        .unwrap();
+    assert_eq!(next.seq, first.seq + 1);
+}
+
+#[test]
 fn rollback_restores_an_earlier_snapshot_as_a_new_one() {
     let (_d, h) = home();
     let st = h.store().unwrap();
