@@ -79,9 +79,8 @@ fn s(v: &str) -> JsValue {
 async fn build_state(s: &BrowserSession, fx: &Fixture) {
     let _app = login(s, fx, "alice").await;
     let wizard = open(s, &fx.a("/wizard")).await;
-    wizard.goto(fx.a("/wizard?next")).await.unwrap();
-    wait_for(&wizard, "document.title === 'Wizard step 2'").await;
-    wizard.goto(fx.a("/wizard?next")).await.unwrap();
+    wizard.evaluate("advance(); advance(); true").await.unwrap();
+    wizard.goto(fx.a("/wizard?view=summary")).await.unwrap();
     wait_for(&wizard, "document.title === 'Wizard step 3'").await;
     let idb = open(s, &fx.b("/idb")).await;
     wait_for(&idb, "document.title.startsWith('idb ')").await;
@@ -191,7 +190,7 @@ async fn capture_every_surface_then_restore_logged_in_on_first_load() {
 
     // Tabs: app and wizard, in order; wizard with sessionStorage + history.
     let urls: Vec<&str> = state.tabs.iter().map(|t| t.url.as_str()).collect();
-    assert_eq!(urls, vec![fx.a("/app"), fx.a("/wizard?next")], "{:#?}", state.tabs);
+    assert_eq!(urls, vec![fx.a("/app"), fx.a("/wizard?view=summary")], "{:#?}", state.tabs);
     assert_eq!(state.tabs[0].title, "App alice");
     let wiz = &state.tabs[1];
     assert_eq!(wiz.title, "Wizard step 3");
@@ -199,9 +198,15 @@ async fn capture_every_surface_then_restore_logged_in_on_first_load() {
         wiz.session_storage,
         vec![OriginStorage { origin: fx.site_a.clone(), items: vec![StorageItem { key: "wizardStep".into(), value: "3".into() }] }]
     );
-    assert_eq!(wiz.history.len(), 3);
-    assert_eq!(wiz.current_index, 2);
-    assert_eq!(wiz.history[0].url, fx.a("/wizard"));
+    assert_eq!(
+        wiz.history,
+        vec![
+            HistoryEntry { url: fx.a("/wizard"), title: "Wizard step 3".into() },
+            HistoryEntry { url: fx.a("/wizard?view=summary"), title: "Wizard step 3".into() },
+        ]
+    );
+    assert_eq!(wiz.current_index, 1);
+    assert_eq!(state.tabs[0].history[0].url, fx.a("/login"));
     assert!(state.meta.browser.as_ref().is_some_and(|b| !b.version.is_empty()));
 
     // The state survives the model's own encodings.
