@@ -16,11 +16,11 @@
 use std::collections::BTreeSet;
 
 use chromiumoxide::Page;
+use serde_json::{Value, json};
 use sessbundle::state::{
     BrowserInfo, Cookie, CookiePriority, HistoryEntry, IdbDatabase, OriginState, OriginStorage,
     PartitionKey, SameSite, SessionState, SourceScheme, StorageItem, Tab,
 };
-use serde_json::{Value, json};
 
 use crate::cdp::{browser_cmd, eval, page_cmd};
 use crate::error::{BrowserError, Result};
@@ -42,7 +42,11 @@ pub fn origin_of(url: &str) -> Option<String> {
     }
     let hostport = hostport.to_ascii_lowercase();
     let hostport = match (scheme.as_str(), hostport.rsplit_once(':')) {
-        ("http", Some((h, "80"))) | ("https", Some((h, "443"))) if !h.ends_with(']') || h.starts_with('[') => h.to_string(),
+        ("http", Some((h, "80"))) | ("https", Some((h, "443")))
+            if !h.ends_with(']') || h.starts_with('[') =>
+        {
+            h.to_string()
+        }
         _ => hostport,
     };
     Some(format!("{scheme}://{hostport}"))
@@ -53,7 +57,10 @@ pub(crate) fn cookie_from_cdp(v: &Value) -> Cookie {
     let s = |k: &str| v.get(k).and_then(Value::as_str).unwrap_or("").to_string();
     let b = |k: &str| v.get(k).and_then(Value::as_bool).unwrap_or(false);
     let session = b("session");
-    let expires = v.get("expires").and_then(Value::as_f64).filter(|e| !session && *e > 0.0);
+    let expires = v
+        .get("expires")
+        .and_then(Value::as_f64)
+        .filter(|e| !session && *e > 0.0);
     let same_site = match v.get("sameSite").and_then(Value::as_str) {
         Some("Strict") => Some(SameSite::Strict),
         Some("Lax") => Some(SameSite::Lax),
@@ -74,8 +81,15 @@ pub(crate) fn cookie_from_cdp(v: &Value) -> Cookie {
     };
     let partition_key = match v.get("partitionKey") {
         Some(Value::Object(o)) => Some(PartitionKey {
-            top_level_site: o.get("topLevelSite").and_then(Value::as_str).unwrap_or("").to_string(),
-            has_cross_site_ancestor: o.get("hasCrossSiteAncestor").and_then(Value::as_bool).unwrap_or(false),
+            top_level_site: o
+                .get("topLevelSite")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string(),
+            has_cross_site_ancestor: o
+                .get("hasCrossSiteAncestor")
+                .and_then(Value::as_bool)
+                .unwrap_or(false),
         }),
         // Chromium before 125 sent the top-level site as a string.
         Some(Value::String(s)) => Some(PartitionKey {
@@ -95,7 +109,10 @@ pub(crate) fn cookie_from_cdp(v: &Value) -> Cookie {
         same_site,
         priority,
         source_scheme,
-        source_port: v.get("sourcePort").and_then(Value::as_i64).map(|p| p as i32),
+        source_port: v
+            .get("sourcePort")
+            .and_then(Value::as_i64)
+            .map(|p| p as i32),
         partition_key,
     }
 }
@@ -217,7 +234,8 @@ impl BrowserSession {
                 }
             };
             let tab = capture_tab(&page, info).await?;
-            if tab.url == "about:blank" && tab.history.len() <= 1 && tab.session_storage.is_empty() {
+            if tab.url == "about:blank" && tab.history.len() <= 1 && tab.session_storage.is_empty()
+            {
                 continue;
             }
             origins.extend(tab.history.iter().filter_map(|h| origin_of(&h.url)));
@@ -247,18 +265,21 @@ async fn capture_origins_in(page: &Page, origins: &BTreeSet<String>) -> Result<V
     let mut out = Vec::new();
     for origin in origins {
         navigate(page, &format!("{origin}/")).await?;
-        let dump = eval(page, &script).await.map_err(|e| BrowserError::Storage {
-            what: "reading storage",
-            origin: origin.clone(),
-            message: e.to_string(),
-        })?;
-        let dump: OriginDump = serde_json::from_str(dump.as_str().unwrap_or("{}")).map_err(|e| {
-            BrowserError::Storage {
-                what: "decoding storage",
+        let dump = eval(page, &script)
+            .await
+            .map_err(|e| BrowserError::Storage {
+                what: "reading storage",
                 origin: origin.clone(),
                 message: e.to_string(),
-            }
-        })?;
+            })?;
+        let dump: OriginDump =
+            serde_json::from_str(dump.as_str().unwrap_or("{}")).map_err(|e| {
+                BrowserError::Storage {
+                    what: "decoding storage",
+                    origin: origin.clone(),
+                    message: e.to_string(),
+                }
+            })?;
         let mut dbs = dump.indexed_db;
         for db in &mut dbs {
             for store in &mut db.object_stores {
@@ -282,7 +303,10 @@ async fn capture_origins_in(page: &Page, origins: &BTreeSet<String>) -> Result<V
 /// The key generator's current number (`IndexedDB.getMetadata`).
 async fn key_generator(page: &Page, origin: &str, db: &str, store: &str) -> Option<u64> {
     let key = format!("{origin}/");
-    for addr in [json!({ "storageKey": key }), json!({ "securityOrigin": origin })] {
+    for addr in [
+        json!({ "storageKey": key }),
+        json!({ "securityOrigin": origin }),
+    ] {
         let mut p = addr;
         p["databaseName"] = json!(db);
         p["objectStoreName"] = json!(store);
@@ -336,7 +360,11 @@ async fn capture_tab(page: &Page, info: &Value) -> Result<Tab> {
                 continue;
             }
         };
-        if !items.is_empty() && !session_storage.iter().any(|s: &OriginStorage| &s.origin == origin) {
+        if !items.is_empty()
+            && !session_storage
+                .iter()
+                .any(|s: &OriginStorage| &s.origin == origin)
+        {
             session_storage.push(OriginStorage {
                 origin: origin.clone(),
                 items,
@@ -347,13 +375,21 @@ async fn capture_tab(page: &Page, info: &Value) -> Result<Tab> {
         url,
         title,
         session_storage,
-        history: if entries.len() > 1 { entries } else { Vec::new() },
+        history: if entries.len() > 1 {
+            entries
+        } else {
+            Vec::new()
+        },
         current_index: if current > 0 { current as u32 } else { 0 },
     })
 }
 
 fn collect_frame_origins(node: &Value, out: &mut Vec<String>) {
-    if let Some(o) = node["frame"]["url"].as_str().and_then(origin_of).filter(|o| !out.contains(o)) {
+    if let Some(o) = node["frame"]["url"]
+        .as_str()
+        .and_then(origin_of)
+        .filter(|o| !out.contains(o))
+    {
         out.push(o);
     }
     for child in node["childFrames"].as_array().into_iter().flatten() {
@@ -367,7 +403,13 @@ async fn read_session_storage(page: &Page, origin: &str) -> Result<Vec<StorageIt
         json!({ "securityOrigin": origin, "isLocalStorage": false }),
         json!({ "storageKey": format!("{origin}/"), "isLocalStorage": false }),
     ] {
-        match page_cmd(page, "DOMStorage.getDOMStorageItems", json!({ "storageId": id })).await {
+        match page_cmd(
+            page,
+            "DOMStorage.getDOMStorageItems",
+            json!({ "storageId": id }),
+        )
+        .await
+        {
             Ok(r) => {
                 return Ok(r["entries"]
                     .as_array()
@@ -393,9 +435,18 @@ mod tests {
 
     #[test]
     fn origins() {
-        assert_eq!(origin_of("http://127.0.0.1:8080/a?b#c").as_deref(), Some("http://127.0.0.1:8080"));
-        assert_eq!(origin_of("https://User@Example.com:443/").as_deref(), Some("https://example.com"));
-        assert_eq!(origin_of("http://localhost:80").as_deref(), Some("http://localhost"));
+        assert_eq!(
+            origin_of("http://127.0.0.1:8080/a?b#c").as_deref(),
+            Some("http://127.0.0.1:8080")
+        );
+        assert_eq!(
+            origin_of("https://User@Example.com:443/").as_deref(),
+            Some("https://example.com")
+        );
+        assert_eq!(
+            origin_of("http://localhost:80").as_deref(),
+            Some("http://localhost")
+        );
         assert_eq!(origin_of("about:blank"), None);
         assert_eq!(origin_of("chrome://version"), None);
         assert_eq!(origin_of("http:///x"), None);
@@ -403,8 +454,10 @@ mod tests {
 
     #[test]
     fn session_cookie_has_no_expiry() {
-        let c = cookie_from_cdp(&json!({"name":"a","value":"b","domain":"x","path":"/","expires":-1,"session":true,
-            "partitionKey":{"topLevelSite":"https://t.test","hasCrossSiteAncestor":true},"sourcePort":443,"sourceScheme":"Secure","priority":"High"}));
+        let c = cookie_from_cdp(
+            &json!({"name":"a","value":"b","domain":"x","path":"/","expires":-1,"session":true,
+            "partitionKey":{"topLevelSite":"https://t.test","hasCrossSiteAncestor":true},"sourcePort":443,"sourceScheme":"Secure","priority":"High"}),
+        );
         assert_eq!(c.expires, None);
         assert_eq!(c.partition_key.unwrap().top_level_site, "https://t.test");
         assert_eq!(c.source_port, Some(443));

@@ -22,7 +22,9 @@ pub enum BrowserError {
     BadChromiumPath(PathBuf),
 
     /// Starting the Chromium process failed.
-    #[error("could not start Chromium {binary:?}: {source}; check that the binary runs (`{binary:?} --version`)")]
+    #[error(
+        "could not start Chromium {binary:?}: {source}; check that the binary runs (`{binary:?} --version`)"
+    )]
     Spawn {
         binary: PathBuf,
         #[source]
@@ -37,19 +39,27 @@ pub enum BrowserError {
     NoDevToolsEndpoint { reason: String, stderr_tail: String },
 
     /// Creating the private profile directory failed.
-    #[error("could not create a private Chromium profile directory: {0}; check that the temp dir (TMPDIR) is writable")]
+    #[error(
+        "could not create a private Chromium profile directory: {0}; check that the temp dir (TMPDIR) is writable"
+    )]
     ProfileDir(#[source] std::io::Error),
 
     /// The DevTools connection could not be opened or broke.
-    #[error("lost or could not open the DevTools connection to Chromium: {0}; the browser may have crashed, relaunch the session")]
+    #[error(
+        "lost or could not open the DevTools connection to Chromium: {0}; the browser may have crashed, relaunch the session"
+    )]
     Connection(String),
 
     /// A DevTools command failed.
-    #[error("DevTools command {method} failed: {message}; this Chromium may be incompatible, try another version (SESSHOST_CHROMIUM)")]
+    #[error(
+        "DevTools command {method} failed: {message}; this Chromium may be incompatible, try another version (SESSHOST_CHROMIUM)"
+    )]
     Cdp { method: String, message: String },
 
     /// A step of capture or restore failed inside the page.
-    #[error("{what} failed for {origin}: {message}; the site's storage may be locked by an open tab or over quota, retry after closing it")]
+    #[error(
+        "{what} failed for {origin}: {message}; the site's storage may be locked by an open tab or over quota, retry after closing it"
+    )]
     Storage {
         what: &'static str,
         origin: String,

@@ -165,7 +165,8 @@ impl ChromiumProcess {
         }
         if let Some(l) = &opts.emulation.locale {
             let posix = l.replace('-', "_");
-            cmd.env("LANGUAGE", &posix).env("LANG", format!("{posix}.UTF-8"));
+            cmd.env("LANGUAGE", &posix)
+                .env("LANG", format!("{posix}.UTF-8"));
         }
         cmd.stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -312,7 +313,10 @@ pub fn chromium_args(opts: &LaunchOptions, profile: &Path) -> Vec<String> {
     if let Some(v) = &e.viewport {
         args.push(format!("--window-size={},{}", v.width, v.height));
         if v.device_scale_factor > 0.0 && v.device_scale_factor != 1.0 {
-            args.push(format!("--force-device-scale-factor={}", v.device_scale_factor));
+            args.push(format!(
+                "--force-device-scale-factor={}",
+                v.device_scale_factor
+            ));
         }
     }
     args.extend(opts.extra_args.iter().cloned());

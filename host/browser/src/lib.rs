@@ -33,8 +33,8 @@
 //!
 //! [`SessionState`]: sessbundle::state::SessionState
 
-mod cdp;
 pub mod capture;
+mod cdp;
 mod error;
 mod js;
 pub mod launch;

@@ -16,10 +16,10 @@
 
 use chromiumoxide::Page;
 use chromiumoxide::cdp::browser_protocol::target::CreateTargetParams;
+use serde_json::{Value, json};
 use sessbundle::state::{
     Cookie, CookiePriority, HistoryEntry, OriginState, SameSite, SessionState, SourceScheme, Tab,
 };
-use serde_json::{Value, json};
 
 use crate::capture::origin_of;
 use crate::cdp::{browser_cmd, eval, page_cmd};
@@ -85,10 +85,15 @@ fn validate(state: &SessionState) -> Result<()> {
     }
     for c in &state.cookies {
         if c.name.is_empty() && c.value.is_empty() {
-            return Err(BrowserError::InvalidState("a cookie has neither name nor value".into()));
+            return Err(BrowserError::InvalidState(
+                "a cookie has neither name nor value".into(),
+            ));
         }
         if c.domain.is_empty() {
-            return Err(BrowserError::InvalidState(format!("cookie {:?} has no domain", c.name)));
+            return Err(BrowserError::InvalidState(format!(
+                "cookie {:?} has no domain",
+                c.name
+            )));
         }
     }
     for t in &state.tabs {
@@ -122,7 +127,12 @@ impl BrowserSession {
     pub async fn restore_cookies(&self, cookies: &[Cookie]) -> Result<()> {
         for chunk in cookies.chunks(500) {
             let list: Vec<Value> = chunk.iter().map(cookie_to_cdp).collect();
-            browser_cmd(&self.browser, "Storage.setCookies", json!({ "cookies": list })).await?;
+            browser_cmd(
+                &self.browser,
+                "Storage.setCookies",
+                json!({ "cookies": list }),
+            )
+            .await?;
         }
         Ok(())
     }
@@ -186,9 +196,19 @@ impl BrowserSession {
             apply_emulation(&page, &self.emulation).await?;
             restore_tab(&page, tab).await?;
         }
-        let internal = self.tracker.lock().unwrap_or_else(|p| p.into_inner()).internal.clone();
+        let internal = self
+            .tracker
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .internal
+            .clone();
         for id in blank.into_iter().filter(|id| !internal.contains(id)) {
-            let _ = browser_cmd(&self.browser, "Target.closeTarget", json!({ "targetId": id })).await;
+            let _ = browser_cmd(
+                &self.browser,
+                "Target.closeTarget",
+                json!({ "targetId": id }),
+            )
+            .await;
         }
         Ok(())
     }
@@ -217,7 +237,9 @@ async fn restore_tab(page: &Page, tab: &Tab) -> Result<()> {
     let mut written: Vec<&str> = Vec::new();
     for h in &history {
         navigate(page, &h.url).await?;
-        let Some(origin) = origin_of(&h.url) else { continue };
+        let Some(origin) = origin_of(&h.url) else {
+            continue;
+        };
         if let Some(ss) = tab
             .session_storage
             .iter()
@@ -260,7 +282,12 @@ async fn restore_tab(page: &Page, tab: &Tab) -> Result<()> {
                 method: "Page.getNavigationHistory".into(),
                 message: "restored history entries are missing".into(),
             })?;
-        page_cmd(page, "Page.navigateToHistoryEntry", json!({ "entryId": id })).await?;
+        page_cmd(
+            page,
+            "Page.navigateToHistoryEntry",
+            json!({ "entryId": id }),
+        )
+        .await?;
         page.wait_for_navigation().await?;
     }
     Ok(())

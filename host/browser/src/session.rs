@@ -129,14 +129,25 @@ impl BrowserSession {
 
     async fn start_tracker(&mut self, closed_tx: Arc<watch::Sender<Option<Closed>>>) -> Result<()> {
         let mut created = self.browser.event_listener::<EventTargetCreated>().await?;
-        let mut changed = self.browser.event_listener::<EventTargetInfoChanged>().await?;
-        let mut destroyed = self.browser.event_listener::<EventTargetDestroyed>().await?;
+        let mut changed = self
+            .browser
+            .event_listener::<EventTargetInfoChanged>()
+            .await?;
+        let mut destroyed = self
+            .browser
+            .event_listener::<EventTargetDestroyed>()
+            .await?;
         // Targets that existed before the listeners.
         let existing = browser_cmd(&self.browser, "Target.getTargets", json!({})).await?;
         {
             let mut t = self.tracker.lock().unwrap_or_else(|p| p.into_inner());
             for info in existing["targetInfos"].as_array().into_iter().flatten() {
-                note_target(&mut t, info["targetId"].as_str().unwrap_or(""), info["type"].as_str().unwrap_or(""), info["url"].as_str().unwrap_or(""));
+                note_target(
+                    &mut t,
+                    info["targetId"].as_str().unwrap_or(""),
+                    info["type"].as_str().unwrap_or(""),
+                    info["url"].as_str().unwrap_or(""),
+                );
             }
         }
         let tracker = self.tracker.clone();
@@ -254,7 +265,13 @@ impl BrowserSession {
     pub(crate) async fn internal_page(&self) -> Result<Page> {
         let page = self
             .browser
-            .new_page(CreateTargetParams::builder().url("about:blank").background(true).build().map_err(BrowserError::Connection)?)
+            .new_page(
+                CreateTargetParams::builder()
+                    .url("about:blank")
+                    .background(true)
+                    .build()
+                    .map_err(BrowserError::Connection)?,
+            )
             .await?;
         let id: String = page.target_id().as_ref().to_string();
         let mut t = self.tracker.lock().unwrap_or_else(|p| p.into_inner());
@@ -309,7 +326,12 @@ pub(crate) async fn apply_emulation(page: &Page, e: &Emulation) -> Result<()> {
         page_cmd(page, "Emulation.setLocaleOverride", json!({ "locale": l })).await?;
     }
     if let Some(tz) = &e.timezone {
-        page_cmd(page, "Emulation.setTimezoneOverride", json!({ "timezoneId": tz })).await?;
+        page_cmd(
+            page,
+            "Emulation.setTimezoneOverride",
+            json!({ "timezoneId": tz }),
+        )
+        .await?;
     }
     if let Some(v) = &e.viewport {
         page_cmd(
@@ -399,7 +421,9 @@ impl Drop for Placeholder {
 }
 
 fn html_escape(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
 }
 
 pub(crate) fn b64(bytes: &[u8]) -> String {
