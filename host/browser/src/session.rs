@@ -1,0 +1,454 @@
+//! A live browser session: one Chromium process, one DevTools connection,
+//! and the bookkeeping capture needs (which origins were seen or restored).
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use chromiumoxide::cdp::browser_protocol::fetch::EventRequestPaused;
+use chromiumoxide::cdp::browser_protocol::target::{
+    CreateTargetParams, EventTargetCreated, EventTargetDestroyed, EventTargetInfoChanged,
+};
+use chromiumoxide::handler::HandlerConfig;
+use chromiumoxide::{Browser, Page};
+use futures::StreamExt;
+use serde_json::{Value, json};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::cdp::{browser_cmd, page_cmd};
+use crate::error::{BrowserError, Result};
+use crate::launch::{ChromiumProcess, Emulation, LaunchOptions};
+
+/// Why a session's browser went away (see [`BrowserSession::wait_closed`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Closed {
+    /// Headed mode: the user closed the last window. Chromium is still
+    /// running (kept alive for this), so a final [`BrowserSession::capture`]
+    /// works; call [`BrowserSession::shutdown`] afterwards.
+    LastWindowClosed,
+    /// The browser process exited or the DevTools connection broke; nothing
+    /// can be captured any more.
+    BrowserGone,
+}
+
+/// Shared bookkeeping updated by the event tracker task.
+#[derive(Debug, Default)]
+pub(crate) struct Tracker {
+    /// http(s) origins of every page/iframe target seen in this run.
+    pub seen_origins: BTreeSet<String>,
+    /// Page targets in the order they appeared (tab order).
+    pub page_order: Vec<String>,
+    /// Page targets alive now (excluding internal ones).
+    pub live_pages: HashSet<String>,
+    /// Our own short-lived targets, hidden from capture.
+    pub internal: HashSet<String>,
+    /// Whether a user page ever existed (for last-window detection).
+    pub had_page: bool,
+}
+
+/// A Chromium we own, connected over DevTools. Dropping it kills the
+/// browser's process group and deletes its profile.
+pub struct BrowserSession {
+    // Field order matters for drop: tasks stop, then the connection closes,
+    // then the process group dies.
+    tasks: Vec<JoinHandle<()>>,
+    pub(crate) browser: Arc<Browser>,
+    pub(crate) tracker: Arc<Mutex<Tracker>>,
+    pub(crate) restored_origins: Mutex<BTreeSet<String>>,
+    pub(crate) emulation: Emulation,
+    closed_rx: watch::Receiver<Option<Closed>>,
+    ws_url: String,
+    headed: bool,
+    process: Option<ChromiumProcess>,
+}
+
+impl std::fmt::Debug for BrowserSession {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BrowserSession")
+            .field("ws_url", &self.ws_url)
+            .field("headed", &self.headed)
+            .field("process", &self.process)
+            .finish_non_exhaustive()
+    }
+}
+
+impl BrowserSession {
+    /// Launch a fresh Chromium (private profile, 127.0.0.1 debugging on a
+    /// random port) and connect to it. Must run inside a tokio runtime.
+    pub async fn launch(opts: LaunchOptions) -> Result<Self> {
+        let mut opts = opts;
+        if opts.headed {
+            // Without it Chromium quits with its last window, before we can
+            // capture (see `wait_closed`).
+            opts.extra_args.insert(0, "--keep-alive-for-test".into());
+        }
+        let o2 = opts.clone();
+        let process = tokio::task::spawn_blocking(move || ChromiumProcess::spawn(&o2))
+            .await
+            .map_err(|e| BrowserError::Connection(e.to_string()))??;
+        let ws_url = process.ws_url().to_string();
+        let config = HandlerConfig {
+            viewport: None,
+            request_timeout: Duration::from_secs(60),
+            ..HandlerConfig::default()
+        };
+        let (browser, mut handler) = Browser::connect_with_config(ws_url.clone(), config)
+            .await
+            .map_err(|e| BrowserError::Connection(e.to_string()))?;
+        let (closed_tx, closed_rx) = watch::channel(None);
+        let closed_tx = Arc::new(closed_tx);
+        let ctx = closed_tx.clone();
+        let handler_task = tokio::spawn(async move {
+            while let Some(ev) = handler.next().await {
+                if let Err(e) = ev {
+                    // Unknown or changed events arrive as InvalidMessage and
+                    // are skipped by the handler config; anything else here
+                    // is the connection itself failing.
+                    tracing::debug!("DevTools connection ended: {e}");
+                    break;
+                }
+            }
+            let _ = ctx.send(Some(Closed::BrowserGone));
+        });
+        let tracker = Arc::new(Mutex::new(Tracker::default()));
+        let mut session = BrowserSession {
+            tasks: vec![handler_task],
+            browser: Arc::new(browser),
+            tracker: tracker.clone(),
+            restored_origins: Mutex::new(BTreeSet::new()),
+            emulation: opts.emulation.clone(),
+            closed_rx,
+            ws_url,
+            headed: opts.headed,
+            process: Some(process),
+        };
+        session.start_tracker(closed_tx).await?;
+        Ok(session)
+    }
+
+    async fn start_tracker(&mut self, closed_tx: Arc<watch::Sender<Option<Closed>>>) -> Result<()> {
+        let mut created = self.browser.event_listener::<EventTargetCreated>().await?;
+        let mut changed = self
+            .browser
+            .event_listener::<EventTargetInfoChanged>()
+            .await?;
+        let mut destroyed = self
+            .browser
+            .event_listener::<EventTargetDestroyed>()
+            .await?;
+        // Targets that existed before the listeners.
+        let existing = browser_cmd(&self.browser, "Target.getTargets", json!({})).await?;
+        {
+            let mut t = self.tracker.lock().unwrap_or_else(|p| p.into_inner());
+            for info in existing["targetInfos"].as_array().into_iter().flatten() {
+                note_target(
+                    &mut t,
+                    info["targetId"].as_str().unwrap_or(""),
+                    info["type"].as_str().unwrap_or(""),
+                    info["url"].as_str().unwrap_or(""),
+                );
+            }
+        }
+        let tracker = self.tracker.clone();
+        let browser_emulation = self.emulation.clone();
+        let headed = self.headed;
+        let browser = self.browser.clone();
+        let task = tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    Some(ev) = created.next() => {
+                        let info = &ev.target_info;
+                        let is_new_page = {
+                            let mut t = tracker.lock().unwrap_or_else(|p| p.into_inner());
+                            note_target(&mut t, info.target_id.as_ref(), &info.r#type, &info.url)
+                        };
+                        if is_new_page && browser_emulation != Emulation::default() {
+                            // Tabs opened later (by the user, the page or a
+                            // CDP client) get the session's emulation too.
+                            {
+                                let b = browser.clone();
+                                let id = info.target_id.clone();
+                                let em = browser_emulation.clone();
+                                tokio::spawn(async move {
+                                    for _ in 0..50 {
+                                        if let Ok(page) = b.get_page(id.clone()).await {
+                                            let _ = apply_emulation(&page, &em).await;
+                                            return;
+                                        }
+                                        tokio::time::sleep(Duration::from_millis(20)).await;
+                                    }
+                                });
+                            }
+                        }
+                    }
+                    Some(ev) = changed.next() => {
+                        let info = &ev.target_info;
+                        let mut t = tracker.lock().unwrap_or_else(|p| p.into_inner());
+                        note_target(&mut t, info.target_id.as_ref(), &info.r#type, &info.url);
+                    }
+                    Some(ev) = destroyed.next() => {
+                        let mut t = tracker.lock().unwrap_or_else(|p| p.into_inner());
+                        let id: &str = ev.target_id.as_ref();
+                        t.live_pages.remove(id);
+                        if headed && t.had_page && t.live_pages.is_empty() && !t.internal.contains(id) {
+                            let _ = closed_tx.send(Some(Closed::LastWindowClosed));
+                        }
+                    }
+                    else => break,
+                }
+            }
+        });
+        self.tasks.push(task);
+        Ok(())
+    }
+
+    /// `ws://127.0.0.1:PORT/devtools/browser/ID`, for Playwright
+    /// `connectOverCDP` / Puppeteer `connect`. Clients that disconnect do not
+    /// end the session.
+    pub fn ws_url(&self) -> &str {
+        &self.ws_url
+    }
+
+    /// The browser's process id (= its process group id), if we launched it.
+    pub fn pid(&self) -> Option<i32> {
+        self.process.as_ref().map(|p| p.pid())
+    }
+
+    /// The private profile directory (deleted when the session ends).
+    pub fn profile_dir(&self) -> Option<&std::path::Path> {
+        self.process.as_ref().map(|p| p.profile_dir())
+    }
+
+    /// Whether the session shows windows.
+    pub fn is_headed(&self) -> bool {
+        self.headed
+    }
+
+    /// The emulation this session applies.
+    pub fn emulation(&self) -> &Emulation {
+        &self.emulation
+    }
+
+    /// The chromiumoxide handle, for driving pages (tests, the CLI's
+    /// `--url`). Everything it opens lands in the default context.
+    pub fn cdp(&self) -> &Browser {
+        &self.browser
+    }
+
+    /// Resolves when the browser is gone or, in headed mode, the user closed
+    /// the last window (then a final capture still works).
+    pub async fn wait_closed(&self) -> Closed {
+        let mut rx = self.closed_rx.clone();
+        loop {
+            if let Some(c) = *rx.borrow_and_update() {
+                return c;
+            }
+            if rx.changed().await.is_err() {
+                return Closed::BrowserGone;
+            }
+        }
+    }
+
+    /// Close the browser: kill its process group, reap it, delete the
+    /// profile. Same as dropping the session, but explicit.
+    pub async fn shutdown(mut self) {
+        for t in self.tasks.drain(..) {
+            t.abort();
+        }
+        if let Some(mut p) = self.process.take() {
+            let _ = tokio::task::spawn_blocking(move || p.kill()).await;
+        }
+    }
+
+    /// Open a short-lived page (hidden from capture) in the default context.
+    pub(crate) async fn internal_page(&self) -> Result<Page> {
+        let page = self
+            .browser
+            .new_page(
+                CreateTargetParams::builder()
+                    .url("about:blank")
+                    .background(true)
+                    .build()
+                    .map_err(BrowserError::Connection)?,
+            )
+            .await?;
+        let id: String = page.target_id().as_ref().to_string();
+        let mut t = self.tracker.lock().unwrap_or_else(|p| p.into_inner());
+        t.internal.insert(id.clone());
+        t.live_pages.remove(&id);
+        Ok(page)
+    }
+
+    /// Close an internal page.
+    pub(crate) async fn close_internal(&self, page: Page) {
+        let _ = page.close().await;
+    }
+}
+
+impl Drop for BrowserSession {
+    fn drop(&mut self) {
+        for t in self.tasks.drain(..) {
+            t.abort();
+        }
+        // ChromiumProcess's own Drop kills the group.
+    }
+}
+
+/// Record a target; returns true when it is a user page seen for the first
+/// time.
+fn note_target(t: &mut Tracker, id: &str, kind: &str, url: &str) -> bool {
+    if t.internal.contains(id) {
+        return false;
+    }
+    if let Some(o) = crate::capture::origin_of(url).filter(|_| kind == "page" || kind == "iframe") {
+        t.seen_origins.insert(o);
+    }
+    if kind == "page" && !t.page_order.iter().any(|p| p == id) {
+        t.page_order.push(id.to_string());
+        t.live_pages.insert(id.to_string());
+        t.had_page = true;
+        return true;
+    }
+    false
+}
+
+/// Apply a session's emulation to one tab through CDP.
+pub(crate) async fn apply_emulation(page: &Page, e: &Emulation) -> Result<()> {
+    if let Some(ua) = &e.user_agent {
+        let mut p = json!({ "userAgent": ua });
+        if let Some(l) = &e.locale {
+            p["acceptLanguage"] = json!(l);
+        }
+        page_cmd(page, "Emulation.setUserAgentOverride", p).await?;
+    }
+    if let Some(l) = &e.locale {
+        page_cmd(page, "Emulation.setLocaleOverride", json!({ "locale": l })).await?;
+    }
+    if let Some(tz) = &e.timezone {
+        page_cmd(
+            page,
+            "Emulation.setTimezoneOverride",
+            json!({ "timezoneId": tz }),
+        )
+        .await?;
+    }
+    if let Some(v) = &e.viewport {
+        page_cmd(
+            page,
+            "Emulation.setDeviceMetricsOverride",
+            json!({
+                "width": v.width,
+                "height": v.height,
+                "deviceScaleFactor": if v.device_scale_factor > 0.0 { v.device_scale_factor } else { 1.0 },
+                "mobile": false,
+            }),
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// Answers every request of a page with a placeholder, so that page can
+/// "visit" any origin without touching the network. Documents get an empty
+/// HTML page (titled from `titles` when the URL is known), everything else
+/// a 404. Dropping it stops answering (call [`Placeholder::stop`] first to
+/// also disable interception).
+pub(crate) struct Placeholder {
+    task: JoinHandle<()>,
+    pub titles: Arc<Mutex<HashMap<String, String>>>,
+}
+
+impl Placeholder {
+    pub async fn start(page: &Page) -> Result<Self> {
+        let mut events = page.event_listener::<EventRequestPaused>().await?;
+        let titles: Arc<Mutex<HashMap<String, String>>> = Arc::default();
+        let t2 = titles.clone();
+        let p2 = page.clone();
+        let task = tokio::spawn(async move {
+            while let Some(ev) = events.next().await {
+                let is_doc = matches!(
+                    ev.resource_type,
+                    chromiumoxide::cdp::browser_protocol::network::ResourceType::Document
+                );
+                let params = if is_doc {
+                    let title = t2
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .get(&ev.request.url)
+                        .cloned()
+                        .unwrap_or_default();
+                    let body = format!(
+                        "<!doctype html><meta charset=utf-8><title>{}</title>",
+                        html_escape(&title)
+                    );
+                    json!({
+                        "requestId": ev.request_id.as_ref(),
+                        "responseCode": 200,
+                        "responseHeaders": [
+                            { "name": "Content-Type", "value": "text/html; charset=utf-8" },
+                            { "name": "Cache-Control", "value": "no-store" },
+                        ],
+                        "body": b64(body.as_bytes()),
+                    })
+                } else {
+                    json!({ "requestId": ev.request_id.as_ref(), "responseCode": 404, "body": "" })
+                };
+                let _ = page_cmd(&p2, "Fetch.fulfillRequest", params).await;
+            }
+        });
+        page_cmd(
+            page,
+            "Fetch.enable",
+            json!({ "patterns": [{ "urlPattern": "*", "requestStage": "Request" }] }),
+        )
+        .await?;
+        Ok(Placeholder { task, titles })
+    }
+
+    /// Stop intercepting: later navigations of the page use the network.
+    pub async fn stop(self, page: &Page) -> Result<()> {
+        page_cmd(page, "Fetch.disable", json!({})).await?;
+        self.task.abort();
+        Ok(())
+    }
+}
+
+impl Drop for Placeholder {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+fn html_escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
+pub(crate) fn b64(bytes: &[u8]) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+/// Navigate `page` and wait until the new document has loaded.
+pub(crate) async fn navigate(page: &Page, url: &str) -> Result<()> {
+    let started = Instant::now();
+    page.goto(url).await.map_err(|e| BrowserError::Cdp {
+        method: "Page.navigate".into(),
+        message: format!("{e} (after {:?})", started.elapsed()),
+    })?;
+    Ok(())
+}
+
+pub(crate) fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+#[allow(dead_code)]
+pub(crate) fn value_str(v: &Value, k: &str) -> String {
+    v.get(k).and_then(Value::as_str).unwrap_or("").to_string()
+}

@@ -1,0 +1,694 @@
+//! Tests against real Chromium (`SESSHOST_CHROMIUM` or `chromium` on PATH)
+//! and the real fixture app on 127.0.0.1/localhost.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use chromiumoxide::Page;
+use chromiumoxide::cdp::browser_protocol::target::CreateTargetParams;
+use sessbundle::state::*;
+use sesshost_browser::{BrowserSession, Emulation, LaunchOptions};
+use sesshost_fixture::Fixture;
+
+async fn launch() -> BrowserSession {
+    BrowserSession::launch(LaunchOptions::default())
+        .await
+        .expect("launch Chromium (apt-get install chromium)")
+}
+
+async fn open(s: &BrowserSession, url: &str) -> Page {
+    s.cdp()
+        .new_page(CreateTargetParams::new(url))
+        .await
+        .expect("open tab")
+}
+
+async fn eval_str(page: &Page, js: &str) -> String {
+    let v: serde_json::Value = page
+        .evaluate(js)
+        .await
+        .expect("evaluate")
+        .into_value()
+        .expect("value");
+    match v {
+        serde_json::Value::String(s) => s,
+        other => other.to_string(),
+    }
+}
+
+/// Poll a JS condition until it is true (bounded; not a timing assertion).
+async fn wait_for(page: &Page, cond: &str) {
+    for _ in 0..300 {
+        if let Ok(r) = page.evaluate(cond).await
+            && r.into_value::<bool>().unwrap_or(false)
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("condition never became true: {cond}");
+}
+
+async fn login(s: &BrowserSession, fx: &Fixture, user: &str) -> Page {
+    let page = open(s, &fx.a("/login")).await;
+    page.evaluate(format!(
+        "document.getElementById('user').value = '{user}'; document.forms[0].submit(); true"
+    ))
+    .await
+    .unwrap();
+    wait_for(
+        &page,
+        &format!("document.getElementById('status')?.textContent === 'logged in as {user}'"),
+    )
+    .await;
+    page
+}
+
+fn find<'a>(state: &'a SessionState, origin: &str) -> &'a OriginState {
+    state
+        .origins
+        .iter()
+        .find(|o| o.origin == origin)
+        .unwrap_or_else(|| {
+            panic!(
+                "origin {origin} not captured: {:?}",
+                state.origins.iter().map(|o| &o.origin).collect::<Vec<_>>()
+            )
+        })
+}
+
+fn record<'a>(store: &'a IdbObjectStore, key: &str) -> &'a JsValue {
+    &store
+        .records
+        .iter()
+        .find(|r| r.key == JsValue::String(key.into()))
+        .unwrap_or_else(|| panic!("no record {key}"))
+        .value
+}
+
+fn s(v: &str) -> JsValue {
+    JsValue::String(v.into())
+}
+
+/// Build the fixture's whole state in a browser: login on site A (cookie +
+/// localStorage), wizard in a second tab (sessionStorage + history), typed
+/// IndexedDB on site B in a tab that is then closed, a partitioned cookie.
+async fn build_state(s: &BrowserSession, fx: &Fixture) {
+    let _app = login(s, fx, "alice").await;
+    let wizard = open(s, &fx.a("/wizard")).await;
+    wizard.evaluate("advance(); advance(); true").await.unwrap();
+    wizard.goto(fx.a("/wizard?view=summary")).await.unwrap();
+    wait_for(&wizard, "document.title === 'Wizard step 3'").await;
+    let idb = open(s, &fx.b("/idb")).await;
+    wait_for(&idb, "document.title.startsWith('idb ')").await;
+    assert_eq!(eval_str(&idb, "document.title").await, "idb ready");
+    idb.evaluate("localStorage.setItem('siteB', 'b-value'); true")
+        .await
+        .unwrap();
+    // The origin must be captured although no tab shows it any more.
+    idb.close().await.unwrap();
+    let chips = open(s, &fx.a("/chips")).await;
+    wait_for(&chips, "document.title === 'chips loaded'").await;
+    chips.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn capture_every_surface_then_restore_logged_in_on_first_load() {
+    let fx = Fixture::start();
+    let s1 = launch().await;
+    build_state(&s1, &fx).await;
+    let state = s1.capture(None).await.expect("capture");
+
+    // Cookies.
+    let sid = state
+        .cookies
+        .iter()
+        .find(|c| c.name == "sid")
+        .expect("sid cookie");
+    assert!(sid.http_only && !sid.secure);
+    assert_eq!(sid.expires, None, "session cookie must have no expiry");
+    assert_eq!(sid.same_site, Some(SameSite::Lax));
+    assert_eq!(sid.domain, "127.0.0.1");
+    assert_eq!(sid.priority, Some(CookiePriority::Medium));
+    assert_eq!(sid.source_scheme, Some(SourceScheme::NonSecure));
+    assert_eq!(sid.source_port, Some(fx.port as i32));
+    let pref = state
+        .cookies
+        .iter()
+        .find(|c| c.name == "pref")
+        .expect("pref cookie");
+    assert!(pref.expires.is_some_and(|e| e > 0.0));
+    assert_eq!(pref.same_site, Some(SameSite::Strict));
+    let chip = state
+        .cookies
+        .iter()
+        .find(|c| c.name == "chip")
+        .expect("partitioned cookie");
+    assert!(chip.secure);
+    assert_eq!(chip.domain, "localhost");
+    assert_eq!(chip.same_site, Some(SameSite::None));
+    let pk = chip.partition_key.as_ref().expect("partition key");
+    assert_eq!(pk.top_level_site, "http://127.0.0.1");
+    assert!(pk.has_cross_site_ancestor);
+
+    // localStorage of both sites (site B's tab is closed).
+    let a = find(&state, &fx.site_a);
+    let login = fx.logins().into_values().next().expect("a login");
+    assert!(a.local_storage.contains(&StorageItem {
+        key: "authToken".into(),
+        value: login.token.clone()
+    }));
+    let b = find(&state, &fx.site_b);
+    assert!(b.local_storage.contains(&StorageItem {
+        key: "siteB".into(),
+        value: "b-value".into()
+    }));
+
+    // IndexedDB schema and typed values.
+    let db = b
+        .indexed_db
+        .iter()
+        .find(|d| d.name == "fixture-db")
+        .expect("fixture-db");
+    assert_eq!(db.version, 3);
+    let items = db.object_stores.iter().find(|o| o.name == "items").unwrap();
+    assert_eq!(items.key_path, Some(KeyPath::Single("id".into())));
+    assert!(items.auto_increment);
+    assert_eq!(items.key_generator, Some(3));
+    let by_tag = items.indexes.iter().find(|i| i.name == "byTag").unwrap();
+    assert!(by_tag.multi_entry && !by_tag.unique);
+    assert!(
+        items
+            .indexes
+            .iter()
+            .find(|i| i.name == "byName")
+            .unwrap()
+            .unique
+    );
+    assert_eq!(items.records.len(), 2);
+    assert_eq!(items.records[0].key, JsValue::Number(JsNumber(1.0)));
+    let JsValue::Object(alpha) = &items.records[0].value else {
+        panic!("object")
+    };
+    assert!(alpha.contains(&("when".into(), JsValue::Date(JsNumber(1700000000000.0)))));
+    let counter = db
+        .object_stores
+        .iter()
+        .find(|o| o.name == "counter")
+        .unwrap();
+    assert_eq!(counter.key_path, None);
+    assert_eq!(counter.records.len(), 2);
+    assert_eq!(
+        counter.key_generator,
+        Some(4),
+        "generator survives deleted records"
+    );
+    let compound = db
+        .object_stores
+        .iter()
+        .find(|o| o.name == "compound")
+        .unwrap();
+    assert_eq!(
+        compound.key_path,
+        Some(KeyPath::Compound(vec!["a".into(), "b".into()]))
+    );
+    let typed = db.object_stores.iter().find(|o| o.name == "typed").unwrap();
+    assert_eq!(
+        record(typed, "date"),
+        &JsValue::Date(JsNumber(1600000000123.0))
+    );
+    assert_eq!(
+        record(typed, "arraybuffer"),
+        &JsValue::ArrayBuffer(Bytes(vec![1, 2, 3, 250]))
+    );
+    let JsValue::TypedArray(f64s) = record(typed, "float64") else {
+        panic!("typed array")
+    };
+    assert_eq!(f64s.kind, "Float64Array");
+    assert_eq!(f64s.bytes.len(), 32);
+    assert_eq!(
+        record(typed, "blob"),
+        &JsValue::Blob(JsBlob {
+            mime: "text/plain".into(),
+            bytes: Bytes(b"hello blob".to_vec())
+        })
+    );
+    assert_eq!(
+        record(typed, "map"),
+        &JsValue::Map(vec![
+            (s("k"), JsValue::Number(JsNumber(1.0))),
+            (JsValue::Number(JsNumber(2.0)), JsValue::Set(vec![s("s")])),
+        ])
+    );
+    assert_eq!(
+        record(typed, "set"),
+        &JsValue::Set(vec![
+            JsValue::Number(JsNumber(1.0)),
+            s("a"),
+            JsValue::Date(JsNumber(0.0))
+        ])
+    );
+    let JsValue::Object(nested) = record(typed, "nested") else {
+        panic!("nested")
+    };
+    let JsValue::Object(deep) = &nested[0].1 else {
+        panic!("deep")
+    };
+    assert_eq!(
+        deep[0].1,
+        JsValue::Array(vec![
+            JsValue::TypedArray(JsTypedArray {
+                kind: "Uint8Array".into(),
+                bytes: Bytes(vec![9])
+            }),
+            JsValue::Null,
+            JsValue::Undefined,
+            JsValue::Bool(true),
+            JsValue::BigInt("12345678901234567890".into()),
+        ])
+    );
+    let keys: Vec<&JsValue> = typed.records.iter().map(|r| &r.key).collect();
+    assert!(keys.contains(&&JsValue::Date(JsNumber(1234567890000.0))));
+    assert!(keys.contains(&&JsValue::ArrayBuffer(Bytes(vec![0xde, 0xad]))));
+    assert!(keys.contains(&&JsValue::Array(vec![
+        JsValue::Number(JsNumber(1.0)),
+        s("b"),
+        JsValue::Date(JsNumber(5.0))
+    ])));
+    let empty = b
+        .indexed_db
+        .iter()
+        .find(|d| d.name == "empty-db")
+        .expect("empty-db");
+    assert_eq!(empty.object_stores.len(), 1);
+    assert!(empty.object_stores[0].records.is_empty());
+
+    // Tabs: app and wizard, in order; wizard with sessionStorage + history.
+    let urls: Vec<&str> = state.tabs.iter().map(|t| t.url.as_str()).collect();
+    assert_eq!(
+        urls,
+        vec![fx.a("/app"), fx.a("/wizard?view=summary")],
+        "{:#?}",
+        state.tabs
+    );
+    assert_eq!(state.tabs[0].title, "App alice");
+    let wiz = &state.tabs[1];
+    assert_eq!(wiz.title, "Wizard step 3");
+    assert_eq!(
+        wiz.session_storage,
+        vec![OriginStorage {
+            origin: fx.site_a.clone(),
+            items: vec![StorageItem {
+                key: "wizardStep".into(),
+                value: "3".into()
+            }]
+        }]
+    );
+    assert_eq!(
+        wiz.history,
+        vec![
+            HistoryEntry {
+                url: fx.a("/wizard"),
+                title: "Wizard step 3".into()
+            },
+            HistoryEntry {
+                url: fx.a("/wizard?view=summary"),
+                title: "Wizard step 3".into()
+            },
+        ]
+    );
+    assert_eq!(wiz.current_index, 1);
+    assert_eq!(state.tabs[0].history[0].url, fx.a("/login"));
+    assert!(
+        state
+            .meta
+            .browser
+            .as_ref()
+            .is_some_and(|b| !b.version.is_empty())
+    );
+
+    // The state survives the model's own encodings.
+    let json = serde_json::to_string(&state).unwrap();
+    assert_eq!(serde_json::from_str::<SessionState>(&json).unwrap(), state);
+    s1.shutdown().await;
+
+    // Restore into a fresh browser: the app sees the user on first load.
+    fx.reset_hits();
+    let s2 = launch().await;
+    s2.restore(&state).await.expect("restore");
+    assert_eq!(
+        fx.hits("GET /app anon"),
+        0,
+        "the app saw a logged-out request"
+    );
+    assert_eq!(
+        fx.hits("GET /login?reason=token anon") + fx.hits("GET /login?reason=token auth"),
+        0
+    );
+    assert_eq!(fx.hits("GET /login anon"), 0);
+    assert_eq!(fx.hits("GET /app auth"), 1);
+    let pages = s2.cdp().pages().await.unwrap();
+    let mut app = None;
+    for p in pages {
+        if p.url().await.unwrap().unwrap_or_default() == fx.a("/app") {
+            app = Some(p);
+        }
+    }
+    let app = app.expect("app tab restored");
+    assert_eq!(
+        eval_str(&app, "document.getElementById('status').textContent").await,
+        "logged in as alice"
+    );
+
+    // Capturing again gives the same state (apart from the meta's times).
+    let again = s2.capture(Some(&state)).await.expect("capture again");
+    let sort = |mut c: Vec<Cookie>| {
+        c.sort_by(|a, b| (&a.name, &a.domain).cmp(&(&b.name, &b.domain)));
+        c
+    };
+    assert_eq!(sort(again.cookies.clone()), sort(state.cookies.clone()));
+    assert_eq!(again.origins, state.origins);
+    assert_eq!(again.tabs, state.tabs);
+    s2.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cookies_round_trip_exactly() {
+    // Chromium caps expiry at 400 days from now (RFC 6265bis); stay below.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    let far = (now + 30.0 * 86400.0).floor() + 0.5;
+    let cookie = |name: &str, domain: &str| Cookie {
+        name: name.into(),
+        value: format!("v-{name}"),
+        domain: domain.into(),
+        path: "/".into(),
+        priority: Some(CookiePriority::Medium),
+        source_scheme: Some(SourceScheme::NonSecure),
+        source_port: Some(80),
+        ..Cookie::default()
+    };
+    let mut cookies = vec![
+        Cookie {
+            http_only: true,
+            same_site: Some(SameSite::Lax),
+            ..cookie("session", "example.test")
+        },
+        Cookie {
+            expires: Some(far),
+            same_site: Some(SameSite::Strict),
+            priority: Some(CookiePriority::High),
+            ..cookie("persistent", ".example.test")
+        },
+        Cookie {
+            secure: true,
+            same_site: Some(SameSite::None),
+            source_scheme: Some(SourceScheme::Secure),
+            source_port: Some(443),
+            partition_key: Some(PartitionKey {
+                top_level_site: "https://top.test".into(),
+                has_cross_site_ancestor: true,
+            }),
+            ..cookie("chips", "embed.test")
+        },
+        Cookie {
+            path: "/deep".into(),
+            priority: Some(CookiePriority::Low),
+            ..cookie("low", "example.test")
+        },
+    ];
+    let s = launch().await;
+    s.restore_cookies(&cookies).await.expect("set cookies");
+    let mut got = s.capture_cookies().await.expect("get cookies");
+    let key = |c: &Cookie| c.name.clone();
+    got.sort_by_key(key);
+    cookies.sort_by_key(key);
+    assert_eq!(got, cookies);
+    assert_eq!(
+        got.iter().find(|c| c.name == "session").unwrap().expires,
+        None
+    );
+    s.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn emulation_applies_to_every_tab_and_capture_merges_previous() {
+    let fx = Fixture::start();
+    let emulation = Emulation {
+        user_agent: Some("SesshostTest/1.0".into()),
+        viewport: Some(Viewport {
+            width: 900,
+            height: 700,
+            device_scale_factor: 1.0,
+        }),
+        locale: Some("fr-FR".into()),
+        timezone: Some("Asia/Tokyo".into()),
+    };
+    let s = BrowserSession::launch(LaunchOptions {
+        emulation: emulation.clone(),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let mut state = SessionState::new("emu", 1);
+    state.tabs.push(Tab {
+        url: fx.a("/"),
+        title: "Fixture".into(),
+        ..Tab::default()
+    });
+    state.origins.push(OriginState {
+        origin: "http://untouched.test".into(),
+        local_storage: vec![StorageItem {
+            key: "k".into(),
+            value: "kept".into(),
+        }],
+        indexed_db: vec![],
+    });
+    state.origins.push(OriginState {
+        origin: fx.site_b.clone(),
+        local_storage: vec![StorageItem {
+            key: "gone".into(),
+            value: "soon".into(),
+        }],
+        indexed_db: vec![],
+    });
+    // Restore only the tab and site B (untouched.test stays only in `state`).
+    s.restore_origins(&state.origins[1..]).await.unwrap();
+    s.restore_tabs(&state.tabs).await.unwrap();
+    let later = open(&s, &fx.b("/")).await;
+    later.evaluate("localStorage.clear(); true").await.unwrap();
+    let check = "JSON.stringify([navigator.userAgent, navigator.language, Intl.DateTimeFormat().resolvedOptions().timeZone, innerWidth, innerHeight])";
+    let want = r#"["SesshostTest/1.0","fr-FR","Asia/Tokyo",900,700]"#;
+    for p in s.cdp().pages().await.unwrap() {
+        if p.url()
+            .await
+            .unwrap()
+            .unwrap_or_default()
+            .starts_with("http")
+        {
+            assert_eq!(eval_str(&p, check).await, want);
+        }
+    }
+    // The UA reached the server too.
+    assert_eq!(
+        eval_str(&later, "fetch('/api/me').then(r => r.status)").await,
+        "401"
+    );
+
+    // An external CDP client connects and disconnects: the session lives on.
+    {
+        let (client, mut handler) = chromiumoxide::Browser::connect(s.ws_url()).await.unwrap();
+        let h = tokio::spawn(async move {
+            while let Some(Ok(_)) = futures::StreamExt::next(&mut handler).await {}
+        });
+        let targets = client
+            .execute(chromiumoxide::cdp::browser_protocol::target::GetTargetsParams::default())
+            .await
+            .unwrap();
+        assert!(
+            targets
+                .result
+                .target_infos
+                .iter()
+                .any(|t| t.r#type == "page")
+        );
+        drop(client);
+        h.abort();
+    }
+    let got = s
+        .capture(Some(&state))
+        .await
+        .expect("capture after client left");
+    assert_eq!(got.meta.name, "emu");
+    assert_eq!(got.meta.timezone.as_deref(), Some("Asia/Tokyo"));
+    assert_eq!(got.meta.user_agent.as_deref(), Some("SesshostTest/1.0"));
+    let origins: BTreeMap<&str, &OriginState> =
+        got.origins.iter().map(|o| (o.origin.as_str(), o)).collect();
+    assert_eq!(
+        origins["http://untouched.test"], &state.origins[0],
+        "untouched origin carried over"
+    );
+    assert!(
+        !origins.contains_key(fx.site_b.as_str()),
+        "site B was cleared in this run"
+    );
+    s.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_kills_the_process_group_and_deletes_the_profile() {
+    let s = launch().await;
+    assert!(s.ws_url().starts_with("ws://127.0.0.1:"), "{}", s.ws_url());
+    assert!(s.ws_url().contains("/devtools/browser/"));
+    let pid = s.pid().unwrap();
+    let profile = s.profile_dir().unwrap().to_path_buf();
+    assert!(profile.is_dir());
+    assert!(!group_members(pid).is_empty());
+    s.shutdown().await;
+    assert!(!profile.exists(), "profile dir left behind");
+    assert_eq!(
+        group_members(pid),
+        Vec::<i32>::new(),
+        "processes of the group survive"
+    );
+}
+
+/// Process ids in process group `pgid` (from /proc).
+fn group_members(pgid: i32) -> Vec<i32> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        // Fields after the ")" of the command name: state ppid pgrp ...
+        let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) else {
+            continue;
+        };
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        if f.get(2).and_then(|g| g.parse::<i32>().ok()) == Some(pgid) && f.first() != Some(&"Z") {
+            out.push(pid);
+        }
+    }
+    out
+}
+
+/// Processes (not zombies) whose command line mentions `needle`.
+fn processes_mentioning(needle: &str) -> Vec<i32> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let Ok(cmd) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
+            continue;
+        };
+        if String::from_utf8_lossy(&cmd).contains(needle) && !is_zombie(pid) {
+            out.push(pid);
+        }
+    }
+    out
+}
+
+fn is_zombie(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| {
+            s.rsplit_once(')')
+                .map(|(_, r)| r.split_whitespace().next() == Some("Z"))
+        })
+        .unwrap_or(true)
+}
+
+/// Child mode of the orphan test: hold a browser and wait to be killed.
+#[test]
+fn orphan_holder() {
+    if std::env::var_os("SESSHOST_TEST_HOLD_BROWSER").is_none() {
+        return;
+    }
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let s = launch().await;
+        println!(
+            "HOLDING {} {}",
+            s.pid().unwrap(),
+            s.profile_dir().unwrap().display()
+        );
+        tokio::time::sleep(Duration::from_secs(600)).await;
+    });
+}
+
+#[test]
+fn no_chromium_survives_a_sigkilled_host() {
+    use std::io::BufRead;
+    let exe = std::env::current_exe().unwrap();
+    let mut child = std::process::Command::new(exe)
+        .args([
+            "orphan_holder",
+            "--exact",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env("SESSHOST_TEST_HOLD_BROWSER", "1")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let out = std::io::BufReader::new(child.stdout.take().unwrap());
+    let line = out
+        .lines()
+        .map_while(Result::ok)
+        .find_map(|l| l.split_once("HOLDING ").map(|(_, rest)| rest.to_string()))
+        .expect("holder reports its browser");
+    let mut parts = line.split_whitespace();
+    let pgid: i32 = parts.next().unwrap().parse().unwrap();
+    let profile = parts.next().unwrap().to_string();
+    assert!(
+        !processes_mentioning(&profile).is_empty(),
+        "browser is running"
+    );
+    child.kill().unwrap(); // SIGKILL: no destructor runs in the holder.
+    child.wait().unwrap();
+    // Wait (bounded) for the kernel's parent-death signal to take effect.
+    for _ in 0..100 {
+        if processes_mentioning(&profile).is_empty() && group_members(pgid).is_empty() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(
+        processes_mentioning(&profile),
+        Vec::<i32>::new(),
+        "Chromium outlived its host"
+    );
+    assert_eq!(
+        group_members(pgid),
+        Vec::<i32>::new(),
+        "the browser's process group outlived its host"
+    );
+    let _ = std::fs::remove_dir_all(&profile);
+}
+
+#[test]
+fn missing_chromium_says_how_to_install_it() {
+    let err =
+        sesshost_browser::launch::find_chromium_in(None, Some("/nonexistent".into())).unwrap_err();
+    let msg = err.to_string();
+    assert!(
+        msg.contains("apt-get install chromium") && msg.contains("SESSHOST_CHROMIUM"),
+        "{msg}"
+    );
+    let err = sesshost_browser::launch::find_chromium_in(Some("/nonexistent/chrome".into()), None)
+        .unwrap_err();
+    assert!(err.to_string().contains("/nonexistent/chrome"), "{err}");
+    let dir = tempfile::tempdir().unwrap();
+    let fake = dir.path().join("chromium-browser");
+    std::fs::write(&fake, "#!/bin/sh\n").unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let found = sesshost_browser::launch::find_chromium_in(None, Some(dir.path().into())).unwrap();
+    assert_eq!(found, fake);
+}
