@@ -30,6 +30,10 @@ pub enum Command {
     /// Local sessions in the home's encrypted store: create, list, show, extend, delete, cleanup, history, rollback.
     #[command(subcommand)]
     Session(crate::session_cmd::SessionCommand),
+    /// Write a stored session to a file: a sealed .sessbundle (default), Playwright storageState JSON, or cookies.txt.
+    Export(crate::transfer_cmd::ExportArgs),
+    /// Read a .sessbundle, Playwright storageState JSON or cookies.txt into a stored session.
+    Import(crate::transfer_cmd::ImportArgs),
     /// Make a signing key pair (KEY secret, mode 0600, and KEY.pub), or with --symmetric a raw 256-bit key file for --key-file.
     Keygen {
         #[arg(short, long, value_name = "KEY")]

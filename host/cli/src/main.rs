@@ -3,14 +3,19 @@
 //! - `args`: the whole command-line surface, as data;
 //! - `secrets`: passphrase / key-file / prompt handling (never argv);
 //! - `bundle_cmd`: keygen, seal, unseal, sign, verify, inspect, rekey;
-//! - `session_cmd`: local sessions in the home's store (`sesshost-store`).
+//! - `session_cmd`: local sessions in the home's store (`sesshost-store`);
+//! - `open_cmd`: `host session open`, a stored session live in Chromium
+//!   (`sesshost-browser`), autosaved, saved on exit;
+//! - `transfer_cmd`: `host export` / `host import` (bundle, Playwright, cookies.txt).
 //!
 //! Exit codes: 0 ok, 1 error, 2 usage, 3 authentication or signature failure.
 
 mod args;
 mod bundle_cmd;
+mod open_cmd;
 mod secrets;
 mod session_cmd;
+mod transfer_cmd;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -66,6 +71,8 @@ pub fn home_dir(flag: Option<PathBuf>) -> anyhow::Result<PathBuf> {
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Session(c) => session_cmd::run(&home_dir(cli.home)?, c),
+        Command::Export(a) => transfer_cmd::export(&home_dir(cli.home)?, a),
+        Command::Import(a) => transfer_cmd::import(&home_dir(cli.home)?, a),
         Command::Keygen {
             output,
             symmetric,

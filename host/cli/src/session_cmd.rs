@@ -1,6 +1,6 @@
 //! `host session …`: the local session commands that need no browser
 //! (create, list, show, extend, delete, cleanup, history, rollback).
-//! `host session open` lives with the browser wiring in main.rs.
+//! `host session open` lives in `open_cmd` (it needs the browser).
 //!
 //! Parse then act: clap turns flags into plain values (durations, viewport)
 //! first; [`run`] then opens the store in the home directory and acts.
@@ -18,6 +18,8 @@ use sesshost_store::{Home, NewSession, SessionInfo, SnapshotInfo, now_ms};
 pub enum SessionCommand {
     /// Create an empty session.
     Create(CreateArgs),
+    /// Restore a session into its own Chromium and keep it open; print the CDP URL; save on exit.
+    Open(crate::open_cmd::OpenArgs),
     /// List the sessions in this home.
     List {
         /// Print JSON instead of a table.
@@ -132,6 +134,9 @@ fn parse_token(s: &str) -> Result<String, String> {
 
 /// Runs one command against the home directory `home`, printing to stdout.
 pub fn run(home: &Path, cmd: SessionCommand) -> anyhow::Result<()> {
+    if let SessionCommand::Open(a) = cmd {
+        return crate::open_cmd::run(home, a);
+    }
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     run_to(home, cmd, &mut out)
@@ -143,6 +148,7 @@ pub fn run_to(home: &Path, cmd: SessionCommand, out: &mut dyn Write) -> anyhow::
     let store = home.store()?;
     let now = now_ms();
     match cmd {
+        SessionCommand::Open(_) => anyhow::bail!("`host session open` cannot print to a buffer"),
         SessionCommand::Create(a) => {
             let info = store.create(
                 &NewSession {
