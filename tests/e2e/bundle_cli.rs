@@ -2,28 +2,11 @@
 //! binary: outputs, modes, exit codes, and that secrets stay out of output.
 
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
-struct Dir(PathBuf);
-
-impl Dir {
-    fn new(tag: &str) -> Dir {
-        let d = std::env::temp_dir().join(format!("sesshost-e2e-{tag}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&d);
-        std::fs::create_dir_all(&d).unwrap();
-        Dir(d)
-    }
-    fn p(&self, name: &str) -> PathBuf {
-        self.0.join(name)
-    }
-}
-
-impl Drop for Dir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
+mod common;
+use common::{Dir, contains};
 
 fn host(dir: &Dir, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_host"))
@@ -75,10 +58,6 @@ const SECRETS: [&str; 4] = [
     "LS-TOKEN-SECRET",
     "SS-SECRET-3",
 ];
-
-fn contains(hay: &[u8], needle: &str) -> bool {
-    hay.windows(needle.len()).any(|w| w == needle.as_bytes())
-}
 
 fn fast_kdf() -> [&'static str; 6] {
     [

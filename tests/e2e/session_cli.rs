@@ -3,7 +3,7 @@
 //! it on "machine" B (another --home), open it there and find the user
 //! logged in on the first load; kill -9 mid-session and recover.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
@@ -13,28 +13,11 @@ use chromiumoxide::cdp::browser_protocol::target::CreateTargetParams;
 use futures::StreamExt;
 use sesshost_fixture::Fixture;
 
+mod common;
+use common::{Dir, contains};
+
 /// One Chromium-driving test at a time: they are heavy on 2 cores.
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
-struct Dir(PathBuf);
-
-impl Dir {
-    fn new(tag: &str) -> Dir {
-        let d = std::env::temp_dir().join(format!("sesshost-e2e-{tag}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&d);
-        std::fs::create_dir_all(&d).unwrap();
-        Dir(d)
-    }
-    fn p(&self, name: &str) -> PathBuf {
-        self.0.join(name)
-    }
-}
-
-impl Drop for Dir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 fn cmd(d: &Dir, home: &str, args: &[&str]) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_host"));
@@ -214,10 +197,6 @@ async fn tab_shows(browser: &mut Browser, pick: impl Fn(&str) -> bool + Copy, co
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     panic!("the tab never satisfied: {cond}");
-}
-
-fn contains(hay: &[u8], needle: &str) -> bool {
-    hay.windows(needle.len()).any(|w| w == needle.as_bytes())
 }
 
 fn unseal_json(d: &Dir, bundle: &str, out: &str) -> serde_json::Value {
