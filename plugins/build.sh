@@ -1,0 +1,7 @@
+#!/bin/sh
+# Builds every plugin in this workspace for wasm32-wasip2 (components, no
+# cargo-component needed). Output: plugins/target/wasm32-wasip2/release/NAME.wasm
+# for NAME in redact, fs, s3, ttl, hostile. Needs: rustup target add wasm32-wasip2
+set -eu
+cd "$(dirname "$0")"
+cargo build --release --target wasm32-wasip2 "$@"
