@@ -64,7 +64,9 @@ pub struct RuntimeConfig {
     pub limits: Limits,
     /// Directory for compiled components, keyed by the wasm's BLAKE3 and
     /// the engine's compatibility hash. `None` = compile every load
-    /// (tens of ms to seconds per plugin). Entries are a few MiB each.
+    /// (tens of ms to seconds per plugin). Entries are a few MiB each and
+    /// are memory-mapped while loaded: replace them only by rename (as the
+    /// runtime does), never truncate one in place.
     pub cache_dir: Option<PathBuf>,
     /// Instance allocation strategy (see [`Pooling`]).
     pub pooling: Pooling,

@@ -63,6 +63,6 @@ pub use cleanup::{CleanupAction, CleanupLimits, CleanupStrategy, Decision, Sessi
 pub use config::{ConfigValue, DirGrant, Grants, HostGrant, Limits, Pooling, RuntimeConfig, parse_config_pair};
 pub use error::{Error, Result, StorageErrorKind};
 pub use inspect::PluginInfo;
-pub use runtime::{Plugin, Runtime, SUPPORTED_VERSIONS, World};
+pub use runtime::{CacheStats, Plugin, Runtime, SUPPORTED_VERSIONS, World};
 pub use sanitize::{Finding, FindingAction, Report, SanitizeContext, Sanitizer};
 pub use storage::{CHUNK, StorageBackend};

@@ -8,7 +8,7 @@
 use std::hash::Hasher;
 use std::marker::PhantomData;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
@@ -41,6 +41,17 @@ pub(crate) struct Inner {
     compat: String,
     permits: Arc<Semaphore>,
     stop: Arc<AtomicBool>,
+    hits: AtomicU64,
+    misses: AtomicU64,
+}
+
+/// Compiled-component cache counters since the runtime started.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct CacheStats {
+    /// Loads served from the disk cache.
+    pub hits: u64,
+    /// Loads that compiled (no cache, no entry, or an unusable entry).
+    pub misses: u64,
 }
 
 impl Drop for Inner {
@@ -133,12 +144,19 @@ impl Runtime {
             })?;
         }
         let permits = Arc::new(Semaphore::new(cfg.max_concurrent_calls.max(1) as usize));
-        Ok(Runtime { inner: Arc::new(Inner { engine, linker, cfg, pooling, compat, permits, stop }) })
+        Ok(Runtime {
+            inner: Arc::new(Inner { engine, linker, cfg, pooling, compat, permits, stop, hits: AtomicU64::new(0), misses: AtomicU64::new(0) }),
+        })
     }
 
     /// Whether the pooling allocator is in use (the probe succeeded).
     pub fn pooling_enabled(&self) -> bool {
         self.inner.pooling
+    }
+
+    /// Compiled-component cache counters.
+    pub fn cache_stats(&self) -> CacheStats {
+        CacheStats { hits: self.inner.hits.load(Ordering::Relaxed), misses: self.inner.misses.load(Ordering::Relaxed) }
     }
 
     /// Describes a plugin without running it (`host plugin inspect`).
@@ -164,11 +182,15 @@ impl Runtime {
                 // the one residual risk of any native-code cache.
                 #[allow(unsafe_code)]
                 match unsafe { Component::deserialize_file(engine, p) } {
-                    Ok(c) => return Ok(c),
+                    Ok(c) => {
+                        self.inner.hits.fetch_add(1, Ordering::Relaxed);
+                        return Ok(c);
+                    }
                     Err(e) => tracing::warn!(plugin = name, error = %e, "ignoring unusable compiled-plugin cache entry"),
                 }
             }
         }
+        self.inner.misses.fetch_add(1, Ordering::Relaxed);
         let c = Component::new(engine, bytes).map_err(|e| Error::Invalid { plugin: name.to_string(), detail: format!("{e:#}") })?;
         if let Some(p) = &cached {
             match c.serialize() {
