@@ -55,9 +55,19 @@ pub(crate) fn state_to_wit(st: &s::SessionState) -> w::SessionState {
                 session_storage: t
                     .session_storage
                     .iter()
-                    .map(|os| w::OriginStorage { origin: os.origin.clone(), items: os.items.iter().map(item_to_wit).collect() })
+                    .map(|os| w::OriginStorage {
+                        origin: os.origin.clone(),
+                        items: os.items.iter().map(item_to_wit).collect(),
+                    })
                     .collect(),
-                history: t.history.iter().map(|h| w::HistoryEntry { url: h.url.clone(), title: h.title.clone() }).collect(),
+                history: t
+                    .history
+                    .iter()
+                    .map(|h| w::HistoryEntry {
+                        url: h.url.clone(),
+                        title: h.title.clone(),
+                    })
+                    .collect(),
                 current_index: t.current_index,
             })
             .collect(),
@@ -101,15 +111,28 @@ pub(crate) fn state_from_wit(st: w::SessionState) -> Result<s::SessionState, Mal
             session_storage: t
                 .session_storage
                 .into_iter()
-                .map(|os| s::OriginStorage { origin: os.origin, items: os.items.into_iter().map(item_from_wit).collect() })
+                .map(|os| s::OriginStorage {
+                    origin: os.origin,
+                    items: os.items.into_iter().map(item_from_wit).collect(),
+                })
                 .collect(),
-            history: t.history.into_iter().map(|h| s::HistoryEntry { url: h.url, title: h.title }).collect(),
+            history: t
+                .history
+                .into_iter()
+                .map(|h| s::HistoryEntry {
+                    url: h.url,
+                    title: h.title,
+                })
+                .collect(),
             current_index: t.current_index,
         });
     }
     let mut extra = std::collections::BTreeMap::new();
     for ns in st.extra {
-        extra.entry(ns.namespace).or_insert_with(std::collections::BTreeMap::new).extend(ns.entries);
+        extra
+            .entry(ns.namespace)
+            .or_insert_with(std::collections::BTreeMap::new)
+            .extend(ns.entries);
     }
     Ok(s::SessionState {
         meta: meta_from_wit(st.meta),
@@ -128,13 +151,24 @@ fn meta_to_wit(m: &s::Meta) -> w::Meta {
         last_used_at: m.last_used_at,
         expires_at: m.expires_at,
         ttl_secs: m.ttl_secs,
-        browser: m.browser.as_ref().map(|b| w::BrowserInfo { product: b.product.clone(), version: b.version.clone() }),
+        browser: m.browser.as_ref().map(|b| w::BrowserInfo {
+            product: b.product.clone(),
+            version: b.version.clone(),
+        }),
         user_agent: m.user_agent.clone(),
-        viewport: m.viewport.as_ref().map(|v| w::Viewport { width: v.width, height: v.height, device_scale_factor: v.device_scale_factor }),
+        viewport: m.viewport.as_ref().map(|v| w::Viewport {
+            width: v.width,
+            height: v.height,
+            device_scale_factor: v.device_scale_factor,
+        }),
         locale: m.locale.clone(),
         timezone: m.timezone.clone(),
         tags: m.tags.clone(),
-        labels: m.labels.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+        labels: m
+            .labels
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
     }
 }
 
@@ -146,9 +180,16 @@ fn meta_from_wit(m: w::Meta) -> s::Meta {
         last_used_at: m.last_used_at,
         expires_at: m.expires_at,
         ttl_secs: m.ttl_secs,
-        browser: m.browser.map(|b| s::BrowserInfo { product: b.product, version: b.version }),
+        browser: m.browser.map(|b| s::BrowserInfo {
+            product: b.product,
+            version: b.version,
+        }),
         user_agent: m.user_agent,
-        viewport: m.viewport.map(|v| s::Viewport { width: v.width, height: v.height, device_scale_factor: v.device_scale_factor }),
+        viewport: m.viewport.map(|v| s::Viewport {
+            width: v.width,
+            height: v.height,
+            device_scale_factor: v.device_scale_factor,
+        }),
         locale: m.locale,
         timezone: m.timezone,
         tags: m.tags,
@@ -221,11 +262,17 @@ fn cookie_from_wit(c: w::Cookie) -> s::Cookie {
 }
 
 fn item_to_wit(i: &s::StorageItem) -> w::StorageItem {
-    w::StorageItem { key: i.key.clone(), value: i.value.clone() }
+    w::StorageItem {
+        key: i.key.clone(),
+        value: i.value.clone(),
+    }
 }
 
 fn item_from_wit(i: w::StorageItem) -> s::StorageItem {
-    s::StorageItem { key: i.key, value: i.value }
+    s::StorageItem {
+        key: i.key,
+        value: i.value,
+    }
 }
 
 fn key_path_to_wit(k: &s::KeyPath) -> w::KeyPath {
@@ -270,7 +317,14 @@ fn db_to_wit(db: &s::IdbDatabase) -> w::IdbDatabase {
                         multi_entry: i.multi_entry,
                     })
                     .collect(),
-                records: st.records.iter().map(|r| w::IdbRecord { key_json: js_json(&r.key), value_json: js_json(&r.value) }).collect(),
+                records: st
+                    .records
+                    .iter()
+                    .map(|r| w::IdbRecord {
+                        key_json: js_json(&r.key),
+                        value_json: js_json(&r.value),
+                    })
+                    .collect(),
             })
             .collect(),
     }
@@ -286,7 +340,10 @@ fn db_from_wit(db: w::IdbDatabase, origin: &str) -> Result<s::IdbDatabase, Malfo
                     format!("IndexedDB {origin} {}/{} record {i}: {what} is not a JsValue in JSON form ({e})", db.name, st.name)
                 })
             };
-            records.push(s::IdbRecord { key: parse("key-json", &r.key_json)?, value: parse("value-json", &r.value_json)? });
+            records.push(s::IdbRecord {
+                key: parse("key-json", &r.key_json)?,
+                value: parse("value-json", &r.value_json)?,
+            });
         }
         stores.push(s::IdbObjectStore {
             name: st.name,
@@ -296,12 +353,21 @@ fn db_from_wit(db: w::IdbDatabase, origin: &str) -> Result<s::IdbDatabase, Malfo
             indexes: st
                 .indexes
                 .into_iter()
-                .map(|i| s::IdbIndex { name: i.name, key_path: key_path_from_wit(i.key_path), unique: i.unique, multi_entry: i.multi_entry })
+                .map(|i| s::IdbIndex {
+                    name: i.name,
+                    key_path: key_path_from_wit(i.key_path),
+                    unique: i.unique,
+                    multi_entry: i.multi_entry,
+                })
                 .collect(),
             records,
         });
     }
-    Ok(s::IdbDatabase { name: db.name, version: db.version, object_stores: stores })
+    Ok(s::IdbDatabase {
+        name: db.name,
+        version: db.version,
+        object_stores: stores,
+    })
 }
 
 #[cfg(test)]
@@ -319,12 +385,18 @@ mod tests {
             path: "/".into(),
             expires: Some(1.5),
             same_site: Some(s::SameSite::Lax),
-            partition_key: Some(s::PartitionKey { top_level_site: "https://a.example".into(), has_cross_site_ancestor: true }),
+            partition_key: Some(s::PartitionKey {
+                top_level_site: "https://a.example".into(),
+                has_cross_site_ancestor: true,
+            }),
             ..Default::default()
         });
         st.origins.push(s::OriginState {
             origin: "https://a.example".into(),
-            local_storage: vec![s::StorageItem { key: "k".into(), value: "v".into() }],
+            local_storage: vec![s::StorageItem {
+                key: "k".into(),
+                value: "v".into(),
+            }],
             indexed_db: vec![s::IdbDatabase {
                 name: "db".into(),
                 version: 3,
@@ -333,7 +405,10 @@ mod tests {
                     key_path: Some(s::KeyPath::Compound(vec!["a".into(), "b".into()])),
                     records: vec![s::IdbRecord {
                         key: s::JsValue::Number(s::JsNumber(f64::NAN)),
-                        value: s::JsValue::Object(vec![("x".into(), s::JsValue::BigInt("-12".into()))]),
+                        value: s::JsValue::Object(vec![(
+                            "x".into(),
+                            s::JsValue::BigInt("-12".into()),
+                        )]),
                     }],
                     ..Default::default()
                 }],
@@ -341,10 +416,16 @@ mod tests {
         });
         st.tabs.push(s::Tab {
             url: "https://a.example/".into(),
-            history: vec![s::HistoryEntry { url: "https://a.example/".into(), title: "A".into() }],
+            history: vec![s::HistoryEntry {
+                url: "https://a.example/".into(),
+                title: "A".into(),
+            }],
             ..Default::default()
         });
-        st.extra.entry("wf".into()).or_default().insert("id".into(), "42".into());
+        st.extra
+            .entry("wf".into())
+            .or_default()
+            .insert("id".into(), "42".into());
         assert_eq!(state_from_wit(state_to_wit(&st)).unwrap(), st);
     }
 
@@ -363,7 +444,10 @@ mod tests {
                     auto_increment: false,
                     key_generator: None,
                     indexes: vec![],
-                    records: vec![w::IdbRecord { key_json: "1".into(), value_json: "{}".into() }],
+                    records: vec![w::IdbRecord {
+                        key_json: "1".into(),
+                        value_json: "{}".into(),
+                    }],
                 }],
             }],
         });

@@ -96,7 +96,11 @@ impl Plugin<CleanupWorld> {
     /// exactly one decision per input session, in input order (sessions the
     /// plugin left out are kept); a decision for an unknown session or two
     /// for the same session is [`Error::Malformed`].
-    pub async fn decide(&self, sessions: &[SessionInfo], limits: &CleanupLimits) -> Result<Vec<Decision>> {
+    pub async fn decide(
+        &self,
+        sessions: &[SessionInfo],
+        limits: &CleanupLimits,
+    ) -> Result<Vec<Decision>> {
         let (mut store, cx) = self.begin("decide").await?;
         let infos: Vec<w::SessionInfo> = sessions
             .iter()
@@ -129,14 +133,23 @@ impl Plugin<CleanupWorld> {
         let out = cx
             .step(async {
                 let inst = prepared.pre.instantiate_async(&mut store).await?;
-                inst.sesshost_plugin_cleanup().call_decide(&mut store, &infos, wl, &config).await
+                inst.sesshost_plugin_cleanup()
+                    .call_decide(&mut store, &infos, wl, &config)
+                    .await
             })
             .await?;
         let name = prepared.name.clone();
-        let decisions = out.map_err(|reason| Error::Cleanup { plugin: name.clone(), reason })?;
+        let decisions = out.map_err(|reason| Error::Cleanup {
+            plugin: name.clone(),
+            reason,
+        })?;
         let mut result: Vec<Option<Decision>> = vec![None; sessions.len()];
         for d in decisions {
-            let malformed = |detail: String| Error::Malformed { plugin: name.clone(), call: "decide".into(), detail };
+            let malformed = |detail: String| Error::Malformed {
+                plugin: name.clone(),
+                call: "decide".into(),
+                detail,
+            };
             let i = sessions
                 .iter()
                 .position(|s| s.name == d.name)
@@ -159,7 +172,11 @@ impl Plugin<CleanupWorld> {
             .into_iter()
             .zip(sessions)
             .map(|(d, s)| {
-                d.unwrap_or_else(|| Decision { name: s.name.clone(), action: CleanupAction::Keep, reason: "no decision from the plugin".into() })
+                d.unwrap_or_else(|| Decision {
+                    name: s.name.clone(),
+                    action: CleanupAction::Keep,
+                    reason: "no decision from the plugin".into(),
+                })
             })
             .collect())
     }

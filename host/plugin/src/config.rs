@@ -104,10 +104,17 @@ impl HostGrant {
     /// Parses `--allow-host` syntax: `example.com:443`, `127.0.0.1:9000`,
     /// `[::1]:9000`, `*.example.com:443`.
     pub fn parse(s: &str) -> Result<HostGrant> {
-        let bad = || Error::Config(format!("--allow-host `{s}`: expected HOST:PORT, e.g. s3.example.com:443"));
+        let bad = || {
+            Error::Config(format!(
+                "--allow-host `{s}`: expected HOST:PORT, e.g. s3.example.com:443"
+            ))
+        };
         let (host, port) = s.rsplit_once(':').ok_or_else(bad)?;
         let port: u16 = port.parse().map_err(|_| bad())?;
-        let host = host.trim_start_matches('[').trim_end_matches(']').to_ascii_lowercase();
+        let host = host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_ascii_lowercase();
         if host.is_empty() || host.contains('/') {
             return Err(bad());
         }
@@ -116,10 +123,17 @@ impl HostGrant {
 
     /// Whether a request to `host:port` is allowed by this grant.
     pub fn allows(&self, host: &str, port: u16) -> bool {
-        let host = host.trim_start_matches('[').trim_end_matches(']').to_ascii_lowercase();
+        let host = host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_ascii_lowercase();
         port == self.port
             && match self.host.strip_prefix("*.") {
-                Some(domain) => host.len() > domain.len() && host.ends_with(domain) && host.as_bytes()[host.len() - domain.len() - 1] == b'.',
+                Some(domain) => {
+                    host.len() > domain.len()
+                        && host.ends_with(domain)
+                        && host.as_bytes()[host.len() - domain.len() - 1] == b'.'
+                }
                 None => host == self.host,
             }
     }
@@ -159,12 +173,22 @@ impl DirGrant {
         let (host, guest) = match parts.as_slice() {
             [h] => (*h, Self::DEFAULT_GUEST),
             [h, g] if g.starts_with('/') => (*h, *g),
-            _ => return Err(Error::Config(format!("--allow-dir `{s}`: expected HOST[:GUEST][:ro], e.g. /srv/sessions:/data"))),
+            _ => {
+                return Err(Error::Config(format!(
+                    "--allow-dir `{s}`: expected HOST[:GUEST][:ro], e.g. /srv/sessions:/data"
+                )));
+            }
         };
         if host.is_empty() {
-            return Err(Error::Config(format!("--allow-dir `{s}`: the host directory is empty")));
+            return Err(Error::Config(format!(
+                "--allow-dir `{s}`: the host directory is empty"
+            )));
         }
-        Ok(DirGrant { host: PathBuf::from(host), guest: guest.to_string(), read_only })
+        Ok(DirGrant {
+            host: PathBuf::from(host),
+            guest: guest.to_string(),
+            read_only,
+        })
     }
 }
 
@@ -208,7 +232,9 @@ impl ConfigValue {
             ConfigValue::Literal(v) => Ok(v.clone()),
             ConfigValue::Env(n) => std::env::var(n).map_err(|_| Error::ConfigValue {
                 key: key.to_string(),
-                detail: format!("environment variable {n} is not set (or not UTF-8); export it before running"),
+                detail: format!(
+                    "environment variable {n} is not set (or not UTF-8); export it before running"
+                ),
             }),
             ConfigValue::File(p) => {
                 let mut s = std::fs::read_to_string(p).map_err(|e| Error::ConfigValue {
@@ -330,15 +356,24 @@ mod tests {
             .with_config(["a=plain", &format!("b=file:{}", f.display()), "a=later"])
             .unwrap();
         let r = g.resolved_config().unwrap();
-        assert_eq!(r, vec![("a".into(), "later".into()), ("b".into(), "s3cr3t".into())]);
+        assert_eq!(
+            r,
+            vec![("a".into(), "later".into()), ("b".into(), "s3cr3t".into())]
+        );
         let missing = Grants::default()
             .with_config(["k=env:SESSHOST_TEST_DEFINITELY_UNSET"])
             .unwrap()
             .resolved_config()
             .unwrap_err()
             .to_string();
-        assert!(missing.contains("SESSHOST_TEST_DEFINITELY_UNSET") && missing.contains("`k`"), "{missing}");
-        assert_eq!(format!("{:?}", ConfigValue::parse("hunter2")), "Literal(..)");
+        assert!(
+            missing.contains("SESSHOST_TEST_DEFINITELY_UNSET") && missing.contains("`k`"),
+            "{missing}"
+        );
+        assert_eq!(
+            format!("{:?}", ConfigValue::parse("hunter2")),
+            "Literal(..)"
+        );
         assert!(parse_config_pair("novalue").is_err());
     }
 }

@@ -50,7 +50,9 @@ pub enum Error {
     },
 
     /// The plugin tried to reach a host the operator did not allow.
-    #[error("{plugin} tried to connect to {target}, which is not allowed; allow it with --allow-host {allow}")]
+    #[error(
+        "{plugin} tried to connect to {target}, which is not allowed; allow it with --allow-host {allow}"
+    )]
     HostDenied {
         plugin: String,
         target: String,

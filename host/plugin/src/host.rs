@@ -12,7 +12,9 @@ use wasmtime::ResourceLimiter;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxView, WasiView};
-use wasmtime_wasi_http::{RequestOptions, WasiBody, WasiHttpCtx, WasiHttpCtxView, WasiHttpHooks, WasiHttpView};
+use wasmtime_wasi_http::{
+    RequestOptions, WasiBody, WasiHttpCtx, WasiHttpCtxView, WasiHttpHooks, WasiHttpView,
+};
 
 use crate::config::{Grants, HostGrant, Limits};
 use crate::error::{Error, Result};
@@ -49,13 +51,20 @@ pub struct HostState {
 
 impl WasiView for HostState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
     }
 }
 
 impl WasiHttpView for HostState {
     fn http(&mut self) -> WasiHttpCtxView<'_> {
-        WasiHttpCtxView { ctx: &mut self.http, table: &mut self.table, hooks: &mut self.hooks }
+        WasiHttpCtxView {
+            ctx: &mut self.http,
+            table: &mut self.table,
+            hooks: &mut self.hooks,
+        }
     }
 }
 
@@ -71,14 +80,28 @@ pub(crate) struct StateRecipe {
 impl StateRecipe {
     pub(crate) fn build(&self, diag: &SharedDiag) -> Result<HostState> {
         let mut b = WasiCtx::builder();
-        b.allow_tcp(false).allow_udp(false).allow_ip_name_lookup(false);
-        b.stdout(LogStream { plugin: self.plugin.clone(), stderr: false, diag: diag.clone() });
-        b.stderr(LogStream { plugin: self.plugin.clone(), stderr: true, diag: diag.clone() });
+        b.allow_tcp(false)
+            .allow_udp(false)
+            .allow_ip_name_lookup(false);
+        b.stdout(LogStream {
+            plugin: self.plugin.clone(),
+            stderr: false,
+            diag: diag.clone(),
+        });
+        b.stderr(LogStream {
+            plugin: self.plugin.clone(),
+            stderr: true,
+            diag: diag.clone(),
+        });
         for (k, v) in &self.grants.env {
             b.env(k, v);
         }
         for d in &self.grants.dirs {
-            let perms = if d.read_only { FsPerms::ReadOnly } else { FsPerms::ReadWrite };
+            let perms = if d.read_only {
+                FsPerms::ReadOnly
+            } else {
+                FsPerms::ReadWrite
+            };
             b.preopened_dir(&d.host, &d.guest, perms).map_err(|e| {
                 Error::Config(format!(
                     "cannot grant {} to {} as {}: {e}; check that the directory exists",
@@ -92,7 +115,11 @@ impl StateRecipe {
             wasi: b.build(),
             http: WasiHttpCtx::new(),
             table: ResourceTable::new(),
-            hooks: AllowList { plugin: self.plugin.clone(), hosts: self.grants.clone(), diag: diag.clone() },
+            hooks: AllowList {
+                plugin: self.plugin.clone(),
+                hosts: self.grants.clone(),
+                diag: diag.clone(),
+            },
             limiter: Limiter {
                 memory: self.limits.memory_bytes as usize,
                 instances: self.limits.max_instances as usize,
@@ -114,7 +141,12 @@ pub(crate) struct Limiter {
 }
 
 impl ResourceLimiter for Limiter {
-    fn memory_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
         if desired > self.memory {
             lock(&self.diag).oom = true;
             return Ok(false);
@@ -122,7 +154,12 @@ impl ResourceLimiter for Limiter {
         Ok(true)
     }
 
-    fn table_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
         // Tables hold function references; a million is far past any real
         // plugin and small in bytes.
         if desired > 1_000_000 {
@@ -186,13 +223,21 @@ impl WasiHttpHooks for AllowList {
         let host = uri.host().unwrap_or("").to_string();
         let https = uri.scheme_str() == Some("https");
         let port = uri.port_u16().unwrap_or(if https { 443 } else { 80 });
-        let shown = if host.contains(':') { format!("[{host}]:{port}") } else { format!("{host}:{port}") };
+        let shown = if host.contains(':') {
+            format!("[{host}]:{port}")
+        } else {
+            format!("{host}:{port}")
+        };
         if !allowed(&self.hosts.hosts, &host, port) {
             tracing::warn!(plugin = %self.plugin, target = %shown, "plugin tried to reach a host that is not allowed");
             lock(&self.diag).denied.push(shown);
             return Box::new(async { Err(wasmtime_wasi_http::Error::HttpRequestDenied) });
         }
-        let literal = host.trim_start_matches('[').trim_end_matches(']').parse::<IpAddr>().is_ok();
+        let literal = host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<IpAddr>()
+            .is_ok();
         let diag = self.diag.clone();
         let plugin = self.plugin.clone();
         Box::new(async move {
@@ -202,11 +247,16 @@ impl WasiHttpHooks for AllowList {
                 // narrows, not closes, that window.
                 let addrs = tokio::net::lookup_host((host.as_str(), port))
                     .await
-                    .map_err(|_| wasmtime_wasi_http::Error::DnsError { rcode: None, info_code: None })?;
+                    .map_err(|_| wasmtime_wasi_http::Error::DnsError {
+                        rcode: None,
+                        info_code: None,
+                    })?;
                 for a in addrs {
                     if forbidden_target(a.ip()) {
                         tracing::warn!(plugin = %plugin, target = %shown, ip = %a.ip(), "allowed name resolves to a forbidden address");
-                        lock(&diag).denied.push(format!("{shown} (resolves to {})", a.ip()));
+                        lock(&diag)
+                            .denied
+                            .push(format!("{shown} (resolves to {})", a.ip()));
                         return Err(wasmtime_wasi_http::Error::HttpRequestDenied);
                     }
                 }
@@ -235,7 +285,10 @@ impl IsTerminal for LogStream {
 
 impl StdoutStream for LogStream {
     fn async_stream(&self) -> Box<dyn tokio::io::AsyncWrite + Send + Sync> {
-        Box::new(LineWriter { s: self.clone(), buf: Vec::new() })
+        Box::new(LineWriter {
+            s: self.clone(),
+            buf: Vec::new(),
+        })
     }
 }
 
@@ -278,7 +331,11 @@ impl LineWriter {
 }
 
 impl tokio::io::AsyncWrite for LineWriter {
-    fn poll_write(mut self: Pin<&mut Self>, _cx: &mut Context<'_>, data: &[u8]) -> Poll<std::io::Result<usize>> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+        data: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
         self.buf.extend_from_slice(data);
         self.drain_lines(false);
         Poll::Ready(Ok(data.len()))

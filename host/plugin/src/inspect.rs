@@ -44,7 +44,9 @@ pub struct PluginInfo {
 /// The (world, version) a component implements, from its exports.
 pub(crate) fn kind_of(engine: &Engine, c: &Component) -> Option<(String, String)> {
     for (name, _) in c.component_type().exports(engine) {
-        let Some(rest) = name.strip_prefix("sesshost:plugin/") else { continue };
+        let Some(rest) = name.strip_prefix("sesshost:plugin/") else {
+            continue;
+        };
         let (iface, version) = rest.split_once('@').unwrap_or((rest, "unversioned"));
         let world = match iface {
             "sanitize" => "sanitizer",
@@ -81,7 +83,14 @@ fn capability(import: &str) -> Option<&'static str> {
     })
 }
 
-pub(crate) fn describe(rt: &Runtime, path: &Path, name: &str, bytes: &[u8], hash: &blake3::Hash, c: &Component) -> PluginInfo {
+pub(crate) fn describe(
+    rt: &Runtime,
+    path: &Path,
+    name: &str,
+    bytes: &[u8],
+    hash: &blake3::Hash,
+    c: &Component,
+) -> PluginInfo {
     let engine = &rt.inner.engine;
     let ty = c.component_type();
     let imports: Vec<String> = ty.imports(engine).map(|(n, _)| n.to_string()).collect();
@@ -94,15 +103,20 @@ pub(crate) fn describe(rt: &Runtime, path: &Path, name: &str, bytes: &[u8], hash
             }
         }
     }
-    let mut capabilities: Vec<String> = imports.iter().filter_map(|i| capability(i)).map(str::to_string).collect();
+    let mut capabilities: Vec<String> = imports
+        .iter()
+        .filter_map(|i| capability(i))
+        .map(str::to_string)
+        .collect();
     capabilities.sort();
     capabilities.dedup();
     let kind = kind_of(engine, c);
     let problem = match &kind {
         None => Some("it exports no sesshost:plugin interface".to_string()),
-        Some((_, v)) if !SUPPORTED_VERSIONS.contains(&v.as_str()) => {
-            Some(format!("contract version {v} is not supported (this host supports {})", SUPPORTED_VERSIONS.join(", ")))
-        }
+        Some((_, v)) if !SUPPORTED_VERSIONS.contains(&v.as_str()) => Some(format!(
+            "contract version {v} is not supported (this host supports {})",
+            SUPPORTED_VERSIONS.join(", ")
+        )),
         Some(_) => match rt.inner.linker.instantiate_pre(c) {
             Ok(_) => None,
             Err(e) => {
@@ -134,7 +148,11 @@ pub(crate) fn describe(rt: &Runtime, path: &Path, name: &str, bytes: &[u8], hash
 impl std::fmt::Display for PluginInfo {
     /// The human form of `host plugin inspect`.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        writeln!(f, "{} ({} bytes, blake3 {})", self.name, self.size_bytes, self.blake3)?;
+        writeln!(
+            f,
+            "{} ({} bytes, blake3 {})",
+            self.name, self.size_bytes, self.blake3
+        )?;
         match (&self.world, &self.version) {
             (Some(w), Some(v)) => writeln!(f, "  world:   {w} (sesshost:plugin@{v})")?,
             _ => writeln!(f, "  world:   none")?,

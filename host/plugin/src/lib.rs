@@ -59,8 +59,12 @@ mod runtime;
 pub mod sanitize;
 pub mod storage;
 
-pub use cleanup::{CleanupAction, CleanupLimits, CleanupStrategy, Decision, SessionInfo, SessionStatus};
-pub use config::{ConfigValue, DirGrant, Grants, HostGrant, Limits, Pooling, RuntimeConfig, parse_config_pair};
+pub use cleanup::{
+    CleanupAction, CleanupLimits, CleanupStrategy, Decision, SessionInfo, SessionStatus,
+};
+pub use config::{
+    ConfigValue, DirGrant, Grants, HostGrant, Limits, Pooling, RuntimeConfig, parse_config_pair,
+};
 pub use error::{Error, Result, StorageErrorKind};
 pub use inspect::PluginInfo;
 pub use runtime::{CacheStats, Plugin, Runtime, SUPPORTED_VERSIONS, World};

@@ -65,9 +65,17 @@ pub fn read_manifest(wasm: &Path) -> Result<Option<(PathBuf, Manifest)>> {
     let text = match std::fs::read_to_string(&path) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(Error::Manifest { path, detail: e.to_string() }),
+        Err(e) => {
+            return Err(Error::Manifest {
+                path,
+                detail: e.to_string(),
+            });
+        }
     };
-    let m: Manifest = toml::from_str(&text).map_err(|e| Error::Manifest { path: path.clone(), detail: e.to_string() })?;
+    let m: Manifest = toml::from_str(&text).map_err(|e| Error::Manifest {
+        path: path.clone(),
+        detail: e.to_string(),
+    })?;
     Ok(Some((path, m)))
 }
 
@@ -90,25 +98,35 @@ pub(crate) fn effective(
         flag,
         manifest: mpath.clone(),
     };
-    if let Some(pin) = &m.blake3 {
-        if !pin.eq_ignore_ascii_case(wasm_hash) {
-            return Err(Error::PinMismatch {
-                plugin: plugin.to_string(),
-                manifest: mpath.clone(),
-                pinned: pin.clone(),
-                actual: wasm_hash.to_string(),
-            });
-        }
+    if let Some(pin) = m
+        .blake3
+        .as_ref()
+        .filter(|p| !p.eq_ignore_ascii_case(wasm_hash))
+    {
+        return Err(Error::PinMismatch {
+            plugin: plugin.to_string(),
+            manifest: mpath.clone(),
+            pinned: pin.clone(),
+            actual: wasm_hash.to_string(),
+        });
     }
-    let mut out = Grants { config: operator.config.clone(), ..Grants::default() };
+    let mut out = Grants {
+        config: operator.config.clone(),
+        ..Grants::default()
+    };
     for h in &m.requests.hosts {
         let want = HostGrant::parse(h).map_err(|_| Error::Manifest {
             path: mpath.clone(),
             detail: format!("requests.hosts: `{h}` is not HOST:PORT"),
         })?;
         // A wildcard request is granted only by the same wildcard.
-        if !operator.hosts.iter().any(|g| *g == want || (!want.host.starts_with("*.") && g.allows(&want.host, want.port))) {
-            return Err(refused(format!("network access to {want}"), format!("--allow-host {want}")));
+        if !operator.hosts.iter().any(|g| {
+            *g == want || (!want.host.starts_with("*.") && g.allows(&want.host, want.port))
+        }) {
+            return Err(refused(
+                format!("network access to {want}"),
+                format!("--allow-host {want}"),
+            ));
         }
         out.hosts.push(want);
     }
@@ -117,28 +135,40 @@ pub(crate) fn effective(
             .dirs
             .iter()
             .find(|g| g.guest == *d)
-            .ok_or_else(|| refused(format!("the directory {d}"), format!("--allow-dir HOSTDIR:{d}")))?;
+            .ok_or_else(|| {
+                refused(
+                    format!("the directory {d}"),
+                    format!("--allow-dir HOSTDIR:{d}"),
+                )
+            })?;
         out.dirs.push(g.clone());
     }
     for n in &m.requests.env {
-        let v = operator
-            .env
-            .iter()
-            .find(|(k, _)| k == n)
-            .ok_or_else(|| refused(format!("the environment variable {n}"), format!("--plugin-env {n}")))?;
+        let v = operator.env.iter().find(|(k, _)| k == n).ok_or_else(|| {
+            refused(
+                format!("the environment variable {n}"),
+                format!("--plugin-env {n}"),
+            )
+        })?;
         out.env.push(v.clone());
     }
     let op = operator.limits.unwrap_or(max);
     let mut limits = op;
     if let Some(ms) = m.limits.deadline_ms {
         if Duration::from_millis(ms) > op.deadline {
-            return Err(refused(format!("a deadline of {ms} ms"), format!("--plugin-deadline-ms {ms}")));
+            return Err(refused(
+                format!("a deadline of {ms} ms"),
+                format!("--plugin-deadline-ms {ms}"),
+            ));
         }
         limits.deadline = Duration::from_millis(ms);
     }
     if let Some(mib) = m.limits.memory_mib {
         if mib << 20 > op.memory_bytes {
-            return Err(refused(format!("{mib} MiB of memory"), format!("--plugin-memory-mib {mib}")));
+            return Err(refused(
+                format!("{mib} MiB of memory"),
+                format!("--plugin-memory-mib {mib}"),
+            ));
         }
         limits.memory_bytes = mib << 20;
     }
@@ -159,14 +189,21 @@ mod tests {
     fn request_outside_the_operator_grant_is_refused_by_name() {
         let m = manifest("[requests]\nhosts = [\"x.example:443\"]\n");
         let op = Grants::default().with_hosts(["y.example:443"]).unwrap();
-        let e = effective("s3.wasm", "00", Some(&m), &op, Limits::default()).unwrap_err().to_string();
-        assert!(e.contains("s3.wasm asked for network access to x.example:443"), "{e}");
+        let e = effective("s3.wasm", "00", Some(&m), &op, Limits::default())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("s3.wasm asked for network access to x.example:443"),
+            "{e}"
+        );
         assert!(e.contains("--allow-host x.example:443"), "{e}");
     }
 
     #[test]
     fn effective_grant_is_the_intersection() {
-        let m = manifest("[requests]\nhosts = [\"x.example:443\"]\ndirs = [\"/data\"]\n[limits]\nmemory_mib = 64\n");
+        let m = manifest(
+            "[requests]\nhosts = [\"x.example:443\"]\ndirs = [\"/data\"]\n[limits]\nmemory_mib = 64\n",
+        );
         let op = Grants::default()
             .with_hosts(["x.example:443", "other.example:443"])
             .unwrap()
@@ -177,14 +214,27 @@ mod tests {
         assert_eq!(g.dirs.len(), 1);
         assert_eq!(g.limits.unwrap().memory_bytes, 64 << 20);
         let greedy = manifest("[limits]\nmemory_mib = 4096\n");
-        let e = effective("s3.wasm", "00", Some(&greedy), &op, Limits::default()).unwrap_err().to_string();
-        assert!(e.contains("4096 MiB") && e.contains("--plugin-memory-mib 4096"), "{e}");
+        let e = effective("s3.wasm", "00", Some(&greedy), &op, Limits::default())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("4096 MiB") && e.contains("--plugin-memory-mib 4096"),
+            "{e}"
+        );
     }
 
     #[test]
     fn pin_mismatch_names_both_hashes() {
         let m = manifest("blake3 = \"aa\"\n");
-        let e = effective("s3.wasm", "bb", Some(&m), &Grants::default(), Limits::default()).unwrap_err().to_string();
+        let e = effective(
+            "s3.wasm",
+            "bb",
+            Some(&m),
+            &Grants::default(),
+            Limits::default(),
+        )
+        .unwrap_err()
+        .to_string();
         assert!(e.contains("pins aa") && e.contains("BLAKE3 bb"), "{e}");
     }
 }

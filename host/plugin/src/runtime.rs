@@ -14,7 +14,10 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use wasmtime::component::{Component, InstancePre, Linker};
-use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, Trap, UpdateDeadline};
+use wasmtime::{
+    Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, Trap,
+    UpdateDeadline,
+};
 
 use crate::config::{Grants, Limits, Pooling, RuntimeConfig};
 use crate::error::{Error, Result};
@@ -107,14 +110,24 @@ impl Runtime {
                 Ok(e) => (e, true),
                 Err(e) => {
                     tracing::info!(error = %e, "pooling allocator unavailable, using on-demand allocation");
-                    (Engine::new(&engine_config(&cfg, false)).map_err(|e| Error::Engine(e.to_string()))?, false)
+                    (
+                        Engine::new(&engine_config(&cfg, false))
+                            .map_err(|e| Error::Engine(e.to_string()))?,
+                        false,
+                    )
                 }
             },
-            Pooling::Off => (Engine::new(&engine_config(&cfg, false)).map_err(|e| Error::Engine(e.to_string()))?, false),
+            Pooling::Off => (
+                Engine::new(&engine_config(&cfg, false))
+                    .map_err(|e| Error::Engine(e.to_string()))?,
+                false,
+            ),
         };
         let mut linker = Linker::<HostState>::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(|e| Error::Engine(e.to_string()))?;
-        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker).map_err(|e| Error::Engine(e.to_string()))?;
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker)
+            .map_err(|e| Error::Engine(e.to_string()))?;
+        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)
+            .map_err(|e| Error::Engine(e.to_string()))?;
         let mut h = Blake3Hasher(blake3::Hasher::new());
         std::hash::Hash::hash(&engine.precompile_compatibility_hash(), &mut h);
         let compat = h.0.finalize().to_hex()[..16].to_string();
@@ -145,7 +158,17 @@ impl Runtime {
         }
         let permits = Arc::new(Semaphore::new(cfg.max_concurrent_calls.max(1) as usize));
         Ok(Runtime {
-            inner: Arc::new(Inner { engine, linker, cfg, pooling, compat, permits, stop, hits: AtomicU64::new(0), misses: AtomicU64::new(0) }),
+            inner: Arc::new(Inner {
+                engine,
+                linker,
+                cfg,
+                pooling,
+                compat,
+                permits,
+                stop,
+                hits: AtomicU64::new(0),
+                misses: AtomicU64::new(0),
+            }),
         })
     }
 
@@ -156,7 +179,10 @@ impl Runtime {
 
     /// Compiled-component cache counters.
     pub fn cache_stats(&self) -> CacheStats {
-        CacheStats { hits: self.inner.hits.load(Ordering::Relaxed), misses: self.inner.misses.load(Ordering::Relaxed) }
+        CacheStats {
+            hits: self.inner.hits.load(Ordering::Relaxed),
+            misses: self.inner.misses.load(Ordering::Relaxed),
+        }
     }
 
     /// Describes a plugin without running it (`host plugin inspect`).
@@ -165,33 +191,43 @@ impl Runtime {
         let name = plugin_name(path);
         let hash = blake3::hash(&bytes);
         let component = self.compile(&name, &bytes, &hash)?;
-        Ok(inspect::describe(self, path, &name, &bytes, &hash, &component))
+        Ok(inspect::describe(
+            self, path, &name, &bytes, &hash, &component,
+        ))
     }
 
     /// Compiles (or loads from the cache) a component.
     fn compile(&self, name: &str, bytes: &[u8], hash: &blake3::Hash) -> Result<Component> {
         let engine = &self.inner.engine;
-        let cached = self.inner.cfg.cache_dir.as_ref().map(|d| d.join(format!("{}-{}.cwasm", hash.to_hex(), self.inner.compat)));
-        if let Some(p) = &cached {
-            if p.exists() {
-                // SAFETY: the file is one this runtime wrote (temp file +
-                // rename in its own cache directory) for this exact wasm
-                // (BLAKE3 in the name) and engine configuration
-                // (compatibility hash in the name); wasmtime also checks the
-                // engine compatibility itself. A corrupt or foreign file is
-                // the one residual risk of any native-code cache.
-                #[allow(unsafe_code)]
-                match unsafe { Component::deserialize_file(engine, p) } {
-                    Ok(c) => {
-                        self.inner.hits.fetch_add(1, Ordering::Relaxed);
-                        return Ok(c);
-                    }
-                    Err(e) => tracing::warn!(plugin = name, error = %e, "ignoring unusable compiled-plugin cache entry"),
+        let cached = self
+            .inner
+            .cfg
+            .cache_dir
+            .as_ref()
+            .map(|d| d.join(format!("{}-{}.cwasm", hash.to_hex(), self.inner.compat)));
+        if let Some(p) = cached.as_ref().filter(|p| p.exists()) {
+            // SAFETY: the file is one this runtime wrote (temp file +
+            // rename in its own cache directory) for this exact wasm
+            // (BLAKE3 in the name) and engine configuration
+            // (compatibility hash in the name); wasmtime also checks the
+            // engine compatibility itself. A corrupt or foreign file is
+            // the one residual risk of any native-code cache.
+            #[allow(unsafe_code)]
+            match unsafe { Component::deserialize_file(engine, p) } {
+                Ok(c) => {
+                    self.inner.hits.fetch_add(1, Ordering::Relaxed);
+                    return Ok(c);
+                }
+                Err(e) => {
+                    tracing::warn!(plugin = name, error = %e, "ignoring unusable compiled-plugin cache entry")
                 }
             }
         }
         self.inner.misses.fetch_add(1, Ordering::Relaxed);
-        let c = Component::new(engine, bytes).map_err(|e| Error::Invalid { plugin: name.to_string(), detail: format!("{e:#}") })?;
+        let c = Component::new(engine, bytes).map_err(|e| Error::Invalid {
+            plugin: name.to_string(),
+            detail: format!("{e:#}"),
+        })?;
         if let Some(p) = &cached {
             match c.serialize() {
                 Ok(data) => {
@@ -199,7 +235,9 @@ impl Runtime {
                         tracing::warn!(plugin = name, error = %e, "cannot write compiled-plugin cache entry");
                     }
                 }
-                Err(e) => tracing::warn!(plugin = name, error = %e, "cannot serialise compiled plugin"),
+                Err(e) => {
+                    tracing::warn!(plugin = name, error = %e, "cannot serialise compiled plugin")
+                }
             }
         }
         Ok(c)
@@ -223,7 +261,13 @@ impl Runtime {
         let name = plugin_name(path);
         let hash = blake3::hash(&bytes);
         let manifest = manifest::read_manifest(path)?;
-        let mut effective = manifest::effective(&name, &hash.to_hex(), manifest.as_ref(), grants, self.inner.cfg.limits)?;
+        let mut effective = manifest::effective(
+            &name,
+            &hash.to_hex(),
+            manifest.as_ref(),
+            grants,
+            self.inner.cfg.limits,
+        )?;
         let mut limits = effective.limits.unwrap_or(self.inner.cfg.limits);
         if self.inner.pooling {
             // Pool slots are sized by the runtime's limits.
@@ -239,7 +283,8 @@ impl Runtime {
         let kind = inspect::kind_of(&self.inner.engine, &component);
         let expected = format!("world {}@{}", W::WORLD, SUPPORTED_VERSIONS[0]);
         match &kind {
-            Some((world, version)) if world == W::WORLD && SUPPORTED_VERSIONS.contains(&version.as_str()) => {}
+            Some((world, version))
+                if world == W::WORLD && SUPPORTED_VERSIONS.contains(&version.as_str()) => {}
             Some((world, version)) => {
                 return Err(Error::WorldMismatch {
                     plugin: name,
@@ -251,7 +296,8 @@ impl Runtime {
             None => {
                 return Err(Error::WorldMismatch {
                     plugin: name,
-                    found: "no sesshost:plugin world (it exports no sesshost:plugin interface)".into(),
+                    found: "no sesshost:plugin world (it exports no sesshost:plugin interface)"
+                        .into(),
                     expected,
                     supported: SUPPORTED_VERSIONS.join(", "),
                 });
@@ -260,8 +306,14 @@ impl Runtime {
         let pre = self.inner.linker.instantiate_pre(&component).map_err(|e| {
             let detail = format!("{e:#}");
             match inspect::import_from_error(&detail) {
-                Some(import) => Error::UnsupportedImport { plugin: name.clone(), import },
-                None => Error::Invalid { plugin: name.clone(), detail },
+                Some(import) => Error::UnsupportedImport {
+                    plugin: name.clone(),
+                    import,
+                },
+                None => Error::Invalid {
+                    plugin: name.clone(),
+                    detail,
+                },
             }
         })?;
         let world_pre = W::pre(pre).map_err(|e| Error::Invalid {
@@ -270,7 +322,11 @@ impl Runtime {
         })?;
         Ok(Prepared {
             pre: world_pre,
-            recipe: StateRecipe { plugin: name.clone().into(), grants: Arc::new(effective), limits },
+            recipe: StateRecipe {
+                plugin: name.clone().into(),
+                grants: Arc::new(effective),
+                limits,
+            },
             name,
             hash: hash.to_hex().to_string(),
             config,
@@ -279,12 +335,17 @@ impl Runtime {
 }
 
 fn read(path: &Path) -> Result<Vec<u8>> {
-    std::fs::read(path).map_err(|e| Error::Read { path: path.to_path_buf(), source: e })
+    std::fs::read(path).map_err(|e| Error::Read {
+        path: path.to_path_buf(),
+        source: e,
+    })
 }
 
 /// `dir/redact.wasm` -> `redact.wasm`.
 pub(crate) fn plugin_name(path: &Path) -> String {
-    path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| path.display().to_string())
+    path.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| path.display().to_string())
 }
 
 /// Temp file in the same directory, fsync, rename.
@@ -306,9 +367,16 @@ pub(crate) fn write_atomic(path: &Path, data: &[u8]) -> std::io::Result<()> {
 fn tempfile_in(dir: &Path) -> std::io::Result<(PathBuf, std::fs::File)> {
     let pid = std::process::id();
     for i in 0..1000u32 {
-        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0);
         let p = dir.join(format!(".tmp-{pid}-{nanos}-{i}"));
-        match std::fs::OpenOptions::new().write(true).create_new(true).open(&p) {
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&p)
+        {
             Ok(f) => return Ok((p, f)),
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
             Err(e) => return Err(e),
@@ -372,7 +440,10 @@ impl<W: World> Plugin<W> {
     }
 
     pub(crate) fn prepared(&self) -> Arc<Prepared<W>> {
-        self.current.read().unwrap_or_else(|p| p.into_inner()).clone()
+        self.current
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// Reloads the plugin file if its contents changed: compiles, checks,
@@ -391,13 +462,22 @@ impl<W: World> Plugin<W> {
 
     /// Starts a call: waits for a permit, builds the store.
     pub(crate) async fn begin(&self, call: &'static str) -> Result<(Store<HostState>, CallCx<W>)> {
-        let permit = self.rt.inner.permits.clone().acquire_owned().await.map_err(|_| Error::Engine("runtime shut down".into()))?;
+        let permit = self
+            .rt
+            .inner
+            .permits
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| Error::Engine("runtime shut down".into()))?;
         let prepared = self.prepared();
         let diag: SharedDiag = Default::default();
         let state = prepared.recipe.build(&diag)?;
         let mut store = Store::new(&self.rt.inner.engine, state);
         store.limiter(|s| &mut s.limiter);
-        let deadline = Arc::new(std::sync::Mutex::new(Instant::now() + prepared.recipe.limits.deadline));
+        let deadline = Arc::new(std::sync::Mutex::new(
+            Instant::now() + prepared.recipe.limits.deadline,
+        ));
         let d2 = deadline.clone();
         store.epoch_deadline_callback(move |_| {
             let at = *d2.lock().unwrap_or_else(|p| p.into_inner());
@@ -405,11 +485,23 @@ impl<W: World> Plugin<W> {
                 Ok(UpdateDeadline::Interrupt)
             } else {
                 // Let other tokio tasks run, then check again next tick.
-                Ok(UpdateDeadline::YieldCustom(1, Box::pin(tokio::task::yield_now())))
+                Ok(UpdateDeadline::YieldCustom(
+                    1,
+                    Box::pin(tokio::task::yield_now()),
+                ))
             }
         });
         store.set_epoch_deadline(1);
-        Ok((store, CallCx { prepared, diag, deadline, call, _permit: permit }))
+        Ok((
+            store,
+            CallCx {
+                prepared,
+                diag,
+                deadline,
+                call,
+                _permit: permit,
+            },
+        ))
     }
 }
 
@@ -431,7 +523,10 @@ impl<W: World> CallCx<W> {
     /// Runs one step (one call into the guest) under the deadline: the
     /// epoch callback stops wasm, the tokio timeout stops host calls. Each
     /// step gets the full deadline (a streamed blob is many steps).
-    pub(crate) async fn step<R>(&self, fut: impl Future<Output = wasmtime::Result<R>>) -> Result<R> {
+    pub(crate) async fn step<R>(
+        &self,
+        fut: impl Future<Output = wasmtime::Result<R>>,
+    ) -> Result<R> {
         let limit = self.limits().deadline;
         *self.deadline.lock().unwrap_or_else(|p| p.into_inner()) = Instant::now() + limit;
         // Grace for the epoch to fire first (one tick late at most).
@@ -453,10 +548,18 @@ impl<W: World> CallCx<W> {
         let call = self.call.to_string();
         let d = host::take(&self.diag);
         if d.oom {
-            return Error::OutOfMemory { plugin, call, cap_mib: self.limits().memory_bytes >> 20 };
+            return Error::OutOfMemory {
+                plugin,
+                call,
+                cap_mib: self.limits().memory_bytes >> 20,
+            };
         }
         if let Some(Trap::Interrupt) = e.downcast_ref::<Trap>() {
-            return Error::Timeout { plugin, call, deadline_ms: self.limits().deadline.as_millis() as u64 };
+            return Error::Timeout {
+                plugin,
+                call,
+                deadline_ms: self.limits().deadline.as_millis() as u64,
+            };
         }
         if let Some(target) = d.denied.first() {
             return host_denied(&plugin, target);
@@ -468,16 +571,25 @@ impl<W: World> CallCx<W> {
         let tail = d.stderr_tail.trim();
         if !tail.is_empty() {
             let last: Vec<&str> = tail.lines().rev().take(3).collect();
-            detail.push_str(&format!(" (plugin stderr: {})", last.into_iter().rev().collect::<Vec<_>>().join(" | ")));
+            detail.push_str(&format!(
+                " (plugin stderr: {})",
+                last.into_iter().rev().collect::<Vec<_>>().join(" | ")
+            ));
         }
-        Error::Trap { plugin, call, detail }
+        Error::Trap {
+            plugin,
+            call,
+            detail,
+        }
     }
 
     /// If the plugin was refused a host during this call, the error to
     /// report instead of the plugin's own (which only says "denied").
     pub(crate) fn denied(&self) -> Option<Error> {
         let d = host::take(&self.diag);
-        d.denied.first().map(|t| host_denied(&self.prepared.name, t))
+        d.denied
+            .first()
+            .map(|t| host_denied(&self.prepared.name, t))
     }
 }
 

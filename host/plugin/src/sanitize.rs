@@ -82,7 +82,11 @@ impl Plugin<SanitizerWorld> {
     /// Runs the sanitiser on `state`. Returns the sanitised state and its
     /// report; [`Error::Rejected`] if the plugin refused the export; any
     /// other error if it misbehaved (the input is untouched either way).
-    pub async fn sanitize(&self, state: &SessionState, ctx: &SanitizeContext) -> Result<(SessionState, Report)> {
+    pub async fn sanitize(
+        &self,
+        state: &SessionState,
+        ctx: &SanitizeContext,
+    ) -> Result<(SessionState, Report)> {
         let (mut store, cx) = self.begin("sanitize").await?;
         let mut config = cx.prepared.config.clone();
         for (k, v) in &ctx.config {
@@ -101,7 +105,9 @@ impl Plugin<SanitizerWorld> {
         let out = cx
             .step(async {
                 let inst = prepared.pre.instantiate_async(&mut store).await?;
-                inst.sesshost_plugin_sanitize().call_sanitize(&mut store, &input, &wctx).await
+                inst.sesshost_plugin_sanitize()
+                    .call_sanitize(&mut store, &input, &wctx)
+                    .await
             })
             .await?;
         let name = prepared.name.clone();
@@ -127,9 +133,20 @@ impl Plugin<SanitizerWorld> {
                         reason: f.reason,
                     })
                     .collect();
-                Ok((state, Report { plugin: name, blake3: prepared.hash.clone(), summary: s.report.summary, findings }))
+                Ok((
+                    state,
+                    Report {
+                        plugin: name,
+                        blake3: prepared.hash.clone(),
+                        summary: s.report.summary,
+                        findings,
+                    },
+                ))
             }
-            Err(reason) => Err(cx.denied().unwrap_or(Error::Rejected { plugin: name, reason })),
+            Err(reason) => Err(cx.denied().unwrap_or(Error::Rejected {
+                plugin: name,
+                reason,
+            })),
         }
     }
 }

@@ -51,14 +51,18 @@ fn check_key(key: &str) -> Result<()> {
     let ok = !key.is_empty()
         && key.len() <= 1024
         && key.bytes().all(|c| c.is_ascii_graphic() && c != b'\\')
-        && key.split('/').all(|s| !s.is_empty() && s != "." && s != "..");
+        && key
+            .split('/')
+            .all(|s| !s.is_empty() && s != "." && s != "..");
     if ok {
         Ok(())
     } else {
         Err(Error::Storage {
             plugin: "host".into(),
             kind: StorageErrorKind::Invalid,
-            detail: format!("invalid storage key {key:?}: use /-separated ASCII segments such as chunks/ab/abcdef"),
+            detail: format!(
+                "invalid storage key {key:?}: use /-separated ASCII segments such as chunks/ab/abcdef"
+            ),
         })
     }
 }
@@ -77,15 +81,27 @@ impl Plugin<StorageWorld> {
             WErr::Invalid(d) => (StorageErrorKind::Invalid, d),
             WErr::Other(d) => (StorageErrorKind::Other, d),
         };
-        Error::Storage { plugin: cx.prepared.name.clone(), kind, detail }
+        Error::Storage {
+            plugin: cx.prepared.name.clone(),
+            kind,
+            detail,
+        }
     }
 
     /// Begins a call: store, instance, `configure`.
-    async fn open(&self, call: &'static str) -> Result<(Store<HostState>, CallCx<StorageWorld>, Inst)> {
+    async fn open(
+        &self,
+        call: &'static str,
+    ) -> Result<(Store<HostState>, CallCx<StorageWorld>, Inst)> {
         let (mut store, cx) = self.begin(call).await?;
         let prepared = cx.prepared.clone();
         let inst = cx.step(prepared.pre.instantiate_async(&mut store)).await?;
-        let r = cx.step(inst.sesshost_plugin_storage().call_configure(&mut store, &prepared.config)).await?;
+        let r = cx
+            .step(
+                inst.sesshost_plugin_storage()
+                    .call_configure(&mut store, &prepared.config),
+            )
+            .await?;
         r.map_err(|e| Self::storage_err(&cx, e))?;
         Ok((store, cx, inst))
     }
@@ -98,26 +114,44 @@ impl Plugin<StorageWorld> {
     /// Stores exactly `size` bytes read from `reader` under `key`,
     /// streaming. Fails (and the backend discards the upload) if the reader
     /// ends early.
-    pub async fn put_reader<R: AsyncRead + Unpin>(&self, key: &str, size: u64, mut reader: R) -> Result<()> {
+    pub async fn put_reader<R: AsyncRead + Unpin>(
+        &self,
+        key: &str,
+        size: u64,
+        mut reader: R,
+    ) -> Result<()> {
         check_key(key)?;
         let (mut store, cx, inst) = self.open("put").await?;
         let api = inst.sesshost_plugin_storage();
-        let w = cx.step(api.call_put(&mut store, key, size)).await?.map_err(|e| Self::storage_err(&cx, e))?;
+        let w = cx
+            .step(api.call_put(&mut store, key, size))
+            .await?
+            .map_err(|e| Self::storage_err(&cx, e))?;
         let mut left = size;
         let mut buf = vec![0u8; CHUNK.min(size as usize).max(1)];
         while left > 0 {
             let want = buf.len().min(left as usize);
-            let n = reader.read(&mut buf[..want]).await.map_err(|e| Error::Io { what: format!("reading the data for {key}"), source: e })?;
+            let n = reader.read(&mut buf[..want]).await.map_err(|e| Error::Io {
+                what: format!("reading the data for {key}"),
+                source: e,
+            })?;
             if n == 0 {
                 return Err(Error::Io {
                     what: format!("reading the data for {key}"),
-                    source: std::io::Error::new(std::io::ErrorKind::UnexpectedEof, format!("{left} of {size} bytes missing")),
+                    source: std::io::Error::new(
+                        std::io::ErrorKind::UnexpectedEof,
+                        format!("{left} of {size} bytes missing"),
+                    ),
                 });
             }
-            cx.step(api.writer().call_write(&mut store, w, &buf[..n])).await?.map_err(|e| Self::storage_err(&cx, e))?;
+            cx.step(api.writer().call_write(&mut store, w, &buf[..n]))
+                .await?
+                .map_err(|e| Self::storage_err(&cx, e))?;
             left -= n as u64;
         }
-        cx.step(api.writer().call_finish(&mut store, w)).await?.map_err(|e| Self::storage_err(&cx, e))?;
+        cx.step(api.writer().call_finish(&mut store, w))
+            .await?
+            .map_err(|e| Self::storage_err(&cx, e))?;
         cx.step(w.resource_drop_async(&mut store)).await?;
         Ok(())
     }
@@ -131,14 +165,24 @@ impl Plugin<StorageWorld> {
     }
 
     /// Streams the blob under `key` into `writer`; returns its size.
-    pub async fn get_to_writer<W: AsyncWrite + Unpin>(&self, key: &str, mut writer: W) -> Result<u64> {
+    pub async fn get_to_writer<W: AsyncWrite + Unpin>(
+        &self,
+        key: &str,
+        mut writer: W,
+    ) -> Result<u64> {
         check_key(key)?;
         let (mut store, cx, inst) = self.open("get").await?;
         let api = inst.sesshost_plugin_storage();
-        let (r, size) = cx.step(api.call_get(&mut store, key)).await?.map_err(|e| Self::storage_err(&cx, e))?;
+        let (r, size) = cx
+            .step(api.call_get(&mut store, key))
+            .await?
+            .map_err(|e| Self::storage_err(&cx, e))?;
         let mut got: u64 = 0;
         loop {
-            let chunk = cx.step(api.reader().call_read(&mut store, r, CHUNK as u32)).await?.map_err(|e| Self::storage_err(&cx, e))?;
+            let chunk = cx
+                .step(api.reader().call_read(&mut store, r, CHUNK as u32))
+                .await?
+                .map_err(|e| Self::storage_err(&cx, e))?;
             if chunk.is_empty() {
                 break;
             }
@@ -150,7 +194,10 @@ impl Plugin<StorageWorld> {
                     detail: format!("{key}: sent more than the {size} bytes it announced"),
                 });
             }
-            writer.write_all(&chunk).await.map_err(|e| Error::Io { what: format!("writing {key}"), source: e })?;
+            writer.write_all(&chunk).await.map_err(|e| Error::Io {
+                what: format!("writing {key}"),
+                source: e,
+            })?;
         }
         if got != size {
             return Err(Error::Malformed {
@@ -159,7 +206,10 @@ impl Plugin<StorageWorld> {
                 detail: format!("{key}: announced {size} bytes but sent {got}"),
             });
         }
-        writer.flush().await.map_err(|e| Error::Io { what: format!("writing {key}"), source: e })?;
+        writer.flush().await.map_err(|e| Error::Io {
+            what: format!("writing {key}"),
+            source: e,
+        })?;
         cx.step(r.resource_drop_async(&mut store)).await?;
         Ok(size)
     }
@@ -168,14 +218,18 @@ impl Plugin<StorageWorld> {
     pub async fn has(&self, key: &str) -> Result<bool> {
         check_key(key)?;
         let (mut store, cx, inst) = self.open("has").await?;
-        cx.step(inst.sesshost_plugin_storage().call_has(&mut store, key)).await?.map_err(|e| Self::storage_err(&cx, e))
+        cx.step(inst.sesshost_plugin_storage().call_has(&mut store, key))
+            .await?
+            .map_err(|e| Self::storage_err(&cx, e))
     }
 
     /// Deletes `key` (deleting a missing key succeeds).
     pub async fn delete(&self, key: &str) -> Result<()> {
         check_key(key)?;
         let (mut store, cx, inst) = self.open("delete").await?;
-        cx.step(inst.sesshost_plugin_storage().call_delete(&mut store, key)).await?.map_err(|e| Self::storage_err(&cx, e))
+        cx.step(inst.sesshost_plugin_storage().call_delete(&mut store, key))
+            .await?
+            .map_err(|e| Self::storage_err(&cx, e))
     }
 
     /// All keys starting with `prefix` (may be empty), sorted.

@@ -13,22 +13,40 @@ use sesshost_plugin::{DirGrant, Error, Grants, Limits, SanitizeContext, Sanitize
 fn ctx(pairs: &[(&str, &str)]) -> SanitizeContext {
     SanitizeContext {
         purpose: "export".into(),
-        config: pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+        config: pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
         ..Default::default()
     }
 }
 
 fn limits() -> Limits {
-    Limits { deadline: Duration::from_millis(500), memory_bytes: 64 << 20, ..Limits::default() }
+    Limits {
+        deadline: Duration::from_millis(500),
+        memory_bytes: 64 << 20,
+        ..Limits::default()
+    }
 }
 
 fn hostile(grants: Grants) -> Sanitizer {
-    runtime().load_sanitizer(&wasm("hostile"), &Grants { limits: Some(limits()), ..grants }).unwrap()
+    runtime()
+        .load_sanitizer(
+            &wasm("hostile"),
+            &Grants {
+                limits: Some(limits()),
+                ..grants
+            },
+        )
+        .unwrap()
 }
 
 /// The plugin still serves a well-behaved call.
 async fn still_serves(p: &Sanitizer) {
-    let (out, report) = p.sanitize(&sample_state(), &ctx(&[])).await.expect("next call after a failure");
+    let (out, report) = p
+        .sanitize(&sample_state(), &ctx(&[]))
+        .await
+        .expect("next call after a failure");
     assert_eq!(out, sample_state());
     assert_eq!(report.summary, "hostile: unchanged");
 }
@@ -36,16 +54,35 @@ async fn still_serves(p: &Sanitizer) {
 #[tokio::test]
 async fn infinite_loop_is_stopped_at_the_deadline() {
     let p = hostile(Grants::default());
-    let e = p.sanitize(&sample_state(), &ctx(&[("do", "loop")])).await.unwrap_err();
-    assert!(matches!(e, Error::Timeout { deadline_ms: 500, .. }), "{e:?}");
-    assert!(e.to_string().contains("hostile.wasm did not finish sanitize within 500 ms"), "{e}");
+    let e = p
+        .sanitize(&sample_state(), &ctx(&[("do", "loop")]))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            e,
+            Error::Timeout {
+                deadline_ms: 500,
+                ..
+            }
+        ),
+        "{e:?}"
+    );
+    assert!(
+        e.to_string()
+            .contains("hostile.wasm did not finish sanitize within 500 ms"),
+        "{e}"
+    );
     still_serves(&p).await;
 }
 
 #[tokio::test]
 async fn memory_bomb_hits_the_cap() {
     let p = hostile(Grants::default());
-    let e = p.sanitize(&sample_state(), &ctx(&[("do", "membomb")])).await.unwrap_err();
+    let e = p
+        .sanitize(&sample_state(), &ctx(&[("do", "membomb")]))
+        .await
+        .unwrap_err();
     assert!(matches!(e, Error::OutOfMemory { cap_mib: 64, .. }), "{e:?}");
     assert!(e.to_string().contains("ran out of memory"), "{e}");
     still_serves(&p).await;
@@ -53,12 +90,21 @@ async fn memory_bomb_hits_the_cap() {
 
 #[tokio::test]
 async fn reading_etc_passwd_fails_without_and_with_a_granted_dir() {
-    for grants in [Grants::default(), Grants::default().with_dir(DirGrant::parse(env!("CARGO_TARGET_TMPDIR")).unwrap())] {
+    for grants in [
+        Grants::default(),
+        Grants::default().with_dir(DirGrant::parse(env!("CARGO_TARGET_TMPDIR")).unwrap()),
+    ] {
         let p = hostile(grants);
-        let e = p.sanitize(&sample_state(), &ctx(&[("do", "passwd")])).await.unwrap_err();
+        let e = p
+            .sanitize(&sample_state(), &ctx(&[("do", "passwd")]))
+            .await
+            .unwrap_err();
         let msg = e.to_string();
         assert!(matches!(e, Error::Rejected { .. }), "{e:?}");
-        assert!(msg.contains("cannot read /etc/passwd") && !msg.contains("root:"), "{msg}");
+        assert!(
+            msg.contains("cannot read /etc/passwd") && !msg.contains("root:"),
+            "{msg}"
+        );
         still_serves(&p).await;
     }
 }
@@ -66,10 +112,19 @@ async fn reading_etc_passwd_fails_without_and_with_a_granted_dir() {
 #[tokio::test]
 async fn environment_is_empty_unless_passed() {
     let p = hostile(Grants::default());
-    let (_, r) = p.sanitize(&sample_state(), &ctx(&[("do", "env"), ("var", "PATH")])).await.unwrap();
+    let (_, r) = p
+        .sanitize(&sample_state(), &ctx(&[("do", "env"), ("var", "PATH")]))
+        .await
+        .unwrap();
     assert_eq!(r.summary, "");
-    let p = hostile(Grants { env: vec![("GREETING".into(), "hi".into())], ..Grants::default() });
-    let (_, r) = p.sanitize(&sample_state(), &ctx(&[("do", "env"), ("var", "GREETING")])).await.unwrap();
+    let p = hostile(Grants {
+        env: vec![("GREETING".into(), "hi".into())],
+        ..Grants::default()
+    });
+    let (_, r) = p
+        .sanitize(&sample_state(), &ctx(&[("do", "env"), ("var", "GREETING")]))
+        .await
+        .unwrap();
     assert_eq!(r.summary, "hi");
 }
 
@@ -103,35 +158,64 @@ async fn connecting_to_a_host_not_allowed_is_refused_and_named() {
     let (port, server) = http_server();
     let p = hostile(Grants::default().with_hosts(["127.0.0.1:1"]).unwrap());
     let url = format!("http://127.0.0.1:{port}/steal");
-    let e = p.sanitize(&sample_state(), &ctx(&[("do", "connect"), ("url", &url)])).await.unwrap_err();
+    let e = p
+        .sanitize(&sample_state(), &ctx(&[("do", "connect"), ("url", &url)]))
+        .await
+        .unwrap_err();
     let msg = e.to_string();
     assert!(matches!(e, Error::HostDenied { .. }), "{e:?}");
-    assert!(msg.contains(&format!("tried to connect to 127.0.0.1:{port}")) && msg.contains(&format!("--allow-host 127.0.0.1:{port}")), "{msg}");
+    assert!(
+        msg.contains(&format!("tried to connect to 127.0.0.1:{port}"))
+            && msg.contains(&format!("--allow-host 127.0.0.1:{port}")),
+        "{msg}"
+    );
     still_serves(&p).await;
     // Now allowed: the request goes through to the real server.
-    let p = hostile(Grants::default().with_hosts([format!("127.0.0.1:{port}").as_str()]).unwrap());
-    let (_, r) = p.sanitize(&sample_state(), &ctx(&[("do", "connect"), ("url", &url)])).await.unwrap();
+    let p = hostile(
+        Grants::default()
+            .with_hosts([format!("127.0.0.1:{port}").as_str()])
+            .unwrap(),
+    );
+    let (_, r) = p
+        .sanitize(&sample_state(), &ctx(&[("do", "connect"), ("url", &url)]))
+        .await
+        .unwrap();
     assert_eq!(r.summary, "status 204");
-    assert!(server.join().unwrap(), "the allowed request never reached the server");
+    assert!(
+        server.join().unwrap(),
+        "the allowed request never reached the server"
+    );
 }
 
 #[tokio::test]
 async fn panic_is_a_trap_with_the_panic_message() {
     let p = hostile(Grants::default());
-    let e = p.sanitize(&sample_state(), &ctx(&[("do", "panic")])).await.unwrap_err();
+    let e = p
+        .sanitize(&sample_state(), &ctx(&[("do", "panic")]))
+        .await
+        .unwrap_err();
     let msg = e.to_string();
     assert!(matches!(e, Error::Trap { .. }), "{e:?}");
-    assert!(msg.contains("hostile.wasm crashed in sanitize") && msg.contains("panicked on purpose"), "{msg}");
+    assert!(
+        msg.contains("hostile.wasm crashed in sanitize") && msg.contains("panicked on purpose"),
+        "{msg}"
+    );
     still_serves(&p).await;
 }
 
 #[tokio::test]
 async fn malformed_state_is_refused() {
     let p = hostile(Grants::default());
-    let e = p.sanitize(&sample_state(), &ctx(&[("do", "malformed")])).await.unwrap_err();
+    let e = p
+        .sanitize(&sample_state(), &ctx(&[("do", "malformed")]))
+        .await
+        .unwrap_err();
     let msg = e.to_string();
     assert!(matches!(e, Error::Malformed { .. }), "{e:?}");
-    assert!(msg.contains("https://evil.example db/s record 0: value-json"), "{msg}");
+    assert!(
+        msg.contains("https://evil.example db/s record 0: value-json"),
+        "{msg}"
+    );
     still_serves(&p).await;
 }
 
@@ -151,16 +235,34 @@ const NOP: &str = r#"(core module $m (func (export "f")))
 #[tokio::test]
 async fn wrong_world_or_version_is_refused_naming_both() {
     let rt = runtime();
-    let e = rt.load_storage(&wasm("redact"), &Grants::default()).err().unwrap().to_string();
+    let e = rt
+        .load_storage(&wasm("redact"), &Grants::default())
+        .err()
+        .unwrap()
+        .to_string();
     assert!(e.contains("redact.wasm implements world sanitizer@0.1.0, but world storage-backend@0.1.0 was expected"), "{e}");
 
-    let v2 = wat_file("v2.wasm", &format!("(component {NOP} (export \"sesshost:plugin/sanitize@0.2.0\" (instance $x)))"));
+    let v2 = wat_file(
+        "v2.wasm",
+        &format!("(component {NOP} (export \"sesshost:plugin/sanitize@0.2.0\" (instance $x)))"),
+    );
     let e = rt.load_sanitizer(&v2, &Grants::default()).err().unwrap();
     assert!(matches!(e, Error::WorldMismatch { .. }), "{e:?}");
-    assert!(e.to_string().contains("implements world sanitizer@0.2.0, but world sanitizer@0.1.0 was expected"), "{e}");
+    assert!(
+        e.to_string()
+            .contains("implements world sanitizer@0.2.0, but world sanitizer@0.1.0 was expected"),
+        "{e}"
+    );
 
-    let none = wat_file("none.wasm", &format!("(component {NOP} (export \"other:thing/api\" (instance $x)))"));
-    let e = rt.load_sanitizer(&none, &Grants::default()).err().unwrap().to_string();
+    let none = wat_file(
+        "none.wasm",
+        &format!("(component {NOP} (export \"other:thing/api\" (instance $x)))"),
+    );
+    let e = rt
+        .load_sanitizer(&none, &Grants::default())
+        .err()
+        .unwrap()
+        .to_string();
     assert!(e.contains("no sesshost:plugin world"), "{e}");
 
     let core = wat_file("core.wasm", "(module)");
@@ -169,16 +271,28 @@ async fn wrong_world_or_version_is_refused_naming_both() {
 
     let bad_import = wat_file(
         "import.wasm",
-        &format!("(component (import \"evil:host/backdoor\" (instance (export \"run\" (func)))) {NOP} (export \"sesshost:plugin/sanitize@0.1.0\" (instance $x)))"),
+        &format!(
+            "(component (import \"evil:host/backdoor\" (instance (export \"run\" (func)))) {NOP} (export \"sesshost:plugin/sanitize@0.1.0\" (instance $x)))"
+        ),
     );
-    let e = rt.load_sanitizer(&bad_import, &Grants::default()).err().unwrap();
+    let e = rt
+        .load_sanitizer(&bad_import, &Grants::default())
+        .err()
+        .unwrap();
     assert!(e.to_string().contains("evil:host/backdoor"), "{e}");
 
     // Exports the right name with the wrong shape.
-    let shape = wat_file("shape.wasm", &format!("(component {NOP} (export \"sesshost:plugin/sanitize@0.1.0\" (instance $x)))"));
+    let shape = wat_file(
+        "shape.wasm",
+        &format!("(component {NOP} (export \"sesshost:plugin/sanitize@0.1.0\" (instance $x)))"),
+    );
     let e = rt.load_sanitizer(&shape, &Grants::default()).err().unwrap();
     assert!(matches!(e, Error::Invalid { .. }), "{e:?}");
 
     // The runtime still loads and runs a good plugin.
-    still_serves(&rt.load_sanitizer(&wasm("hostile"), &Grants::default()).unwrap()).await;
+    still_serves(
+        &rt.load_sanitizer(&wasm("hostile"), &Grants::default())
+            .unwrap(),
+    )
+    .await;
 }

@@ -11,24 +11,41 @@ use common::*;
 use sesshost_plugin::{Error, Grants, Pooling, RuntimeConfig, SanitizeContext};
 
 fn export_ctx() -> SanitizeContext {
-    SanitizeContext { purpose: "export".into(), ..Default::default() }
+    SanitizeContext {
+        purpose: "export".into(),
+        ..Default::default()
+    }
 }
 
 #[tokio::test]
 async fn compiled_components_are_cached_on_disk() {
     let cache = tempfile::tempdir().unwrap();
-    let cfg = || RuntimeConfig { cache_dir: Some(cache.path().to_path_buf()), ..Default::default() };
+    let cfg = || RuntimeConfig {
+        cache_dir: Some(cache.path().to_path_buf()),
+        ..Default::default()
+    };
     let a = runtime_with(cfg());
-    a.load_sanitizer(&wasm("redact"), &Grants::default()).unwrap();
+    a.load_sanitizer(&wasm("redact"), &Grants::default())
+        .unwrap();
     assert_eq!((a.cache_stats().hits, a.cache_stats().misses), (0, 1));
-    let hash = blake3::hash(&std::fs::read(wasm("redact")).unwrap()).to_hex().to_string();
-    let entries: Vec<_> = std::fs::read_dir(cache.path()).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+    let hash = blake3::hash(&std::fs::read(wasm("redact")).unwrap())
+        .to_hex()
+        .to_string();
+    let entries: Vec<_> = std::fs::read_dir(cache.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
     assert_eq!(entries.len(), 1, "{entries:?}");
-    assert!(entries[0].starts_with(&hash) && entries[0].ends_with(".cwasm"), "{entries:?}");
+    assert!(
+        entries[0].starts_with(&hash) && entries[0].ends_with(".cwasm"),
+        "{entries:?}"
+    );
 
     // A second runtime loads from the cache, and the plugin works.
     let b = runtime_with(cfg());
-    let p = b.load_sanitizer(&wasm("redact"), &Grants::default()).unwrap();
+    let p = b
+        .load_sanitizer(&wasm("redact"), &Grants::default())
+        .unwrap();
     assert_eq!((b.cache_stats().hits, b.cache_stats().misses), (1, 0));
     p.sanitize(&sample_state(), &export_ctx()).await.unwrap();
 
@@ -41,7 +58,8 @@ async fn compiled_components_are_cached_on_disk() {
     std::fs::write(&tmp, b"garbage").unwrap();
     std::fs::rename(&tmp, &entry).unwrap();
     let c = runtime_with(cfg());
-    c.load_sanitizer(&wasm("redact"), &Grants::default()).unwrap();
+    c.load_sanitizer(&wasm("redact"), &Grants::default())
+        .unwrap();
     assert_eq!((c.cache_stats().hits, c.cache_stats().misses), (0, 1));
     assert!(std::fs::metadata(&entry).unwrap().len() > 1000);
 }
@@ -60,14 +78,17 @@ async fn hot_reload_swaps_while_a_call_in_flight_finishes_on_the_old_version() {
         let _ = s.read(&mut buf);
         accepted_tx.send(()).unwrap();
         answer_rx.recv().unwrap();
-        s.write_all(b"HTTP/1.1 204 No Content\r\nconnection: close\r\n\r\n").unwrap();
+        s.write_all(b"HTTP/1.1 204 No Content\r\nconnection: close\r\n\r\n")
+            .unwrap();
     });
 
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("live.wasm");
     std::fs::copy(wasm("hostile"), &path).unwrap();
     let rt = runtime();
-    let grants = Grants::default().with_hosts([format!("127.0.0.1:{port}").as_str()]).unwrap();
+    let grants = Grants::default()
+        .with_hosts([format!("127.0.0.1:{port}").as_str()])
+        .unwrap();
     let p = Arc::new(rt.load_sanitizer(&path, &grants).unwrap());
     let old_hash = p.blake3();
     assert!(!p.reload().unwrap(), "unchanged file must not reload");
@@ -75,10 +96,15 @@ async fn hot_reload_swaps_while_a_call_in_flight_finishes_on_the_old_version() {
     let p2 = p.clone();
     let url = format!("http://127.0.0.1:{port}/");
     let in_flight = tokio::spawn(async move {
-        let ctx = SanitizeContext { config: vec![("do".into(), "connect".into()), ("url".into(), url)], ..export_ctx() };
+        let ctx = SanitizeContext {
+            config: vec![("do".into(), "connect".into()), ("url".into(), url)],
+            ..export_ctx()
+        };
         p2.sanitize(&sample_state(), &ctx).await
     });
-    tokio::task::spawn_blocking(move || accepted_rx.recv().unwrap()).await.unwrap();
+    tokio::task::spawn_blocking(move || accepted_rx.recv().unwrap())
+        .await
+        .unwrap();
 
     std::fs::copy(wasm("redact"), &path).unwrap();
     assert!(p.reload().unwrap());
@@ -107,22 +133,55 @@ async fn inspect_reports_world_version_exports_and_capabilities() {
     assert_eq!(info.world.as_deref(), Some("sanitizer"));
     assert_eq!(info.version.as_deref(), Some("0.1.0"));
     assert!(info.loadable, "{:?}", info.problem);
-    assert!(info.exports.iter().any(|e| e == "sesshost:plugin/sanitize@0.1.0#sanitize"), "{:?}", info.exports);
-    assert!(!info.capabilities.iter().any(|c| c.contains("HTTP")), "{:?}", info.capabilities);
+    assert!(
+        info.exports
+            .iter()
+            .any(|e| e == "sesshost:plugin/sanitize@0.1.0#sanitize"),
+        "{:?}",
+        info.exports
+    );
+    assert!(
+        !info.capabilities.iter().any(|c| c.contains("HTTP")),
+        "{:?}",
+        info.capabilities
+    );
     let text = info.to_string();
-    assert!(text.contains("world:   sanitizer (sesshost:plugin@0.1.0)") && text.contains("status:  loadable"), "{text}");
+    assert!(
+        text.contains("world:   sanitizer (sesshost:plugin@0.1.0)")
+            && text.contains("status:  loadable"),
+        "{text}"
+    );
 
     let s3 = rt.inspect(&wasm("s3")).unwrap();
     assert_eq!(s3.world.as_deref(), Some("storage-backend"));
-    assert!(s3.capabilities.iter().any(|c| c.contains("outgoing HTTP")), "{:?}", s3.capabilities);
-    assert!(s3.imports.iter().any(|i| i.starts_with("wasi:http/outgoing-handler@")), "{:?}", s3.imports);
+    assert!(
+        s3.capabilities.iter().any(|c| c.contains("outgoing HTTP")),
+        "{:?}",
+        s3.capabilities
+    );
+    assert!(
+        s3.imports
+            .iter()
+            .any(|i| i.starts_with("wasi:http/outgoing-handler@")),
+        "{:?}",
+        s3.imports
+    );
     let json = serde_json::to_value(&s3).unwrap();
     assert_eq!(json["world"], "storage-backend");
     assert_eq!(json["blake3"].as_str().unwrap().len(), 64);
 
     let fs = rt.inspect(&wasm("fs")).unwrap();
-    assert!(fs.capabilities.iter().any(|c| c.starts_with("filesystem")), "{:?}", fs.capabilities);
-    assert!(rt.inspect(std::path::Path::new("/nonexistent.wasm")).unwrap_err().to_string().contains("cannot read plugin"));
+    assert!(
+        fs.capabilities.iter().any(|c| c.starts_with("filesystem")),
+        "{:?}",
+        fs.capabilities
+    );
+    assert!(
+        rt.inspect(std::path::Path::new("/nonexistent.wasm"))
+            .unwrap_err()
+            .to_string()
+            .contains("cannot read plugin")
+    );
 }
 
 #[tokio::test]
@@ -130,14 +189,34 @@ async fn manifest_requests_are_intersected_with_operator_grants() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("s3.wasm");
     std::fs::copy(wasm("s3"), &path).unwrap();
-    let hash = blake3::hash(&std::fs::read(&path).unwrap()).to_hex().to_string();
-    std::fs::write(dir.path().join("s3.toml"), "[requests]\nhosts = [\"x.example:443\"]\n").unwrap();
+    let hash = blake3::hash(&std::fs::read(&path).unwrap())
+        .to_hex()
+        .to_string();
+    std::fs::write(
+        dir.path().join("s3.toml"),
+        "[requests]\nhosts = [\"x.example:443\"]\n",
+    )
+    .unwrap();
     let rt = runtime();
-    let e = rt.load_storage(&path, &Grants::default()).err().unwrap().to_string();
+    let e = rt
+        .load_storage(&path, &Grants::default())
+        .err()
+        .unwrap()
+        .to_string();
     assert!(e.contains("s3.wasm asked for network access to x.example:443; allow it with --allow-host x.example:443"), "{e}");
-    rt.load_storage(&path, &Grants::default().with_hosts(["x.example:443", "y.example:443"]).unwrap()).unwrap();
+    rt.load_storage(
+        &path,
+        &Grants::default()
+            .with_hosts(["x.example:443", "y.example:443"])
+            .unwrap(),
+    )
+    .unwrap();
 
-    std::fs::write(dir.path().join("s3.toml"), format!("blake3 = \"{}\"\n", "0".repeat(64))).unwrap();
+    std::fs::write(
+        dir.path().join("s3.toml"),
+        format!("blake3 = \"{}\"\n", "0".repeat(64)),
+    )
+    .unwrap();
     let e = rt.load_storage(&path, &Grants::default()).err().unwrap();
     assert!(matches!(e, Error::PinMismatch { .. }), "{e:?}");
     std::fs::write(dir.path().join("s3.toml"), format!("blake3 = \"{hash}\"\n")).unwrap();
@@ -150,15 +229,26 @@ async fn manifest_requests_are_intersected_with_operator_grants() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_calls_beyond_the_pool_wait_their_turn() {
     for pooling in [Pooling::Auto, Pooling::Off] {
-        let rt = runtime_with(RuntimeConfig { max_concurrent_calls: 3, pooling, ..Default::default() });
+        let rt = runtime_with(RuntimeConfig {
+            max_concurrent_calls: 3,
+            pooling,
+            ..Default::default()
+        });
         if pooling == Pooling::Off {
             assert!(!rt.pooling_enabled());
         }
-        let p = Arc::new(rt.load_sanitizer(&wasm("redact"), &Grants::default()).unwrap());
+        let p = Arc::new(
+            rt.load_sanitizer(&wasm("redact"), &Grants::default())
+                .unwrap(),
+        );
         let mut tasks = Vec::new();
         for _ in 0..12 {
             let p = p.clone();
-            tasks.push(tokio::spawn(async move { p.sanitize(&sample_state(), &export_ctx()).await.map(|(s, _)| s.cookies.len()) }));
+            tasks.push(tokio::spawn(async move {
+                p.sanitize(&sample_state(), &export_ctx())
+                    .await
+                    .map(|(s, _)| s.cookies.len())
+            }));
         }
         for t in tasks {
             assert_eq!(t.await.unwrap().unwrap(), 2);

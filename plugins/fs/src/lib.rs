@@ -13,7 +13,9 @@ use std::fs::{self, File};
 use std::io::{ErrorKind, Read, Write};
 use std::path::{Path, PathBuf};
 
-use exports::sesshost::plugin::storage::{Guest, GuestReader, GuestWriter, Reader, StorageError, Writer};
+use exports::sesshost::plugin::storage::{
+    Guest, GuestReader, GuestWriter, Reader, StorageError, Writer,
+};
 
 thread_local! {
     static ROOT: RefCell<PathBuf> = RefCell::new(PathBuf::from("/data"));
@@ -36,7 +38,9 @@ fn path_of(key: &str) -> Result<PathBuf, StorageError> {
     let bad = key.is_empty()
         || key.starts_with('/')
         || key.contains('\\')
-        || key.split('/').any(|s| s.is_empty() || s == "." || s == ".." || s == ".tmp");
+        || key
+            .split('/')
+            .any(|s| s.is_empty() || s == "." || s == ".." || s == ".tmp");
     if bad {
         return Err(StorageError::Invalid(format!("invalid key `{key}`")));
     }
@@ -52,12 +56,18 @@ struct Upload {
 impl GuestWriter for Upload {
     fn write(&self, chunk: Vec<u8>) -> Result<(), StorageError> {
         let mut f = self.file.borrow_mut();
-        let f = f.as_mut().ok_or_else(|| StorageError::Invalid("upload already finished".into()))?;
+        let f = f
+            .as_mut()
+            .ok_or_else(|| StorageError::Invalid("upload already finished".into()))?;
         f.write_all(&chunk).map_err(|e| io("write", e))
     }
 
     fn finish(&self) -> Result<(), StorageError> {
-        let f = self.file.borrow_mut().take().ok_or_else(|| StorageError::Invalid("upload already finished".into()))?;
+        let f = self
+            .file
+            .borrow_mut()
+            .take()
+            .ok_or_else(|| StorageError::Invalid("upload already finished".into()))?;
         f.sync_all().map_err(|e| io("sync", e))?;
         drop(f);
         if let Some(parent) = self.dest.parent() {
@@ -80,7 +90,11 @@ struct Download(RefCell<File>);
 impl GuestReader for Download {
     fn read(&self, max: u32) -> Result<Vec<u8>, StorageError> {
         let mut buf = vec![0; max as usize];
-        let n = self.0.borrow_mut().read(&mut buf).map_err(|e| io("read", e))?;
+        let n = self
+            .0
+            .borrow_mut()
+            .read(&mut buf)
+            .map_err(|e| io("read", e))?;
         buf.truncate(n);
         Ok(buf)
     }
@@ -98,7 +112,11 @@ fn walk(dir: &Path, prefix: &str, rel: &str, out: &mut Vec<String>) -> Result<()
         if rel.is_empty() && name == ".tmp" {
             continue;
         }
-        let key = if rel.is_empty() { name } else { format!("{rel}/{name}") };
+        let key = if rel.is_empty() {
+            name
+        } else {
+            format!("{rel}/{name}")
+        };
         // Only descend where the prefix can still match.
         if !(key.starts_with(prefix) || prefix.starts_with(&key)) {
             continue;
@@ -127,7 +145,10 @@ impl Guest for Fs {
         let r = root();
         match fs::metadata(&r) {
             Ok(m) if m.is_dir() => Ok(()),
-            Ok(_) => Err(StorageError::Invalid(format!("{} is not a directory", r.display()))),
+            Ok(_) => Err(StorageError::Invalid(format!(
+                "{} is not a directory",
+                r.display()
+            ))),
             Err(e) => Err(StorageError::Denied(format!(
                 "cannot open {}: {e}; grant a directory to the plugin (mapped to {})",
                 r.display(),
@@ -146,7 +167,11 @@ impl Guest for Fs {
             .unwrap_or(0);
         let tmp = tmpdir.join(format!("{}.{nanos}.part", key.replace('/', "%")));
         let file = File::create(&tmp).map_err(|e| io("create", e))?;
-        Ok(Writer::new(Upload { tmp, dest, file: RefCell::new(Some(file)) }))
+        Ok(Writer::new(Upload {
+            tmp,
+            dest,
+            file: RefCell::new(Some(file)),
+        }))
     }
 
     fn get(key: String) -> Result<(Reader, u64), StorageError> {

@@ -67,7 +67,9 @@ impl Policy {
         let mut extra = Vec::new();
         for (k, v) in config {
             match k.as_str() {
-                "patterns" => p.patterns = list(v).into_iter().map(|s| s.replace('-', "_")).collect(),
+                "patterns" => {
+                    p.patterns = list(v).into_iter().map(|s| s.replace('-', "_")).collect()
+                }
                 "extra_patterns" => extra.extend(list(v).into_iter().map(|s| s.replace('-', "_"))),
                 "mode" => {
                     p.redact = match v.as_str() {
@@ -106,14 +108,21 @@ impl Policy {
     }
 
     fn action(&self) -> Action {
-        if self.redact { Action::Redacted } else { Action::Dropped }
+        if self.redact {
+            Action::Redacted
+        } else {
+            Action::Dropped
+        }
     }
 }
 
 fn matches_any(domains: &[String], site: &str) -> bool {
-    domains
-        .iter()
-        .any(|d| site == d || (site.len() > d.len() && site.ends_with(d.as_str()) && site.as_bytes()[site.len() - d.len() - 1] == b'.'))
+    domains.iter().any(|d| {
+        site == d
+            || (site.len() > d.len()
+                && site.ends_with(d.as_str())
+                && site.as_bytes()[site.len() - d.len() - 1] == b'.')
+    })
 }
 
 /// `https://a.example:8443/x` -> `a.example`.
@@ -136,7 +145,11 @@ struct Run<'a> {
 
 impl Run<'_> {
     fn note(&mut self, location: String, action: Action, reason: String) {
-        self.findings.push(Finding { location, action, reason });
+        self.findings.push(Finding {
+            location,
+            action,
+            reason,
+        });
     }
 
     /// Applies the name patterns to storage items; `what` names the store.
@@ -160,7 +173,9 @@ impl Run<'_> {
 
     /// Applies the name patterns to a URL's query parameters.
     fn url(&mut self, what: &str, url: &mut String) {
-        let Some((base, rest)) = url.split_once('?') else { return };
+        let Some((base, rest)) = url.split_once('?') else {
+            return;
+        };
         let (query, frag) = match rest.split_once('#') {
             Some((q, f)) => (q, Some(f)),
             None => (rest, None),
@@ -202,9 +217,17 @@ impl Run<'_> {
     /// properties and string-keyed map entries. Returns whether it changed.
     fn js(&mut self, loc: &str, v: &mut serde_json::Value) -> bool {
         use serde_json::Value;
-        let Some(obj) = v.as_object_mut() else { return false };
-        let t = obj.get("t").and_then(Value::as_str).unwrap_or("").to_string();
-        let Some(Value::Array(items)) = obj.get_mut("v") else { return false };
+        let Some(obj) = v.as_object_mut() else {
+            return false;
+        };
+        let t = obj
+            .get("t")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
+        let Some(Value::Array(items)) = obj.get_mut("v") else {
+            return false;
+        };
         let mut changed = false;
         match t.as_str() {
             "object" | "map" => {
@@ -212,7 +235,9 @@ impl Run<'_> {
                 let mut i = 0;
                 while i < items.len() {
                     let name = match &items[i] {
-                        Value::Array(kv) if t == "object" => kv.first().and_then(Value::as_str).map(str::to_string),
+                        Value::Array(kv) if t == "object" => {
+                            kv.first().and_then(Value::as_str).map(str::to_string)
+                        }
                         Value::Array(kv) => kv
                             .first()
                             .filter(|k| k.get("t").and_then(Value::as_str) == Some("string"))
@@ -223,7 +248,11 @@ impl Run<'_> {
                     };
                     if let Some(pat) = name.as_deref().and_then(|n| p.sensitive(n)) {
                         let name = name.clone().unwrap_or_default();
-                        self.note(format!("{loc} .{name}"), p.action(), format!("property matches `{pat}`"));
+                        self.note(
+                            format!("{loc} .{name}"),
+                            p.action(),
+                            format!("property matches `{pat}`"),
+                        );
                         changed = true;
                         if p.redact {
                             items[i][1] = serde_json::json!({"t": "string", "v": REDACTED});
@@ -261,13 +290,21 @@ impl Run<'_> {
                 return true;
             }
             if p.excluded(&site) {
-                self.findings.push(Finding { location: loc, action: Action::Filtered, reason: "site not in only_domains".into() });
+                self.findings.push(Finding {
+                    location: loc,
+                    action: Action::Filtered,
+                    reason: "site not in only_domains".into(),
+                });
                 return false;
             }
             match p.sensitive(&c.name) {
                 None => true,
                 Some(pat) => {
-                    self.findings.push(Finding { location: loc, action: p.action(), reason: format!("name matches `{pat}`") });
+                    self.findings.push(Finding {
+                        location: loc,
+                        action: p.action(),
+                        reason: format!("name matches `{pat}`"),
+                    });
                     if p.redact {
                         c.value = REDACTED.into();
                     }
@@ -283,7 +320,11 @@ impl Run<'_> {
                 return true;
             }
             if p.excluded(&site) {
-                self.note(format!("origin {}", o.origin), Action::Filtered, "site not in only_domains".into());
+                self.note(
+                    format!("origin {}", o.origin),
+                    Action::Filtered,
+                    "site not in only_domains".into(),
+                );
                 return false;
             }
             self.items("localStorage", &o.origin, &mut o.local_storage);
@@ -291,7 +332,8 @@ impl Run<'_> {
                 for st in &mut db.object_stores {
                     let loc = format!("indexedDB {} {}/{}", o.origin, db.name, st.name);
                     for r in &mut st.records {
-                        if let Ok(mut v) = serde_json::from_str::<serde_json::Value>(&r.value_json) {
+                        if let Ok(mut v) = serde_json::from_str::<serde_json::Value>(&r.value_json)
+                        {
                             if self.js(&loc, &mut v) {
                                 r.value_json = v.to_string();
                             }
@@ -310,7 +352,11 @@ impl Run<'_> {
                 return true;
             }
             if p.excluded(&site) {
-                self.note(format!("tab {}", url_site(&t.url)), Action::Filtered, "site not in only_domains".into());
+                self.note(
+                    format!("tab {}", url_site(&t.url)),
+                    Action::Filtered,
+                    "site not in only_domains".into(),
+                );
                 return false;
             }
             self.url("tab", &mut t.url);
@@ -323,7 +369,11 @@ impl Run<'_> {
                     return true;
                 }
                 if p.excluded(&site) {
-                    self.note(format!("sessionStorage {}", os.origin), Action::Filtered, "site not in only_domains".into());
+                    self.note(
+                        format!("sessionStorage {}", os.origin),
+                        Action::Filtered,
+                        "site not in only_domains".into(),
+                    );
                     return false;
                 }
                 self.items("sessionStorage", &os.origin, &mut os.items);
@@ -340,7 +390,10 @@ struct Redact;
 impl Guest for Redact {
     fn sanitize(mut state: SessionState, ctx: Context) -> Result<Sanitized, String> {
         let policy = Policy::parse(&ctx.config)?;
-        let mut run = Run { p: &policy, findings: Vec::new() };
+        let mut run = Run {
+            p: &policy,
+            findings: Vec::new(),
+        };
         run.state(&mut state);
         let count = |a: Action| run.findings.iter().filter(|f| f.action == a).count();
         let summary = format!(
@@ -349,7 +402,13 @@ impl Guest for Redact {
             count(Action::Redacted),
             count(Action::Filtered)
         );
-        Ok(Sanitized { state, report: Report { findings: run.findings, summary } })
+        Ok(Sanitized {
+            state,
+            report: Report {
+                findings: run.findings,
+                summary,
+            },
+        })
     }
 }
 

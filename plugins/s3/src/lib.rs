@@ -17,7 +17,9 @@ wit_bindgen::generate!({ world: "storage-backend", path: "../../wit" });
 use std::cell::RefCell;
 use std::time::Duration;
 
-use exports::sesshost::plugin::storage::{Guest, GuestReader, GuestWriter, Reader, StorageError, Writer};
+use exports::sesshost::plugin::storage::{
+    Guest, GuestReader, GuestWriter, Reader, StorageError, Writer,
+};
 use rusty_s3::{Bucket, Credentials, S3Action, UrlStyle};
 use url::Url;
 use wasi::http::outgoing_handler::{self, FutureIncomingResponse};
@@ -46,7 +48,12 @@ fn with_conf<R>(f: impl FnOnce(&Conf) -> Result<R, StorageError>) -> Result<R, S
 }
 
 fn check_key(key: &str) -> Result<(), StorageError> {
-    if key.is_empty() || key.starts_with('/') || key.split('/').any(|s| s.is_empty() || s == "." || s == "..") {
+    if key.is_empty()
+        || key.starts_with('/')
+        || key
+            .split('/')
+            .any(|s| s.is_empty() || s == "." || s == "..")
+    {
         return Err(StorageError::Invalid(format!("invalid key `{key}`")));
     }
     Ok(())
@@ -60,21 +67,39 @@ struct Resp {
 }
 
 fn net_error(url: &Url, e: ErrorCode) -> StorageError {
-    let host = format!("{}:{}", url.host_str().unwrap_or(""), url.port_or_known_default().unwrap_or(0));
+    let host = format!(
+        "{}:{}",
+        url.host_str().unwrap_or(""),
+        url.port_or_known_default().unwrap_or(0)
+    );
     match e {
-        ErrorCode::HttpRequestDenied => StorageError::Denied(format!("the host refused the connection to {host} (not an allowed host)")),
+        ErrorCode::HttpRequestDenied => StorageError::Denied(format!(
+            "the host refused the connection to {host} (not an allowed host)"
+        )),
         other => StorageError::Unavailable(format!("request to {host} failed: {other:?}")),
     }
 }
 
 /// Starts a request; returns the body (if any) and the pending response.
-fn start(method: Method, url: &Url, headers: &[(&str, String)], with_body: bool) -> Result<(Option<OutgoingBody>, FutureIncomingResponse), StorageError> {
+fn start(
+    method: Method,
+    url: &Url,
+    headers: &[(&str, String)],
+    with_body: bool,
+) -> Result<(Option<OutgoingBody>, FutureIncomingResponse), StorageError> {
     let fields = Fields::from_list(
-        &headers.iter().map(|(k, v)| (k.to_string(), v.as_bytes().to_vec())).collect::<Vec<_>>(),
+        &headers
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.as_bytes().to_vec()))
+            .collect::<Vec<_>>(),
     )
     .map_err(|e| StorageError::Other(format!("bad header: {e:?}")))?;
     let req = OutgoingRequest::new(fields);
-    let scheme = if url.scheme() == "https" { Scheme::Https } else { Scheme::Http };
+    let scheme = if url.scheme() == "https" {
+        Scheme::Https
+    } else {
+        Scheme::Http
+    };
     let authority = match url.port() {
         Some(p) => format!("{}:{p}", url.host_str().unwrap_or("")),
         None => url.host_str().unwrap_or("").to_string(),
@@ -89,7 +114,14 @@ fn start(method: Method, url: &Url, headers: &[(&str, String)], with_body: bool)
     req.set_scheme(Some(&scheme)).map_err(bad)?;
     req.set_authority(Some(&authority)).map_err(bad)?;
     req.set_path_with_query(Some(&pq)).map_err(bad)?;
-    let body = if with_body { Some(req.body().map_err(|_| StorageError::Other("request body taken twice".into()))?) } else { None };
+    let body = if with_body {
+        Some(
+            req.body()
+                .map_err(|_| StorageError::Other("request body taken twice".into()))?,
+        )
+    } else {
+        None
+    };
     let fut = outgoing_handler::handle(req, None).map_err(|e| net_error(url, e))?;
     Ok((body, fut))
 }
@@ -117,7 +149,10 @@ fn finish(url: &Url, fut: FutureIncomingResponse) -> Result<Resp, StorageError> 
                     Ok(chunk) => body.extend_from_slice(&chunk),
                     Err(StreamError::Closed) => break,
                     Err(StreamError::LastOperationFailed(e)) => {
-                        return Err(StorageError::Unavailable(format!("reading the response failed: {}", e.to_debug_string())));
+                        return Err(StorageError::Unavailable(format!(
+                            "reading the response failed: {}",
+                            e.to_debug_string()
+                        )));
                     }
                 }
             }
@@ -125,7 +160,11 @@ fn finish(url: &Url, fut: FutureIncomingResponse) -> Result<Resp, StorageError> 
         }
         drop(incoming);
     }
-    Ok(Resp { status, body, length })
+    Ok(Resp {
+        status,
+        body,
+        length,
+    })
 }
 
 fn send(method: Method, url: &Url, headers: &[(&str, String)]) -> Result<Resp, StorageError> {
@@ -144,11 +183,19 @@ fn xml_tag<'a>(body: &'a str, tag: &str) -> Option<&'a str> {
 fn status_error(what: &str, bucket: &str, r: &Resp) -> StorageError {
     let text = String::from_utf8_lossy(&r.body);
     let code = xml_tag(&text, "Code").unwrap_or("").to_string();
-    let detail = if code.is_empty() { format!("HTTP {}", r.status) } else { format!("HTTP {} {code}", r.status) };
+    let detail = if code.is_empty() {
+        format!("HTTP {}", r.status)
+    } else {
+        format!("HTTP {} {code}", r.status)
+    };
     match (r.status, code.as_str()) {
-        (404, "NoSuchBucket") => StorageError::Invalid(format!("{what}: bucket `{bucket}` does not exist ({detail}); create it or fix the `bucket` config key")),
+        (404, "NoSuchBucket") => StorageError::Invalid(format!(
+            "{what}: bucket `{bucket}` does not exist ({detail}); create it or fix the `bucket` config key"
+        )),
         (404, _) => StorageError::NotFound(format!("{what}: {detail}")),
-        (401 | 403, _) => StorageError::Denied(format!("{what}: {detail}; check access_key_id / secret_access_key and the bucket policy")),
+        (401 | 403, _) => StorageError::Denied(format!(
+            "{what}: {detail}; check access_key_id / secret_access_key and the bucket policy"
+        )),
         (400, _) => StorageError::Invalid(format!("{what}: {detail}")),
         (s, _) if s >= 500 => StorageError::Unavailable(format!("{what}: {detail}")),
         _ => StorageError::Other(format!("{what}: {detail}")),
@@ -165,18 +212,30 @@ struct Upload {
 impl GuestWriter for Upload {
     fn write(&self, chunk: Vec<u8>) -> Result<(), StorageError> {
         let st = self.state.borrow();
-        let (stream, _, _) = st.as_ref().ok_or_else(|| StorageError::Invalid("upload already finished".into()))?;
+        let (stream, _, _) = st
+            .as_ref()
+            .ok_or_else(|| StorageError::Invalid("upload already finished".into()))?;
         for part in chunk.chunks(4096) {
             stream.blocking_write_and_flush(part).map_err(|e| match e {
-                StreamError::LastOperationFailed(e) => StorageError::Unavailable(format!("upload of {} failed: {}", self.key, e.to_debug_string())),
-                StreamError::Closed => StorageError::Unavailable(format!("upload of {}: connection closed", self.key)),
+                StreamError::LastOperationFailed(e) => StorageError::Unavailable(format!(
+                    "upload of {} failed: {}",
+                    self.key,
+                    e.to_debug_string()
+                )),
+                StreamError::Closed => {
+                    StorageError::Unavailable(format!("upload of {}: connection closed", self.key))
+                }
             })?;
         }
         Ok(())
     }
 
     fn finish(&self) -> Result<(), StorageError> {
-        let (stream, body, fut) = self.state.borrow_mut().take().ok_or_else(|| StorageError::Invalid("upload already finished".into()))?;
+        let (stream, body, fut) = self
+            .state
+            .borrow_mut()
+            .take()
+            .ok_or_else(|| StorageError::Invalid("upload already finished".into()))?;
         drop(stream);
         OutgoingBody::finish(body, None).map_err(|e| net_error(&self.url, e))?;
         let r = finish(&self.url, fut)?;
@@ -202,7 +261,11 @@ impl GuestReader for Download {
             return Ok(Vec::new());
         }
         let end = (pos + u64::from(max)).min(self.size) - 1;
-        let r = send(Method::Get, &self.url, &[("range", format!("bytes={pos}-{end}"))])?;
+        let r = send(
+            Method::Get,
+            &self.url,
+            &[("range", format!("bytes={pos}-{end}"))],
+        )?;
         if !(200..300).contains(&r.status) {
             return Err(status_error(&format!("get {}", self.key), &self.bucket, &r));
         }
@@ -224,23 +287,46 @@ impl Guest for S3 {
 
     fn configure(config: Vec<(String, String)>) -> Result<(), StorageError> {
         let get = |k: &str| config.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
-        let need = |k: &str| get(k).ok_or_else(|| StorageError::Invalid(format!("s3: missing config key `{k}`; pass it with --plugin-config {k}=...")));
+        let need = |k: &str| {
+            get(k).ok_or_else(|| {
+                StorageError::Invalid(format!(
+                    "s3: missing config key `{k}`; pass it with --plugin-config {k}=..."
+                ))
+            })
+        };
         let endpoint = need("endpoint")?;
-        let endpoint: Url = endpoint.parse().map_err(|e| StorageError::Invalid(format!("s3: endpoint `{endpoint}` is not a URL: {e}")))?;
+        let endpoint: Url = endpoint.parse().map_err(|e| {
+            StorageError::Invalid(format!("s3: endpoint `{endpoint}` is not a URL: {e}"))
+        })?;
         let path_style = match get("path_style").as_deref() {
             Some("true") => true,
             Some("false") => false,
             None => !endpoint.host_str().unwrap_or("").ends_with("amazonaws.com"),
-            Some(o) => return Err(StorageError::Invalid(format!("s3: path_style must be true or false, not `{o}`"))),
+            Some(o) => {
+                return Err(StorageError::Invalid(format!(
+                    "s3: path_style must be true or false, not `{o}`"
+                )));
+            }
         };
-        let style = if path_style { UrlStyle::Path } else { UrlStyle::VirtualHost };
+        let style = if path_style {
+            UrlStyle::Path
+        } else {
+            UrlStyle::VirtualHost
+        };
         let bucket_name = need("bucket")?;
         let region = get("region").unwrap_or_else(|| "us-east-1".into());
-        let bucket = Bucket::new(endpoint, style, bucket_name.clone(), region)
-            .map_err(|e| StorageError::Invalid(format!("s3: bucket `{bucket_name}` at this endpoint: {e}")))?;
+        let bucket = Bucket::new(endpoint, style, bucket_name.clone(), region).map_err(|e| {
+            StorageError::Invalid(format!("s3: bucket `{bucket_name}` at this endpoint: {e}"))
+        })?;
         let creds = Credentials::new(need("access_key_id")?, need("secret_access_key")?);
         let prefix = get("prefix").unwrap_or_default();
-        CONF.with(|c| *c.borrow_mut() = Some(Conf { bucket, creds, prefix }));
+        CONF.with(|c| {
+            *c.borrow_mut() = Some(Conf {
+                bucket,
+                creds,
+                prefix,
+            })
+        });
         Ok(())
     }
 
@@ -249,10 +335,22 @@ impl Guest for S3 {
         with_conf(|c| {
             let full = format!("{}{key}", c.prefix);
             let url = c.bucket.put_object(Some(&c.creds), &full).sign(SIGN_FOR);
-            let (body, fut) = start(Method::Put, &url, &[("content-length", size.to_string())], true)?;
+            let (body, fut) = start(
+                Method::Put,
+                &url,
+                &[("content-length", size.to_string())],
+                true,
+            )?;
             let body = body.ok_or_else(|| StorageError::Other("no request body".into()))?;
-            let stream = body.write().map_err(|_| StorageError::Other("request body stream taken twice".into()))?;
-            Ok(Writer::new(Upload { state: RefCell::new(Some((stream, body, fut))), url, key, bucket: c.bucket.name().to_string() }))
+            let stream = body
+                .write()
+                .map_err(|_| StorageError::Other("request body stream taken twice".into()))?;
+            Ok(Writer::new(Upload {
+                state: RefCell::new(Some((stream, body, fut))),
+                url,
+                key,
+                bucket: c.bucket.name().to_string(),
+            }))
         })
     }
 
@@ -265,9 +363,17 @@ impl Guest for S3 {
             if !(200..300).contains(&r.status) {
                 return Err(status_error(&format!("get {key}"), c.bucket.name(), &r));
             }
-            let size = r.length.ok_or_else(|| StorageError::Other(format!("get {key}: no content-length")))?;
+            let size = r
+                .length
+                .ok_or_else(|| StorageError::Other(format!("get {key}: no content-length")))?;
             let url = c.bucket.get_object(Some(&c.creds), &full).sign(SIGN_FOR);
-            let d = Download { url, key, bucket: c.bucket.name().to_string(), size, pos: RefCell::new(0) };
+            let d = Download {
+                url,
+                key,
+                bucket: c.bucket.name().to_string(),
+                size,
+                pos: RefCell::new(0),
+            };
             Ok((Reader::new(d), size))
         })
     }
@@ -275,7 +381,10 @@ impl Guest for S3 {
     fn has(key: String) -> Result<bool, StorageError> {
         check_key(&key)?;
         with_conf(|c| {
-            let url = c.bucket.head_object(Some(&c.creds), &format!("{}{key}", c.prefix)).sign(SIGN_FOR);
+            let url = c
+                .bucket
+                .head_object(Some(&c.creds), &format!("{}{key}", c.prefix))
+                .sign(SIGN_FOR);
             let r = send(Method::Head, &url, &[])?;
             match r.status {
                 200..300 => Ok(true),
@@ -288,7 +397,10 @@ impl Guest for S3 {
     fn delete(key: String) -> Result<(), StorageError> {
         check_key(&key)?;
         with_conf(|c| {
-            let url = c.bucket.delete_object(Some(&c.creds), &format!("{}{key}", c.prefix)).sign(SIGN_FOR);
+            let url = c
+                .bucket
+                .delete_object(Some(&c.creds), &format!("{}{key}", c.prefix))
+                .sign(SIGN_FOR);
             let r = send(Method::Delete, &url, &[])?;
             match r.status {
                 200..300 => Ok(()),
@@ -314,9 +426,16 @@ impl Guest for S3 {
                     return Err(status_error(&format!("list {prefix}"), c.bucket.name(), &r));
                 }
                 let text = String::from_utf8_lossy(&r.body);
-                let parsed = rusty_s3::actions::ListObjectsV2::parse_response(&text)
-                    .map_err(|e| StorageError::Other(format!("list {prefix}: unreadable listing: {e}")))?;
-                keys.extend(parsed.contents.into_iter().filter_map(|o| o.key.strip_prefix(&c.prefix).map(str::to_string)));
+                let parsed =
+                    rusty_s3::actions::ListObjectsV2::parse_response(&text).map_err(|e| {
+                        StorageError::Other(format!("list {prefix}: unreadable listing: {e}"))
+                    })?;
+                keys.extend(
+                    parsed
+                        .contents
+                        .into_iter()
+                        .filter_map(|o| o.key.strip_prefix(&c.prefix).map(str::to_string)),
+                );
                 match parsed.next_continuation_token {
                     Some(t) if !t.is_empty() => token = Some(t),
                     _ => break,

@@ -39,7 +39,13 @@ pub fn runtime_with(mut cfg: RuntimeConfig) -> Runtime {
 }
 
 pub fn cookie(domain: &str, name: &str, value: &str) -> Cookie {
-    Cookie { name: name.into(), value: value.into(), domain: domain.into(), path: "/".into(), ..Default::default() }
+    Cookie {
+        name: name.into(),
+        value: value.into(),
+        domain: domain.into(),
+        path: "/".into(),
+        ..Default::default()
+    }
 }
 
 /// A session with secrets in every place redact looks.
@@ -56,8 +62,14 @@ pub fn sample_state() -> SessionState {
         OriginState {
             origin: "https://shop.example".into(),
             local_storage: vec![
-                StorageItem { key: "cart".into(), value: "3 items".into() },
-                StorageItem { key: "refreshToken".into(), value: "S3CRET-RT".into() },
+                StorageItem {
+                    key: "cart".into(),
+                    value: "3 items".into(),
+                },
+                StorageItem {
+                    key: "refreshToken".into(),
+                    value: "S3CRET-RT".into(),
+                },
             ],
             indexed_db: vec![IdbDatabase {
                 name: "app".into(),
@@ -77,7 +89,10 @@ pub fn sample_state() -> SessionState {
         },
         OriginState {
             origin: "https://bank.example".into(),
-            local_storage: vec![StorageItem { key: "ssn".into(), value: "S3CRET-SSN".into() }],
+            local_storage: vec![StorageItem {
+                key: "ssn".into(),
+                value: "S3CRET-SSN".into(),
+            }],
             ..Default::default()
         },
     ];
@@ -86,7 +101,16 @@ pub fn sample_state() -> SessionState {
         title: "Cart".into(),
         session_storage: vec![OriginStorage {
             origin: "https://shop.example".into(),
-            items: vec![StorageItem { key: "csrf_secret".into(), value: "S3CRET-CSRF".into() }, StorageItem { key: "step".into(), value: "2".into() }],
+            items: vec![
+                StorageItem {
+                    key: "csrf_secret".into(),
+                    value: "S3CRET-CSRF".into(),
+                },
+                StorageItem {
+                    key: "step".into(),
+                    value: "2".into(),
+                },
+            ],
         }],
         history: vec![],
         current_index: 0,
@@ -95,7 +119,16 @@ pub fn sample_state() -> SessionState {
 }
 
 /// Every secret value planted by [`sample_state`].
-pub const SECRETS: &[&str] = &["S3CRET-SID", "S3CRET-AUTH", "S3CRET-KEY", "S3CRET-RT", "S3CRET-PW", "S3CRET-SSN", "S3CRET-URL", "S3CRET-CSRF"];
+pub const SECRETS: &[&str] = &[
+    "S3CRET-SID",
+    "S3CRET-AUTH",
+    "S3CRET-KEY",
+    "S3CRET-RT",
+    "S3CRET-PW",
+    "S3CRET-SSN",
+    "S3CRET-URL",
+    "S3CRET-CSRF",
+];
 
 pub fn json(s: &SessionState) -> String {
     serde_json::to_string(s).unwrap()

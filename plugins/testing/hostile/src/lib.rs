@@ -14,11 +14,20 @@ use sesshost::plugin::types::{IdbDatabase, IdbObjectStore, IdbRecord, OriginStat
 struct Hostile;
 
 fn get<'a>(ctx: &'a Context, key: &str) -> Option<&'a str> {
-    ctx.config.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+    ctx.config
+        .iter()
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v.as_str())
 }
 
 fn ok(state: SessionState, summary: String) -> Result<Sanitized, String> {
-    Ok(Sanitized { state, report: Report { findings: Vec::new(), summary } })
+    Ok(Sanitized {
+        state,
+        report: Report {
+            findings: Vec::new(),
+            summary,
+        },
+    })
 }
 
 impl Guest for Hostile {
@@ -51,8 +60,12 @@ impl Guest for Hostile {
                 Ok(s) => ok(state, s),
                 Err(e) => Err(format!("cannot read /etc/passwd: {e}")),
             },
-            "env" => ok(state, std::env::var(get(&ctx, "var").unwrap_or("HOME")).unwrap_or_default()),
-            "connect" => connect(get(&ctx, "url").unwrap_or("http://127.0.0.1:9/")).map(|s| ok(state, s).unwrap()),
+            "env" => ok(
+                state,
+                std::env::var(get(&ctx, "var").unwrap_or("HOME")).unwrap_or_default(),
+            ),
+            "connect" => connect(get(&ctx, "url").unwrap_or("http://127.0.0.1:9/"))
+                .map(|s| ok(state, s).unwrap()),
             "panic" => panic!("hostile plugin panicked on purpose"),
             "malformed" => {
                 state.origins.push(OriginState {
@@ -67,7 +80,10 @@ impl Guest for Hostile {
                             auto_increment: false,
                             key_generator: None,
                             indexes: Vec::new(),
-                            records: vec![IdbRecord { key_json: "{\"t\":\"number\",\"v\":1}".into(), value_json: "{not json".into() }],
+                            records: vec![IdbRecord {
+                                key_json: "{\"t\":\"number\",\"v\":1}".into(),
+                                value_json: "{not json".into(),
+                            }],
                         }],
                     }],
                 });
@@ -90,8 +106,14 @@ fn connect(url: &str) -> Result<String, String> {
         None => (rest, "/"),
     };
     let req = OutgoingRequest::new(Fields::new());
-    req.set_scheme(Some(&if scheme == "https" { Scheme::Https } else { Scheme::Http })).map_err(|_| "scheme")?;
-    req.set_authority(Some(authority)).map_err(|_| "authority")?;
+    req.set_scheme(Some(&if scheme == "https" {
+        Scheme::Https
+    } else {
+        Scheme::Http
+    }))
+    .map_err(|_| "scheme")?;
+    req.set_authority(Some(authority))
+        .map_err(|_| "authority")?;
     req.set_path_with_query(Some(path)).map_err(|_| "path")?;
     let fut = handle(req, None).map_err(|e| format!("request refused: {e:?}"))?;
     fut.subscribe().block();
