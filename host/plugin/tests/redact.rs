@@ -153,3 +153,36 @@ async fn call_config_overrides_plugin_config() {
     let (out, _) = p.sanitize(&sample_state(), &ctx).await.unwrap();
     assert_eq!(out.cookies.len(), 5);
 }
+
+/// The example in plugins/README.md (built as plugins/notrack) does what the
+/// README says.
+#[tokio::test]
+async fn readme_example_sanitizer_works() {
+    let rt = runtime();
+    let grants = Grants::default()
+        .with_config(["trackers=shop.example"])
+        .unwrap();
+    let p = rt.load_sanitizer(&wasm("notrack"), &grants).unwrap();
+    let (out, report) = p
+        .sanitize(&sample_state(), &SanitizeContext::default())
+        .await
+        .unwrap();
+    assert_eq!(out.cookies.len(), 3);
+    assert!(
+        out.cookies
+            .iter()
+            .all(|c| !c.domain.ends_with("shop.example"))
+    );
+    assert_eq!(report.summary, "notrack: dropped 2 tracking cookies");
+    let mut private = sample_state();
+    private.meta.tags.push("private".into());
+    let e = p
+        .sanitize(&private, &SanitizeContext::default())
+        .await
+        .unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("notrack.wasm refused the export: session is tagged private"),
+        "{e}"
+    );
+}
