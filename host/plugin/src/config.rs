@@ -264,6 +264,28 @@ pub fn parse_config_pair(s: &str) -> Result<(String, ConfigValue)> {
     }
 }
 
+/// Picks one plugin's share of `--sanitize-config` style pairs when several
+/// plugins are loaded: `STEM.key=value` goes only to the plugin whose file
+/// stem is `STEM` (e.g. `redact.mode=drop` to `redact.wasm`, as `mode`);
+/// a key whose prefix is not one of `all_stems` goes to every plugin
+/// unchanged. Order is kept; a later pair for the same key wins when the
+/// result is resolved.
+pub fn config_for(
+    pairs: &[(String, ConfigValue)],
+    stem: &str,
+    all_stems: &[&str],
+) -> Vec<(String, ConfigValue)> {
+    pairs
+        .iter()
+        .filter_map(|(k, v)| match k.split_once('.') {
+            Some((p, rest)) if all_stems.contains(&p) => {
+                (p == stem).then(|| (rest.to_string(), v.clone()))
+            }
+            _ => Some((k.clone(), v.clone())),
+        })
+        .collect()
+}
+
 /// What the operator grants one plugin. Empty by default: no network, no
 /// filesystem, no environment, no configuration.
 #[derive(Debug, Clone, Default)]
@@ -277,7 +299,9 @@ pub struct Grants {
     /// Configuration handed to the plugin (`--plugin-config`), in order;
     /// a later key replaces an earlier one.
     pub config: Vec<(String, ConfigValue)>,
-    /// Per-plugin limits; `None` = the runtime's defaults.
+    /// Per-plugin limits; `None` = the runtime's defaults. With the pooling
+    /// allocator, memory and instance/table/memory counts are capped at the
+    /// runtime's limits (pool slots are sized by them).
     pub limits: Option<Limits>,
 }
 
@@ -337,6 +361,42 @@ mod tests {
         assert_eq!(v6.to_string(), "[::1]:9000");
         assert!(HostGrant::parse("example.com").is_err());
         assert!(HostGrant::parse("example.com:http").is_err());
+    }
+
+    #[test]
+    fn prefixed_config_goes_to_one_plugin() {
+        let pairs: Vec<_> = [
+            "mode=redact",
+            "redact.mode=drop",
+            "notrack.trackers=a",
+            "x.y=1",
+        ]
+        .into_iter()
+        .map(|p| parse_config_pair(p).unwrap())
+        .collect();
+        let stems = ["redact", "notrack"];
+        let keys = |stem| {
+            let g = Grants {
+                config: config_for(&pairs, stem, &stems),
+                ..Grants::default()
+            };
+            g.resolved_config().unwrap()
+        };
+        assert_eq!(
+            keys("redact"),
+            [
+                ("mode".to_string(), "drop".to_string()),
+                ("x.y".into(), "1".into())
+            ]
+        );
+        assert_eq!(
+            keys("notrack"),
+            [
+                ("mode".to_string(), "redact".to_string()),
+                ("trackers".into(), "a".into()),
+                ("x.y".into(), "1".into())
+            ]
+        );
     }
 
     #[test]

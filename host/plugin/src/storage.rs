@@ -127,33 +127,39 @@ impl Plugin<StorageWorld> {
             .step(api.call_put(&mut store, key, size))
             .await?
             .map_err(|e| Self::storage_err(&cx, e))?;
-        let mut left = size;
-        let mut buf = vec![0u8; CHUNK.min(size as usize).max(1)];
-        while left > 0 {
-            let want = buf.len().min(left as usize);
-            let n = reader.read(&mut buf[..want]).await.map_err(|e| Error::Io {
-                what: format!("reading the data for {key}"),
-                source: e,
-            })?;
-            if n == 0 {
-                return Err(Error::Io {
+        let res = async {
+            let mut left = size;
+            let mut buf = vec![0u8; CHUNK.min(size as usize).max(1)];
+            while left > 0 {
+                let want = buf.len().min(left as usize);
+                let n = reader.read(&mut buf[..want]).await.map_err(|e| Error::Io {
                     what: format!("reading the data for {key}"),
-                    source: std::io::Error::new(
-                        std::io::ErrorKind::UnexpectedEof,
-                        format!("{left} of {size} bytes missing"),
-                    ),
-                });
+                    source: e,
+                })?;
+                if n == 0 {
+                    return Err(Error::Io {
+                        what: format!("reading the data for {key}"),
+                        source: std::io::Error::new(
+                            std::io::ErrorKind::UnexpectedEof,
+                            format!("{left} of {size} bytes missing"),
+                        ),
+                    });
+                }
+                cx.step(api.writer().call_write(&mut store, w, &buf[..n]))
+                    .await?
+                    .map_err(|e| Self::storage_err(&cx, e))?;
+                left -= n as u64;
             }
-            cx.step(api.writer().call_write(&mut store, w, &buf[..n]))
+            cx.step(api.writer().call_finish(&mut store, w))
                 .await?
-                .map_err(|e| Self::storage_err(&cx, e))?;
-            left -= n as u64;
+                .map_err(|e| Self::storage_err(&cx, e))
         }
-        cx.step(api.writer().call_finish(&mut store, w))
-            .await?
-            .map_err(|e| Self::storage_err(&cx, e))?;
-        cx.step(w.resource_drop_async(&mut store)).await?;
-        Ok(())
+        .await;
+        // Dropping the writer lets the backend discard an unfinished upload
+        // (after a failure the instance may be unusable: best effort).
+        let dropped = cx.step(w.resource_drop_async(&mut store)).await;
+        res?;
+        dropped
     }
 
     /// Fetches the blob under `key` into memory (use [`Self::get_to_writer`]

@@ -71,6 +71,11 @@ async fn fs_streams_a_blob_larger_than_a_chunk() {
         .unwrap_err();
     assert!(matches!(e, Error::Io { .. }), "{e:?}");
     assert!(!fs.has("chunks/short").await.unwrap());
+    // ... and the backend discarded its partial upload.
+    assert_eq!(
+        std::fs::read_dir(dir.path().join(".tmp")).unwrap().count(),
+        0
+    );
 }
 
 #[tokio::test]
