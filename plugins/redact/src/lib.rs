@@ -262,10 +262,10 @@ impl Run<'_> {
                         }
                         continue;
                     }
-                    if let Some(Value::Array(kv)) = items.get_mut(i) {
-                        if let Some(inner) = kv.get_mut(1) {
-                            changed |= self.js(loc, inner);
-                        }
+                    if let Some(Value::Array(kv)) = items.get_mut(i)
+                        && let Some(inner) = kv.get_mut(1)
+                    {
+                        changed |= self.js(loc, inner);
                     }
                     i += 1;
                 }
@@ -333,10 +333,9 @@ impl Run<'_> {
                     let loc = format!("indexedDB {} {}/{}", o.origin, db.name, st.name);
                     for r in &mut st.records {
                         if let Ok(mut v) = serde_json::from_str::<serde_json::Value>(&r.value_json)
+                            && self.js(&loc, &mut v)
                         {
-                            if self.js(&loc, &mut v) {
-                                r.value_json = v.to_string();
-                            }
+                            r.value_json = v.to_string();
                         }
                     }
                 }
