@@ -5,6 +5,8 @@ mod common;
 
 use std::io::{Read, Write};
 use std::net::TcpListener;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use common::*;
@@ -141,29 +143,24 @@ async fn environment_is_empty_unless_passed() {
     assert_eq!(r.summary, "hi");
 }
 
-/// A one-shot HTTP server on loopback; returns its port and a handle that
-/// says whether it was contacted.
-fn http_server() -> (u16, std::thread::JoinHandle<bool>) {
+/// An HTTP server on loopback answering 204 to everything; returns its port
+/// and the number of connections it has served (the thread lives until the
+/// test process exits).
+fn http_server() -> (u16, Arc<AtomicUsize>) {
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = l.local_addr().unwrap().port();
-    l.set_nonblocking(true).unwrap();
-    let h = std::thread::spawn(move || {
-        let until = std::time::Instant::now() + Duration::from_secs(10);
-        while std::time::Instant::now() < until {
-            match l.accept() {
-                Ok((mut s, _)) => {
-                    s.set_nonblocking(false).unwrap();
-                    let mut buf = [0u8; 4096];
-                    let _ = s.read(&mut buf);
-                    let _ = s.write_all(b"HTTP/1.1 204 No Content\r\nconnection: close\r\n\r\n");
-                    return true;
-                }
-                Err(_) => std::thread::sleep(Duration::from_millis(10)),
-            }
+    let served = Arc::new(AtomicUsize::new(0));
+    let count = served.clone();
+    std::thread::spawn(move || {
+        for s in l.incoming() {
+            let Ok(mut s) = s else { continue };
+            let mut buf = [0u8; 4096];
+            let _ = s.read(&mut buf);
+            let _ = s.write_all(b"HTTP/1.1 204 No Content\r\nconnection: close\r\n\r\n");
+            count.fetch_add(1, Ordering::SeqCst);
         }
-        false
     });
-    (port, h)
+    (port, served)
 }
 
 #[tokio::test]
@@ -183,6 +180,11 @@ async fn connecting_to_a_host_not_allowed_is_refused_and_named() {
         "{msg}"
     );
     still_serves(&p).await;
+    assert_eq!(
+        server.load(Ordering::SeqCst),
+        0,
+        "a denied request reached the server"
+    );
     // Now allowed: the request goes through to the real server.
     let p = hostile(
         Grants::default()
@@ -194,8 +196,9 @@ async fn connecting_to_a_host_not_allowed_is_refused_and_named() {
         .await
         .unwrap();
     assert_eq!(r.summary, "status 204");
-    assert!(
-        server.join().unwrap(),
+    assert_eq!(
+        server.load(Ordering::SeqCst),
+        1,
         "the allowed request never reached the server"
     );
 }
@@ -308,4 +311,47 @@ async fn wrong_world_or_version_is_refused_naming_both() {
             .unwrap(),
     )
     .await;
+}
+
+/// A `tracing` writer that keeps everything in memory.
+#[derive(Clone, Default)]
+struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl Write for Captured {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(b);
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn plugin_stdout_and_stderr_go_to_tracing_tagged_with_its_name() {
+    let cap = Captured::default();
+    let cap2 = cap.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || cap2.clone())
+        .with_ansi(false)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let p = hostile(Grants::default());
+    let (_, r) = p
+        .sanitize(&sample_state(), &ctx(&[("do", "print")]))
+        .await
+        .unwrap();
+    assert_eq!(r.summary, "hostile: printed");
+    let log = String::from_utf8(cap.0.lock().unwrap().clone()).unwrap();
+    let line = |needle: &str| log.lines().find(|l| l.contains(needle)).map(str::to_string);
+    let out = line("hello on stdout").unwrap_or_else(|| panic!("stdout line missing: {log}"));
+    assert!(
+        out.contains("INFO") && out.contains("plugin=hostile.wasm"),
+        "{out}"
+    );
+    let err = line("hello on stderr").unwrap_or_else(|| panic!("stderr line missing: {log}"));
+    assert!(
+        err.contains("WARN") && err.contains("plugin=hostile.wasm"),
+        "{err}"
+    );
 }

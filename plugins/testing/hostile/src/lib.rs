@@ -3,7 +3,8 @@
 //! `loop` (spins forever), `membomb` (allocates until memory runs out),
 //! `passwd` (reads /etc/passwd and puts it in the report), `connect`
 //! (HTTP GET to the URL in config key `url`), `panic`, `malformed` (returns
-//! an IndexedDB record whose JSON is not a JsValue), `env` (reports the
+//! an IndexedDB record whose JSON is not a JsValue), `print` (writes a line
+//! to stdout and to stderr), `env` (reports the
 //! variable named by `var`), anything else: returns the state unchanged.
 
 wit_bindgen::generate!({ world: "sanitizer", path: "../../../wit" });
@@ -66,6 +67,11 @@ impl Guest for Hostile {
             ),
             "connect" => connect(get(&ctx, "url").unwrap_or("http://127.0.0.1:9/"))
                 .map(|s| ok(state, s).unwrap()),
+            "print" => {
+                println!("hello on stdout");
+                eprintln!("hello on stderr");
+                ok(state, "hostile: printed".into())
+            }
             "panic" => panic!("hostile plugin panicked on purpose"),
             "malformed" => {
                 state.origins.push(OriginState {
