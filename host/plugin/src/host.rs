@@ -220,7 +220,13 @@ impl WasiHttpHooks for AllowList {
             > + Send,
     > {
         let uri = request.uri();
-        let host = uri.host().unwrap_or("").to_string();
+        // `http` keeps the brackets of an IPv6 literal; drop them.
+        let host = uri
+            .host()
+            .unwrap_or("")
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_string();
         let https = uri.scheme_str() == Some("https");
         let port = uri.port_u16().unwrap_or(if https { 443 } else { 80 });
         let shown = if host.contains(':') {
@@ -233,11 +239,7 @@ impl WasiHttpHooks for AllowList {
             lock(&self.diag).denied.push(shown);
             return Box::new(async { Err(wasmtime_wasi_http::Error::HttpRequestDenied) });
         }
-        let literal = host
-            .trim_start_matches('[')
-            .trim_end_matches(']')
-            .parse::<IpAddr>()
-            .is_ok();
+        let literal = host.parse::<IpAddr>().is_ok();
         let diag = self.diag.clone();
         let plugin = self.plugin.clone();
         Box::new(async move {
