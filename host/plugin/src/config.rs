@@ -264,6 +264,55 @@ pub fn parse_config_pair(s: &str) -> Result<(String, ConfigValue)> {
     }
 }
 
+/// Reads a plugin configuration file (TOML): top-level `key = "value"`
+/// pairs go to every plugin, a `[STEM]` table to the plugin whose file stem
+/// is `STEM` (returned as `STEM.key`, for [`config_for`]). Values are
+/// strings (`env:NAME` / `file:PATH` allowed), numbers or booleans.
+///
+/// ```toml
+/// mode = "redact"
+/// [s3]
+/// bucket = "sessions"
+/// secret_access_key = "file:/run/secrets/s3"
+/// ```
+pub fn read_config_file(path: &std::path::Path) -> Result<Vec<(String, ConfigValue)>> {
+    let bad =
+        |detail: String| Error::Config(format!("plugin config file {}: {detail}", path.display()));
+    let text = std::fs::read_to_string(path).map_err(|e| bad(format!("cannot read it: {e}")))?;
+    let table: toml::Table = text
+        .parse()
+        .map_err(|e: toml::de::Error| bad(e.to_string()))?;
+    fn scalar(v: &toml::Value) -> Option<String> {
+        match v {
+            toml::Value::String(s) => Some(s.clone()),
+            toml::Value::Integer(i) => Some(i.to_string()),
+            toml::Value::Float(f) => Some(f.to_string()),
+            toml::Value::Boolean(b) => Some(b.to_string()),
+            _ => None,
+        }
+    }
+    let mut out = Vec::new();
+    for (k, v) in &table {
+        match v {
+            toml::Value::Table(t) => {
+                for (k2, v2) in t {
+                    let s = scalar(v2).ok_or_else(|| {
+                        bad(format!("`{k}.{k2}` must be a string, number or boolean"))
+                    })?;
+                    out.push((format!("{k}.{k2}"), ConfigValue::parse(&s)));
+                }
+            }
+            other => {
+                let s = scalar(other).ok_or_else(|| {
+                    bad(format!("`{k}` must be a string, number, boolean or table"))
+                })?;
+                out.push((k.clone(), ConfigValue::parse(&s)));
+            }
+        }
+    }
+    Ok(out)
+}
+
 /// Picks one plugin's share of `--sanitize-config` style pairs when several
 /// plugins are loaded: `STEM.key=value` goes only to the plugin whose file
 /// stem is `STEM` (e.g. `redact.mode=drop` to `redact.wasm`, as `mode`);
@@ -396,6 +445,33 @@ mod tests {
                 ("trackers".into(), "a".into()),
                 ("x.y".into(), "1".into())
             ]
+        );
+    }
+
+    #[test]
+    fn config_file_has_shared_and_per_plugin_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("plugins.toml");
+        std::fs::write(&f, "mode = \"redact\"\n[s3]\nbucket = \"b\"\npath_style = true\nsecret_access_key = \"env:S3_SECRET\"\n").unwrap();
+        let pairs = read_config_file(&f).unwrap();
+        let s3 = config_for(&pairs, "s3", &["s3", "redact"]);
+        let keys: Vec<_> = s3.iter().map(|(k, v)| format!("{k}={v:?}")).collect();
+        assert_eq!(
+            keys,
+            [
+                "mode=Literal(..)",
+                "bucket=Literal(..)",
+                "path_style=Literal(..)",
+                "secret_access_key=Env(S3_SECRET)"
+            ]
+        );
+        assert_eq!(config_for(&pairs, "redact", &["s3", "redact"]).len(), 1);
+        std::fs::write(&f, "x = [1]\n").unwrap();
+        assert!(
+            read_config_file(&f)
+                .unwrap_err()
+                .to_string()
+                .contains("`x` must be")
         );
     }
 

@@ -63,7 +63,8 @@ pub use cleanup::{
     CleanupAction, CleanupLimits, CleanupStrategy, Decision, SessionInfo, SessionStatus,
 };
 pub use config::{
-    ConfigValue, DirGrant, Grants, HostGrant, Limits, Pooling, RuntimeConfig, parse_config_pair,
+    ConfigValue, DirGrant, Grants, HostGrant, Limits, Pooling, RuntimeConfig, config_for,
+    parse_config_pair, read_config_file,
 };
 pub use error::{Error, Result, StorageErrorKind};
 pub use inspect::PluginInfo;
