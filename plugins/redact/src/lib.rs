@@ -21,7 +21,7 @@
 wit_bindgen::generate!({ world: "sanitizer", path: "../../wit" });
 
 use exports::sesshost::plugin::sanitize::{Action, Context, Finding, Guest, Report, Sanitized};
-use sesshost::plugin::types::{SessionState, StorageItem};
+use sesshost::plugin::types::{Cookie, SessionState, StorageItem};
 
 /// The default patterns (issue 4).
 const DEFAULT_PATTERNS: &[&str] = &[
@@ -91,11 +91,26 @@ impl Policy {
         Ok(p)
     }
 
+    /// The first pattern `name` contains (ASCII case-insensitive, `-` as
+    /// `_`). Allocation-free: it runs for every name in the session.
     fn sensitive(&self, name: &str) -> Option<&str> {
-        let n = name.to_ascii_lowercase().replace('-', "_");
+        fn norm(b: u8) -> u8 {
+            if b == b'-' {
+                b'_'
+            } else {
+                b.to_ascii_lowercase()
+            }
+        }
+        let n = name.as_bytes();
         self.patterns
             .iter()
-            .find(|p| n.contains(p.as_str()))
+            .find(|p| {
+                let p = p.as_bytes();
+                !p.is_empty()
+                    && n.len() >= p.len()
+                    && n.windows(p.len())
+                        .any(|w| w.iter().zip(p).all(|(a, b)| norm(*a) == *b))
+            })
             .map(|s| s.as_str())
     }
 
@@ -283,25 +298,28 @@ impl Run<'_> {
     fn state(&mut self, s: &mut SessionState) {
         let p = self.p;
         // Cookies.
+        let by_site = !p.keep.is_empty() || p.only.is_some();
         s.cookies.retain_mut(|c| {
-            let site = c.domain.trim_start_matches('.').to_ascii_lowercase();
-            let loc = format!("cookie {}{} {}", c.domain, c.path, c.name);
-            if p.kept(&site) {
-                return true;
-            }
-            if p.excluded(&site) {
-                self.findings.push(Finding {
-                    location: loc,
-                    action: Action::Filtered,
-                    reason: "site not in only_domains".into(),
-                });
-                return false;
+            let loc = |c: &Cookie| format!("cookie {}{} {}", c.domain, c.path, c.name);
+            if by_site {
+                let site = c.domain.trim_start_matches('.').to_ascii_lowercase();
+                if p.kept(&site) {
+                    return true;
+                }
+                if p.excluded(&site) {
+                    self.findings.push(Finding {
+                        location: loc(c),
+                        action: Action::Filtered,
+                        reason: "site not in only_domains".into(),
+                    });
+                    return false;
+                }
             }
             match p.sensitive(&c.name) {
                 None => true,
                 Some(pat) => {
                     self.findings.push(Finding {
-                        location: loc,
+                        location: loc(c),
                         action: p.action(),
                         reason: format!("name matches `{pat}`"),
                     });
