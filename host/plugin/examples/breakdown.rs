@@ -5,12 +5,11 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use sessbundle::state::{Cookie, SessionState};
-use sesshost_plugin::{Grants, Runtime, RuntimeConfig, SanitizeContext};
+use sesshost_plugin::{Grants, Pooling, Runtime, RuntimeConfig, SanitizeContext};
 
 fn main() {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("../../plugins/target/wasm32-wasip2/release");
-    let rt = Runtime::new(RuntimeConfig::default()).unwrap();
     let tokio = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -32,7 +31,25 @@ fn main() {
         })
         .collect();
     let ctx = SanitizeContext::default();
-    for name in ["hostile", "redact"] {
+    let t = Instant::now();
+    for _ in 0..30 {
+        std::hint::black_box(st.clone());
+    }
+    println!(
+        "host-side clone of the state (reference for conversion cost): {:.2} ms",
+        t.elapsed().as_secs_f64() * 1e3 / 30.0
+    );
+    for (name, pooling) in [
+        ("hostile", Pooling::Auto),
+        ("redact", Pooling::Auto),
+        ("hostile", Pooling::Off),
+        ("redact", Pooling::Off),
+    ] {
+        let rt = Runtime::new(RuntimeConfig {
+            pooling,
+            ..Default::default()
+        })
+        .unwrap();
         let p = rt
             .load_sanitizer(&dir.join(format!("{name}.wasm")), &Grants::default())
             .unwrap();
