@@ -95,18 +95,23 @@ impl Plugin<SanitizerWorld> {
                 None => config.push((k.clone(), v.clone())),
             }
         }
+        let config: Vec<(&str, &str)> = config
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
         let wctx = b::exports::sesshost::plugin::sanitize::Context {
-            purpose: ctx.purpose.clone(),
-            destination: ctx.destination.clone(),
-            config,
+            purpose: &ctx.purpose,
+            destination: ctx.destination.as_deref(),
+            config: &config,
         };
-        let input = state_to_wit(state);
+        let bump = bumpalo::Bump::new();
+        let input = state_to_wit(state, &bump);
         let prepared = cx.prepared.clone();
         let out = cx
             .step(async {
                 let inst = prepared.pre.instantiate_async(&mut store).await?;
                 inst.sesshost_plugin_sanitize()
-                    .call_sanitize(&mut store, &input, &wctx)
+                    .call_sanitize(&mut store, input, wctx)
                     .await
             })
             .await?;

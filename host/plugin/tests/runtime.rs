@@ -255,3 +255,67 @@ async fn concurrent_calls_beyond_the_pool_wait_their_turn() {
         }
     }
 }
+
+/// Every field of the state model survives the trip into a plugin and back
+/// (the hostile plugin passes the state through unchanged).
+#[tokio::test]
+async fn full_state_round_trips_through_a_plugin() {
+    let mut st = sessbundle::state::SessionState::new("rt", 1_700_000_000_000);
+    st.meta.labels.insert("team".into(), "a".into());
+    st.cookies.push(sessbundle::state::Cookie {
+        name: "sid".into(),
+        value: "v".into(),
+        domain: ".a.example".into(),
+        path: "/".into(),
+        expires: Some(1.5),
+        same_site: Some(sessbundle::state::SameSite::Lax),
+        partition_key: Some(sessbundle::state::PartitionKey {
+            top_level_site: "https://a.example".into(),
+            has_cross_site_ancestor: true,
+        }),
+        ..Default::default()
+    });
+    st.origins.push(sessbundle::state::OriginState {
+        origin: "https://a.example".into(),
+        local_storage: vec![sessbundle::state::StorageItem {
+            key: "k".into(),
+            value: "v".into(),
+        }],
+        indexed_db: vec![sessbundle::state::IdbDatabase {
+            name: "db".into(),
+            version: 3,
+            object_stores: vec![sessbundle::state::IdbObjectStore {
+                name: "os".into(),
+                key_path: Some(sessbundle::state::KeyPath::Compound(vec![
+                    "a".into(),
+                    "b".into(),
+                ])),
+                records: vec![sessbundle::state::IdbRecord {
+                    key: sessbundle::state::JsValue::Number(sessbundle::state::JsNumber(f64::NAN)),
+                    value: sessbundle::state::JsValue::Object(vec![(
+                        "x".into(),
+                        sessbundle::state::JsValue::BigInt("-12".into()),
+                    )]),
+                }],
+                ..Default::default()
+            }],
+        }],
+    });
+    st.tabs.push(sessbundle::state::Tab {
+        url: "https://a.example/".into(),
+        history: vec![sessbundle::state::HistoryEntry {
+            url: "https://a.example/".into(),
+            title: "A".into(),
+        }],
+        ..Default::default()
+    });
+    st.extra
+        .entry("wf".into())
+        .or_default()
+        .insert("id".into(), "42".into());
+    let p = runtime()
+        .load_sanitizer(&wasm("hostile"), &Grants::default())
+        .unwrap();
+    let (back, _) = p.sanitize(&st, &SanitizeContext::default()).await.unwrap();
+    assert_eq!(back, st);
+}
