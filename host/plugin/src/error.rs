@@ -1,0 +1,195 @@
+//! The crate's one public error type. Every message says what failed and
+//! what to do next; none contains a secret (config values are never
+//! printed, only their keys).
+
+use std::path::PathBuf;
+
+/// Everything that can go wrong loading or calling a plugin.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The plugin file could not be read.
+    #[error("cannot read plugin {path}: {source}; check the path and its permissions")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// The file is not a valid WebAssembly component.
+    #[error(
+        "{plugin} is not a valid WebAssembly component: {detail}; build it with `cargo build --target wasm32-wasip2` (core modules are not accepted)"
+    )]
+    Invalid { plugin: String, detail: String },
+
+    /// The component implements another world or contract version.
+    #[error(
+        "{plugin} implements {found}, but {expected} was expected; use a plugin built for {expected} (this host supports sesshost:plugin@{supported})"
+    )]
+    WorldMismatch {
+        plugin: String,
+        found: String,
+        expected: String,
+        supported: String,
+    },
+
+    /// The component imports something this host does not provide.
+    #[error(
+        "{plugin} imports {import}, which this host does not provide; plugins may use only sesshost:plugin types and WASI 0.2 (filesystem, clocks, random, cli, wasi:http)"
+    )]
+    UnsupportedImport { plugin: String, import: String },
+
+    /// The plugin's manifest requested a capability the operator did not
+    /// grant.
+    #[error("{plugin} asked for {request}; allow it with {flag}, or remove it from {manifest}")]
+    Refused {
+        plugin: String,
+        request: String,
+        flag: String,
+        manifest: PathBuf,
+    },
+
+    /// The plugin tried to reach a host the operator did not allow.
+    #[error(
+        "{plugin} tried to connect to {target}, which is not allowed; allow it with --allow-host {allow}"
+    )]
+    HostDenied {
+        plugin: String,
+        target: String,
+        allow: String,
+    },
+
+    /// The manifest's BLAKE3 pin does not match the wasm file.
+    #[error(
+        "{plugin} has BLAKE3 {actual} but its manifest {manifest} pins {pinned}: the file changed; rebuild it or update the pin if the change is trusted"
+    )]
+    PinMismatch {
+        plugin: String,
+        manifest: PathBuf,
+        pinned: String,
+        actual: String,
+    },
+
+    /// The manifest TOML is malformed.
+    #[error("cannot parse plugin manifest {path}: {detail}; fix the file or remove it")]
+    Manifest { path: PathBuf, detail: String },
+
+    /// Operator configuration (grants, `--plugin-config`) is invalid.
+    #[error("{0}")]
+    Config(String),
+
+    /// A `--plugin-config` value with `env:` or `file:` could not be
+    /// resolved. Only the key is named, never the value.
+    #[error("config key `{key}`: {detail}")]
+    ConfigValue { key: String, detail: String },
+
+    /// The plugin exceeded its wall-clock deadline.
+    #[error(
+        "{plugin} did not finish {call} within {deadline_ms} ms and was stopped; raise the deadline in the plugin's limits if it legitimately needs longer"
+    )]
+    Timeout {
+        plugin: String,
+        call: String,
+        deadline_ms: u64,
+    },
+
+    /// The plugin tried to grow its memory beyond the cap.
+    #[error(
+        "{plugin} ran out of memory in {call} (cap {cap_mib} MiB per memory) and was stopped; raise memory_mib in its limits if the input is legitimately that large"
+    )]
+    OutOfMemory {
+        plugin: String,
+        call: String,
+        cap_mib: u64,
+    },
+
+    /// The plugin trapped (panicked, hit `unreachable`, ...).
+    #[error(
+        "{plugin} crashed in {call}: {detail}; the instance was discarded, the host is unaffected; report this to the plugin's author"
+    )]
+    Trap {
+        plugin: String,
+        call: String,
+        detail: String,
+    },
+
+    /// The plugin returned data the host cannot accept.
+    #[error(
+        "{plugin} returned a malformed result from {call}: {detail}; the result was discarded; report this to the plugin's author"
+    )]
+    Malformed {
+        plugin: String,
+        call: String,
+        detail: String,
+    },
+
+    /// A sanitiser refused the export.
+    #[error("{plugin} refused the export: {reason}")]
+    Rejected { plugin: String, reason: String },
+
+    /// A storage backend reported a typed error.
+    #[error("{plugin}: {kind}: {detail}")]
+    Storage {
+        plugin: String,
+        kind: StorageErrorKind,
+        detail: String,
+    },
+
+    /// A cleanup strategy reported an error.
+    #[error("{plugin} could not decide: {reason}")]
+    Cleanup { plugin: String, reason: String },
+
+    /// The engine could not be built (should not happen on a supported
+    /// platform).
+    #[error("cannot start the wasm engine: {0}; this is a bug or an unsupported platform")]
+    Engine(String),
+
+    /// Local I/O done by the host on the plugin's behalf (reading a blob to
+    /// upload, writing a downloaded one).
+    #[error("{what}: {source}")]
+    Io {
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// The kind of a storage backend error (mirrors the WIT `storage-error`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StorageErrorKind {
+    /// The key does not exist.
+    NotFound,
+    /// Credentials or permissions refused the operation: check them.
+    Denied,
+    /// The backend could not be reached: retry later.
+    Unavailable,
+    /// The configuration or request is invalid: fix the config.
+    Invalid,
+    /// Anything else.
+    Other,
+}
+
+impl std::fmt::Display for StorageErrorKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            StorageErrorKind::NotFound => "not found",
+            StorageErrorKind::Denied => "access denied",
+            StorageErrorKind::Unavailable => "backend unavailable",
+            StorageErrorKind::Invalid => "invalid request or configuration",
+            StorageErrorKind::Other => "storage error",
+        })
+    }
+}
+
+impl Error {
+    /// The storage error kind, if this is a storage backend error.
+    pub fn storage_kind(&self) -> Option<StorageErrorKind> {
+        match self {
+            Error::Storage { kind, .. } => Some(*kind),
+            _ => None,
+        }
+    }
+}
+
+/// The crate's result type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
