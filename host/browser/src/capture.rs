@@ -10,6 +10,9 @@
 //! nor restored are carried over unchanged; a seen or restored origin that
 //! is now empty is dropped (the site cleared it).
 //!
+//! localStorage items come out sorted by key (Chromium's own enumeration
+//! order is unstable), so equal storage captures to equal state.
+//!
 //! Not read: storage partitioned under another top-level site (third-party
 //! iframes' localStorage/IndexedDB), Cache Storage, service workers.
 
@@ -289,9 +292,14 @@ async fn capture_origins_in(page: &Page, origins: &BTreeSet<String>) -> Result<V
             }
         }
         if !dump.local_storage.is_empty() || !dbs.is_empty() {
+            // Chromium enumerates localStorage in no stable order; sort by
+            // key so that equal storage captures to equal bytes (and the
+            // content-addressed store can share the chunk).
+            let mut local_storage = dump.local_storage;
+            local_storage.sort_by(|a, b| a.key.cmp(&b.key));
             out.push(OriginState {
                 origin: origin.clone(),
-                local_storage: dump.local_storage,
+                local_storage,
                 indexed_db: dbs,
             });
         }

@@ -74,6 +74,9 @@ pub struct LaunchOptions {
     /// environment (every tab, including ones opened later by the user or a
     /// CDP client), and again per tab through CDP for the tabs we open.
     pub emulation: Emulation,
+    /// Extra environment for the Chromium process (e.g. `DISPLAY` for
+    /// headed mode under Xvfb). Cost: none.
+    pub env: Vec<(OsString, OsString)>,
     /// Extra command-line arguments, appended last. Cost: they can undo the
     /// isolation flags; meant for debugging.
     pub extra_args: Vec<String>,
@@ -168,6 +171,7 @@ impl ChromiumProcess {
             cmd.env("LANGUAGE", &posix)
                 .env("LANG", format!("{posix}.UTF-8"));
         }
+        cmd.envs(opts.env.iter().map(|(k, v)| (k, v)));
         cmd.stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped());

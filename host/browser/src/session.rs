@@ -109,7 +109,7 @@ impl BrowserSession {
                     break;
                 }
             }
-            let _ = ctx.send(Some(Closed::BrowserGone));
+            ctx.send_replace(Some(Closed::BrowserGone));
         });
         let tracker = Arc::new(Mutex::new(Tracker::default()));
         let mut session = BrowserSession {
@@ -191,8 +191,16 @@ impl BrowserSession {
                         let mut t = tracker.lock().unwrap_or_else(|p| p.into_inner());
                         let id: &str = ev.target_id.as_ref();
                         t.live_pages.remove(id);
-                        if headed && t.had_page && t.live_pages.is_empty() && !t.internal.contains(id) {
-                            let _ = closed_tx.send(Some(Closed::LastWindowClosed));
+                        let user_pages = t.live_pages.iter().filter(|p| !t.internal.contains(*p)).count();
+                        if headed && t.had_page && user_pages == 0 {
+                            // Never turn "gone" back into "closed".
+                            closed_tx.send_if_modified(|v| {
+                                let fresh = v.is_none();
+                                if fresh {
+                                    *v = Some(Closed::LastWindowClosed);
+                                }
+                                fresh
+                            });
                         }
                     }
                     else => break,
@@ -277,6 +285,7 @@ impl BrowserSession {
         let mut t = self.tracker.lock().unwrap_or_else(|p| p.into_inner());
         t.internal.insert(id.clone());
         t.live_pages.remove(&id);
+        t.page_order.retain(|p| p != &id);
         Ok(page)
     }
 

@@ -692,3 +692,62 @@ fn missing_chromium_says_how_to_install_it() {
     let found = sesshost_browser::launch::find_chromium_in(None, Some(dir.path().into())).unwrap();
     assert_eq!(found, fake);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wait_closed_reports_a_browser_that_died() {
+    let s = launch().await;
+    let pid = s.pid().unwrap();
+    std::process::Command::new("kill").args(["-KILL", &pid.to_string()]).status().unwrap();
+    let closed = tokio::time::timeout(Duration::from_secs(30), s.wait_closed()).await.expect("noticed");
+    assert_eq!(closed, sesshost_browser::Closed::BrowserGone);
+    s.shutdown().await;
+}
+
+/// Headed mode under Xvfb (apt-get install xvfb): closing the last window
+/// leaves Chromium alive long enough for a final capture.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn headed_last_window_closed_can_still_be_captured() {
+    let fx = Fixture::start();
+    let display = 90 + (std::process::id() % 100);
+    let mut xvfb = std::process::Command::new("Xvfb")
+        .args([format!(":{display}"), "-screen".into(), "0".into(), "1280x800x24".into(), "-nolisten".into(), "tcp".into()])
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("Xvfb is needed for the headed test: apt-get install xvfb");
+    let sock = format!("/tmp/.X11-unix/X{display}");
+    for _ in 0..100 {
+        if std::path::Path::new(&sock).exists() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let opts = LaunchOptions {
+        headed: true,
+        env: vec![("DISPLAY".into(), format!(":{display}").into())],
+        ..Default::default()
+    };
+    let s = BrowserSession::launch(opts).await.expect("headed launch");
+    let page = open(&s, &fx.a("/wizard")).await;
+    page.evaluate("advance(); localStorage.setItem('headed', 'yes'); true").await.unwrap();
+    // The user closes every tab (= the last window).
+    let targets = s
+        .cdp()
+        .execute(chromiumoxide::cdp::browser_protocol::target::GetTargetsParams::default())
+        .await
+        .unwrap();
+    for t in targets.result.target_infos.iter().filter(|t| t.r#type == "page") {
+        let _ = s
+            .cdp()
+            .execute(chromiumoxide::cdp::browser_protocol::target::CloseTargetParams::new(t.target_id.clone()))
+            .await;
+    }
+    let closed = tokio::time::timeout(Duration::from_secs(30), s.wait_closed()).await.expect("noticed");
+    assert_eq!(closed, sesshost_browser::Closed::LastWindowClosed);
+    let state = s.capture(None).await.expect("capture after the last window closed");
+    let a = find(&state, &fx.site_a);
+    assert!(a.local_storage.contains(&StorageItem { key: "headed".into(), value: "yes".into() }));
+    assert!(state.tabs.is_empty());
+    s.shutdown().await;
+    let _ = xvfb.kill();
+    let _ = xvfb.wait();
+}
