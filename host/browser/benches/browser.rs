@@ -39,7 +39,10 @@ fn synthetic(fx: &Fixture, base: &SessionState) -> SessionState {
                 key: JsValue::Number(JsNumber(j as f64)),
                 value: JsValue::Object(vec![
                     ("id".into(), JsValue::Number(JsNumber(j as f64))),
-                    ("blob".into(), JsValue::ArrayBuffer(Bytes(vec![(j % 251) as u8; 1024]))),
+                    (
+                        "blob".into(),
+                        JsValue::ArrayBuffer(Bytes(vec![(j % 251) as u8; 1024])),
+                    ),
                 ]),
             })
             .collect();
@@ -83,8 +86,12 @@ async fn wait_logged_in(s: &BrowserSession, fx: &Fixture) {
     for _ in 0..400 {
         for p in s.cdp().pages().await.unwrap() {
             if p.url().await.ok().flatten().as_deref() == Some(fx.a("/app").as_str())
-                && let Ok(v) = p.evaluate("document.getElementById('status')?.textContent").await
-                && v.into_value::<String>().unwrap_or_default().starts_with("logged in as")
+                && let Ok(v) = p
+                    .evaluate("document.getElementById('status')?.textContent")
+                    .await
+                && v.into_value::<String>()
+                    .unwrap_or_default()
+                    .starts_with("logged in as")
             {
                 return;
             }
@@ -98,11 +105,19 @@ async fn wait_logged_in(s: &BrowserSession, fx: &Fixture) {
 async fn main() {
     let fx = Fixture::start();
     // A real login to start from.
-    let s = BrowserSession::launch(LaunchOptions::default()).await.unwrap();
-    let page = s.cdp().new_page(CreateTargetParams::new(fx.a("/login"))).await.unwrap();
-    page.evaluate("document.getElementById('user').value = 'bench'; document.forms[0].submit(); true")
+    let s = BrowserSession::launch(LaunchOptions::default())
         .await
         .unwrap();
+    let page = s
+        .cdp()
+        .new_page(CreateTargetParams::new(fx.a("/login")))
+        .await
+        .unwrap();
+    page.evaluate(
+        "document.getElementById('user').value = 'bench'; document.forms[0].submit(); true",
+    )
+    .await
+    .unwrap();
     wait_logged_in(&s, &fx).await;
     let base = s.capture(None).await.unwrap();
     s.shutdown().await;
@@ -112,16 +127,34 @@ async fn main() {
         "session: {} origins, {} cookies, {} localStorage items, {} IndexedDB records; {:.1} MB as JSON",
         state.origins.len(),
         state.cookies.len(),
-        state.origins.iter().map(|o| o.local_storage.len()).sum::<usize>(),
-        state.origins.iter().flat_map(|o| &o.indexed_db).flat_map(|d| &d.object_stores).map(|s| s.records.len()).sum::<usize>(),
+        state
+            .origins
+            .iter()
+            .map(|o| o.local_storage.len())
+            .sum::<usize>(),
+        state
+            .origins
+            .iter()
+            .flat_map(|o| &o.indexed_db)
+            .flat_map(|d| &d.object_stores)
+            .map(|s| s.records.len())
+            .sum::<usize>(),
         json.len() as f64 / 1e6
     );
 
-    let (mut launch, mut restore_storage, mut restore_full, mut cold, mut capture, mut capture_cookies) =
-        (vec![], vec![], vec![], vec![], vec![], vec![]);
+    let (
+        mut launch,
+        mut restore_storage,
+        mut restore_full,
+        mut cold,
+        mut capture,
+        mut capture_cookies,
+    ) = (vec![], vec![], vec![], vec![], vec![], vec![]);
     for _ in 0..RUNS {
         let t0 = Instant::now();
-        let s = BrowserSession::launch(LaunchOptions::default()).await.unwrap();
+        let s = BrowserSession::launch(LaunchOptions::default())
+            .await
+            .unwrap();
         launch.push(t0.elapsed());
         let t1 = Instant::now();
         s.restore_cookies(&state.cookies).await.unwrap();
@@ -134,7 +167,10 @@ async fn main() {
         let t2 = Instant::now();
         let c = s.capture(Some(&state)).await.unwrap();
         capture.push(t2.elapsed());
-        assert!(c.origins == sorted(&state).origins, "capture must equal what was restored");
+        assert!(
+            c.origins == sorted(&state).origins,
+            "capture must equal what was restored"
+        );
         let t3 = Instant::now();
         let _ = s.capture_cookies().await.unwrap();
         capture_cookies.push(t3.elapsed());
@@ -143,7 +179,9 @@ async fn main() {
     // Restore of a small session (the login alone) into a running browser.
     let mut small = vec![];
     for _ in 0..RUNS {
-        let s = BrowserSession::launch(LaunchOptions::default()).await.unwrap();
+        let s = BrowserSession::launch(LaunchOptions::default())
+            .await
+            .unwrap();
         let t = Instant::now();
         s.restore(&base).await.unwrap();
         wait_logged_in(&s, &fx).await;
@@ -151,11 +189,32 @@ async fn main() {
         s.shutdown().await;
     }
     println!("medians of {RUNS} runs (ms):");
-    println!("  launch Chromium (spawn + DevTools connect) {:8.1}", median(launch));
-    println!("  restore cookies + storage (running browser) {:8.1}", median(restore_storage));
-    println!("  restore everything incl. tab loaded         {:8.1}", median(restore_full));
-    println!("  cold open (launch -> restored app usable)   {:8.1}", median(cold));
-    println!("  capture whole session                       {:8.1}", median(capture));
-    println!("    of which cookies (Storage.getCookies)     {:8.1}", median(capture_cookies));
-    println!("  restore login-only session incl. tab        {:8.1}", median(small));
+    println!(
+        "  launch Chromium (spawn + DevTools connect) {:8.1}",
+        median(launch)
+    );
+    println!(
+        "  restore cookies + storage (running browser) {:8.1}",
+        median(restore_storage)
+    );
+    println!(
+        "  restore everything incl. tab loaded         {:8.1}",
+        median(restore_full)
+    );
+    println!(
+        "  cold open (launch -> restored app usable)   {:8.1}",
+        median(cold)
+    );
+    println!(
+        "  capture whole session                       {:8.1}",
+        median(capture)
+    );
+    println!(
+        "    of which cookies (Storage.getCookies)     {:8.1}",
+        median(capture_cookies)
+    );
+    println!(
+        "  restore login-only session incl. tab        {:8.1}",
+        median(small)
+    );
 }
