@@ -103,6 +103,11 @@ async fn wait_logged_in(s: &BrowserSession, fx: &Fixture) {
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
+    // SESSHOST_LOG=sesshost_browser=debug shows where the time goes.
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_env("SESSHOST_LOG"))
+        .with_writer(std::io::stderr)
+        .init();
     let fx = Fixture::start();
     // A real login to start from.
     let s = BrowserSession::launch(LaunchOptions::default())
@@ -150,7 +155,12 @@ async fn main() {
         mut capture,
         mut capture_cookies,
     ) = (vec![], vec![], vec![], vec![], vec![], vec![]);
-    for _ in 0..RUNS {
+    let big_runs = if std::env::var_os("SESSHOST_BENCH_SMALL_ONLY").is_some() {
+        0
+    } else {
+        RUNS
+    };
+    for _ in 0..big_runs {
         let t0 = Instant::now();
         let s = BrowserSession::launch(LaunchOptions::default())
             .await
@@ -187,6 +197,13 @@ async fn main() {
         wait_logged_in(&s, &fx).await;
         small.push(t.elapsed());
         s.shutdown().await;
+    }
+    if big_runs == 0 {
+        println!(
+            "  restore login-only session incl. tab        {:8.1}",
+            median(small)
+        );
+        return;
     }
     println!("medians of {RUNS} runs (ms):");
     println!(

@@ -252,17 +252,20 @@ impl BrowserSession {
     /// localStorage + IndexedDB of each origin; origins with neither are
     /// left out.
     async fn capture_origins(&self, origins: &BTreeSet<String>) -> Result<Vec<OriginState>> {
-        if origins.is_empty() {
-            return Ok(Vec::new());
-        }
-        let page = self.internal_page().await?;
-        let result = capture_origins_in(&page, origins).await;
-        self.close_internal(page).await;
-        result
+        let list: Vec<String> = origins.iter().cloned().collect();
+        let groups = crate::restore::spread(&list, crate::restore::PARALLEL_TABS);
+        let results = futures::future::try_join_all(groups.into_iter().map(|g| async move {
+            let page = self.internal_page().await?;
+            let r = capture_origins_in(&page, &g).await;
+            self.close_internal(page).await;
+            r
+        }))
+        .await?;
+        Ok(results.into_iter().flatten().collect())
     }
 }
 
-async fn capture_origins_in(page: &Page, origins: &BTreeSet<String>) -> Result<Vec<OriginState>> {
+async fn capture_origins_in(page: &Page, origins: &[String]) -> Result<Vec<OriginState>> {
     let ph = Placeholder::start(page).await?;
     let script = js::capture_origin();
     let mut out = Vec::new();

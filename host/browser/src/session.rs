@@ -361,8 +361,13 @@ impl BrowserSession {
     }
 
     /// Close an internal page.
+    /// Close an internal page without waiting for it to go.
     pub(crate) async fn close_internal(&self, page: Page) {
-        let _ = page.close().await;
+        let id: String = page.target_id().as_ref().to_string();
+        let b = self.browser.clone();
+        tokio::spawn(async move {
+            let _ = browser_cmd(&b, "Target.closeTarget", json!({ "targetId": id })).await;
+        });
     }
 }
 
