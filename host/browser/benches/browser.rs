@@ -170,7 +170,14 @@ async fn main() {
         s.restore_cookies(&state.cookies).await.unwrap();
         s.restore_origins(&state.origins).await.unwrap();
         restore_storage.push(t1.elapsed());
-        s.restore_tabs(&state.tabs).await.unwrap();
+        s.shutdown().await;
+        // The full restore (concurrent steps) in another fresh browser.
+        let t0 = Instant::now();
+        let s = BrowserSession::launch(LaunchOptions::default())
+            .await
+            .unwrap();
+        let t1 = Instant::now();
+        s.restore(&state).await.unwrap();
         wait_logged_in(&s, &fx).await;
         restore_full.push(t1.elapsed());
         cold.push(t0.elapsed());

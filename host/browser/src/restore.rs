@@ -197,14 +197,19 @@ impl BrowserSession {
                     "localStorage": o.local_storage,
                     "indexedDB": o.indexed_db,
                 });
-                eval(&page, &js::restore_origin(&data.to_string()))
-                    .await
-                    .map_err(|e| BrowserError::Storage {
-                        what: "writing storage",
-                        origin: o.origin.clone(),
-                        message: e.to_string(),
-                    })?;
-                tracing::debug!("restore: wrote {} after {:?}", o.origin, t0.elapsed());
+                let js = js::restore_origin(&data.to_string());
+                let t1 = std::time::Instant::now();
+                let took = eval(&page, &js).await.map_err(|e| BrowserError::Storage {
+                    what: "writing storage",
+                    origin: o.origin.clone(),
+                    message: e.to_string(),
+                })?;
+                tracing::debug!(
+                    "restore: wrote {} after {:?} (eval {:?}, in page {took})",
+                    o.origin,
+                    t0.elapsed(),
+                    t1.elapsed()
+                );
                 self.restored_origins
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())
