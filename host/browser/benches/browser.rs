@@ -194,8 +194,9 @@ async fn main() {
         s.shutdown().await;
     }
     // Restore of a small session (the login alone) into a running browser.
-    let mut small = vec![];
+    let (mut small, mut small_cold) = (vec![], vec![]);
     for _ in 0..RUNS {
+        let t0 = Instant::now();
         let s = BrowserSession::launch(LaunchOptions::default())
             .await
             .unwrap();
@@ -203,6 +204,7 @@ async fn main() {
         s.restore(&base).await.unwrap();
         wait_logged_in(&s, &fx).await;
         small.push(t.elapsed());
+        small_cold.push(t0.elapsed());
         s.shutdown().await;
     }
     if big_runs == 0 {
@@ -210,6 +212,11 @@ async fn main() {
             "  restore login-only session incl. tab        {:8.1}",
             median(small)
         );
+        println!(
+            "  cold open login-only session                {:8.1}",
+            median(small_cold)
+        );
+        playwright(&fx, &base, &state);
         return;
     }
     println!("medians of {RUNS} runs (ms):");
@@ -241,4 +248,65 @@ async fn main() {
         "  restore login-only session incl. tab        {:8.1}",
         median(small)
     );
+    println!(
+        "  cold open login-only session                {:8.1}",
+        median(small_cold)
+    );
+    playwright(&fx, &base, &state);
+}
+
+/// With `SESSHOST_BENCH_PLAYWRIGHT=DIR` (a dir whose node_modules has
+/// playwright-core): the same cold opens through Playwright's storageState
+/// (cookies + localStorage; its format has no IndexedDB of ours).
+fn playwright(fx: &Fixture, small: &SessionState, big: &SessionState) {
+    let Some(dir) = std::env::var_os("SESSHOST_BENCH_PLAYWRIGHT") else {
+        println!(
+            "  (set SESSHOST_BENCH_PLAYWRIGHT=DIR with node_modules/playwright-core for Playwright figures)"
+        );
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let mut files = vec![];
+    for (name, st) in [("login-only.json", small), ("big-no-idb.json", big)] {
+        let cookies: Vec<serde_json::Value> = st
+            .cookies
+            .iter()
+            .map(|c| {
+                serde_json::json!({
+                    "name": c.name, "value": c.value, "domain": c.domain, "path": c.path,
+                    "expires": c.expires.unwrap_or(-1.0), "httpOnly": c.http_only, "secure": c.secure,
+                    "sameSite": match c.same_site { Some(SameSite::Strict) => "Strict", Some(SameSite::None) => "None", _ => "Lax" },
+                })
+            })
+            .collect();
+        let origins: Vec<serde_json::Value> = st
+            .origins
+            .iter()
+            .map(|o| {
+                serde_json::json!({
+                    "origin": o.origin,
+                    "localStorage": o.local_storage.iter().map(|i| serde_json::json!({"name": i.key, "value": i.value})).collect::<Vec<_>>(),
+                })
+            })
+            .collect();
+        let path = tmp.path().join(name);
+        std::fs::write(
+            &path,
+            serde_json::to_vec(&serde_json::json!({"cookies": cookies, "origins": origins}))
+                .unwrap(),
+        )
+        .unwrap();
+        files.push(path);
+    }
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/playwright.js");
+    let status = std::process::Command::new("node")
+        .arg(script)
+        .arg(&dir)
+        .arg(RUNS.to_string())
+        .arg(fx.a("/app"))
+        .args(&files)
+        .status();
+    if !matches!(status, Ok(s) if s.success()) {
+        println!("  (Playwright run failed: {status:?})");
+    }
 }
