@@ -30,6 +30,11 @@ use crate::error::{BrowserError, Result};
 use crate::js;
 use crate::session::{BrowserSession, Placeholder, navigate, now_ms};
 
+/// How long one tab may take to report its history and sessionStorage
+/// before capture skips it (it is most likely closing). Cost: a hung tab
+/// delays capture by this much.
+pub const TAB_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// `scheme://host[:port]` of an http(s) URL; `None` for other schemes.
 pub fn origin_of(url: &str) -> Option<String> {
     let (scheme, rest) = url.split_once("://")?;
@@ -236,7 +241,23 @@ impl BrowserSession {
                     continue;
                 }
             };
-            let tab = capture_tab(&page, info).await?;
+            // A blank tab holds nothing; it may also be one that restore
+            // just closed, whose commands would never be answered.
+            if info["url"] == "about:blank" {
+                continue;
+            }
+            // A tab closing while we read it must not fail the capture.
+            let tab = match tokio::time::timeout(TAB_TIMEOUT, capture_tab(&page, info)).await {
+                Ok(Ok(tab)) => tab,
+                Ok(Err(e)) => {
+                    tracing::warn!("tab {id} skipped: {e}");
+                    continue;
+                }
+                Err(_) => {
+                    tracing::warn!("tab {id} skipped: it did not answer within {TAB_TIMEOUT:?}");
+                    continue;
+                }
+            };
             if tab.url == "about:blank" && tab.history.len() <= 1 && tab.session_storage.is_empty()
             {
                 continue;

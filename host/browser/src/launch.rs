@@ -299,8 +299,8 @@ pub fn chromium_args(opts: &LaunchOptions, profile: &Path) -> Vec<String> {
     if !opts.headed {
         args.push("--headless=new".into());
     }
-    // SAFETY of the flag, not memory: as root Chromium refuses to start with
-    // its sandbox on; the profile is private and the debugging port local.
+    // As root Chromium refuses to start with its sandbox on. The profile is
+    // private and the debugging port local-only.
     if is_root() {
         args.push("--no-sandbox".into());
     }
@@ -329,8 +329,7 @@ pub fn chromium_args(opts: &LaunchOptions, profile: &Path) -> Vec<String> {
 }
 
 fn is_root() -> bool {
-    // SAFETY-free: geteuid is a plain syscall wrapper, but libc marks it
-    // unsafe; read the effective uid from /proc instead.
+    // The effective uid from /proc (libc::geteuid would need `unsafe`).
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {

@@ -13,7 +13,7 @@ use chromiumoxide::error::CdpError;
 use chromiumoxide::handler::HandlerConfig;
 use chromiumoxide::{Browser, Page};
 use futures::StreamExt;
-use serde_json::{Value, json};
+use serde_json::json;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -279,6 +279,17 @@ impl BrowserSession {
         &self.emulation
     }
 
+    /// Open a user tab at `url` in the default context, with the session's
+    /// emulation, and wait for it to load (the CLI's `--url`).
+    pub async fn open_tab(&self, url: &str) -> Result<()> {
+        let page = self
+            .browser
+            .new_page(CreateTargetParams::new("about:blank"))
+            .await?;
+        apply_emulation(&page, &self.emulation).await?;
+        navigate(&page, url).await
+    }
+
     /// The chromiumoxide handle, for driving pages (tests, the CLI's
     /// `--url`). Everything it opens lands in the default context.
     pub fn cdp(&self) -> &Browser {
@@ -531,9 +542,4 @@ pub(crate) fn now_ms() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
         .unwrap_or(0)
-}
-
-#[allow(dead_code)]
-pub(crate) fn value_str(v: &Value, k: &str) -> String {
-    v.get(k).and_then(Value::as_str).unwrap_or("").to_string()
 }
