@@ -10,6 +10,9 @@
 //! nor restored are carried over unchanged; a seen or restored origin that
 //! is now empty is dropped (the site cleared it).
 //!
+//! localStorage items come out sorted by key (Chromium's own enumeration
+//! order is unstable), so equal storage captures to equal state.
+//!
 //! Not read: storage partitioned under another top-level site (third-party
 //! iframes' localStorage/IndexedDB), Cache Storage, service workers.
 
@@ -26,6 +29,11 @@ use crate::cdp::{browser_cmd, eval, page_cmd};
 use crate::error::{BrowserError, Result};
 use crate::js;
 use crate::session::{BrowserSession, Placeholder, navigate, now_ms};
+
+/// How long one tab may take to report its history and sessionStorage
+/// before capture skips it (it is most likely closing). Cost: a hung tab
+/// delays capture by this much.
+pub const TAB_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// `scheme://host[:port]` of an http(s) URL; `None` for other schemes.
 pub fn origin_of(url: &str) -> Option<String> {
@@ -233,7 +241,23 @@ impl BrowserSession {
                     continue;
                 }
             };
-            let tab = capture_tab(&page, info).await?;
+            // A blank tab holds nothing; it may also be one that restore
+            // just closed, whose commands would never be answered.
+            if info["url"] == "about:blank" {
+                continue;
+            }
+            // A tab closing while we read it must not fail the capture.
+            let tab = match tokio::time::timeout(TAB_TIMEOUT, capture_tab(&page, info)).await {
+                Ok(Ok(tab)) => tab,
+                Ok(Err(e)) => {
+                    tracing::warn!("tab {id} skipped: {e}");
+                    continue;
+                }
+                Err(_) => {
+                    tracing::warn!("tab {id} skipped: it did not answer within {TAB_TIMEOUT:?}");
+                    continue;
+                }
+            };
             if tab.url == "about:blank" && tab.history.len() <= 1 && tab.session_storage.is_empty()
             {
                 continue;
@@ -249,17 +273,20 @@ impl BrowserSession {
     /// localStorage + IndexedDB of each origin; origins with neither are
     /// left out.
     async fn capture_origins(&self, origins: &BTreeSet<String>) -> Result<Vec<OriginState>> {
-        if origins.is_empty() {
-            return Ok(Vec::new());
-        }
-        let page = self.internal_page().await?;
-        let result = capture_origins_in(&page, origins).await;
-        self.close_internal(page).await;
-        result
+        let list: Vec<String> = origins.iter().cloned().collect();
+        let groups = crate::restore::spread(&list, crate::restore::PARALLEL_TABS);
+        let results = futures::future::try_join_all(groups.into_iter().map(|g| async move {
+            let page = self.internal_page().await?;
+            let r = capture_origins_in(&page, &g).await;
+            self.close_internal(page).await;
+            r
+        }))
+        .await?;
+        Ok(results.into_iter().flatten().collect())
     }
 }
 
-async fn capture_origins_in(page: &Page, origins: &BTreeSet<String>) -> Result<Vec<OriginState>> {
+async fn capture_origins_in(page: &Page, origins: &[String]) -> Result<Vec<OriginState>> {
     let ph = Placeholder::start(page).await?;
     let script = js::capture_origin();
     let mut out = Vec::new();
@@ -289,9 +316,14 @@ async fn capture_origins_in(page: &Page, origins: &BTreeSet<String>) -> Result<V
             }
         }
         if !dump.local_storage.is_empty() || !dbs.is_empty() {
+            // Chromium enumerates localStorage in no stable order; sort by
+            // key so that equal storage captures to equal bytes (and the
+            // content-addressed store can share the chunk).
+            let mut local_storage = dump.local_storage;
+            local_storage.sort_by(|a, b| a.key.cmp(&b.key));
             out.push(OriginState {
                 origin: origin.clone(),
-                local_storage: dump.local_storage,
+                local_storage,
                 indexed_db: dbs,
             });
         }

@@ -132,10 +132,15 @@ pub fn restore_origin(data_json: &str) -> String {
     format!(
         r#"(async (data) => {{
 {CODEC}
+const __t0 = performance.now();
 if (data.clear) localStorage.clear();
 for (const {{ key, value }} of data.localStorage || []) localStorage.setItem(key, value);
+const __t1 = performance.now();
+// indexedDB.databases() costs ~100 ms on an origin's first IndexedDB use:
+// only ask when there is something to write.
+const existing = (data.indexedDB || []).length ? new Set((await indexedDB.databases()).map((d) => d.name)) : new Set();
 for (const d of data.indexedDB || []) {{
-  await __req(indexedDB.deleteDatabase(d.name));
+  if (existing.has(d.name)) await __req(indexedDB.deleteDatabase(d.name));
   const db = await new Promise((res, rej) => {{
     const r = indexedDB.open(d.name, d.version);
     r.onupgradeneeded = () => {{
@@ -152,7 +157,10 @@ for (const d of data.indexedDB || []) {{
   }});
   const names = (d.objectStores || []).map((s) => s.name);
   if (names.length) {{
-    const tx = db.transaction(names, 'readwrite');
+    // Relaxed durability: no fsync per transaction. The data reaches disk
+    // with Chromium's normal flushing; a crash right after restore loses
+    // nothing the session file does not still hold.
+    const tx = db.transaction(names, 'readwrite', {{ durability: 'relaxed' }});
     const done = new Promise((res, rej) => {{ tx.oncomplete = res; tx.onerror = () => rej(tx.error); tx.onabort = () => rej(tx.error); }});
     for (const s of d.objectStores) {{
       const os = tx.objectStore(s.name);
@@ -182,7 +190,7 @@ for (const d of data.indexedDB || []) {{
   }}
   db.close();
 }}
-return true;
+return {{ localStorageMs: __t1 - __t0, indexedDbMs: performance.now() - __t1 }};
 }})({data_json})"#
     )
 }

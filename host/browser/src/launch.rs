@@ -74,6 +74,9 @@ pub struct LaunchOptions {
     /// environment (every tab, including ones opened later by the user or a
     /// CDP client), and again per tab through CDP for the tabs we open.
     pub emulation: Emulation,
+    /// Extra environment for the Chromium process (e.g. `DISPLAY` for
+    /// headed mode under Xvfb). Cost: none.
+    pub env: Vec<(OsString, OsString)>,
     /// Extra command-line arguments, appended last. Cost: they can undo the
     /// isolation flags; meant for debugging.
     pub extra_args: Vec<String>,
@@ -168,6 +171,7 @@ impl ChromiumProcess {
             cmd.env("LANGUAGE", &posix)
                 .env("LANG", format!("{posix}.UTF-8"));
         }
+        cmd.envs(opts.env.iter().map(|(k, v)| (k, v)));
         cmd.stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
@@ -295,8 +299,8 @@ pub fn chromium_args(opts: &LaunchOptions, profile: &Path) -> Vec<String> {
     if !opts.headed {
         args.push("--headless=new".into());
     }
-    // SAFETY of the flag, not memory: as root Chromium refuses to start with
-    // its sandbox on; the profile is private and the debugging port local.
+    // As root Chromium refuses to start with its sandbox on. The profile is
+    // private and the debugging port local-only.
     if is_root() {
         args.push("--no-sandbox".into());
     }
@@ -325,8 +329,7 @@ pub fn chromium_args(opts: &LaunchOptions, profile: &Path) -> Vec<String> {
 }
 
 fn is_root() -> bool {
-    // SAFETY-free: geteuid is a plain syscall wrapper, but libc marks it
-    // unsafe; read the effective uid from /proc instead.
+    // The effective uid from /proc (libc::geteuid would need `unsafe`).
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {

@@ -17,6 +17,32 @@
 //! - `cdp`, `js` (private): untyped DevTools commands (robust to protocol
 //!   drift) and the page JavaScript that reads/writes an origin's storage.
 //!
+//! Decisions worth knowing:
+//! - *Orphans*: Chromium is spawned by us in its own process group with
+//!   `PR_SET_PDEATHSIG = SIGKILL` (the one `unsafe` block, in
+//!   `launch.rs`), then connected with `Browser::connect`. Drop/shutdown
+//!   SIGKILLs the group and deletes the private profile; a SIGKILLed host
+//!   takes Chromium with it (tested).
+//! - *Which origins are captured*: every http(s) origin seen this run (page
+//!   and iframe targets, tab histories and frame trees) plus every origin
+//!   restored; `previous` supplies the rest unchanged. Each is read in a
+//!   hidden tab through a placeholder page (no network, no site script).
+//! - *Restore order*: cookies + storage (placeholder pages) + blank tabs
+//!   concurrently, then tabs load, so the first real request is logged in.
+//!   sessionStorage is written into each tab on a placeholder of its
+//!   origin before the real page loads; history is rebuilt the same way.
+//! - *Emulation*: launch flags/env (`--user-agent`, `--lang`, `TZ`,
+//!   `--window-size`) cover every tab, including ones a CDP client or the
+//!   user opens later; CDP `Emulation.*` is applied on top to every tab as
+//!   it appears.
+//! - *Headed close*: Chromium quits with its last window; a minimised keeper
+//!   window (`session::KEEPER_URL`) keeps it alive so
+//!   [`BrowserSession::wait_closed`] can report `LastWindowClosed` while a
+//!   final capture still works. CDP clients that disconnect change nothing.
+//! - *Protocol drift*: every command is sent as untyped JSON; chromiumoxide
+//!   skips events it cannot parse, and the handler loop only stops when the
+//!   socket itself fails.
+//!
 //! Typical use (inside a tokio runtime):
 //! ```no_run
 //! # async fn f(state: sessbundle::state::SessionState) -> Result<(), sesshost_browser::BrowserError> {

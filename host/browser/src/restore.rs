@@ -27,6 +27,21 @@ use crate::error::{BrowserError, Result};
 use crate::js;
 use crate::session::{BrowserSession, Placeholder, apply_emulation, navigate};
 
+/// How many hidden tabs read or write origins' storage at once. Cost: each
+/// is a renderer process (~30 MB) for the duration of a capture/restore;
+/// beyond the number of cores it stops helping.
+pub const PARALLEL_TABS: usize = 4;
+
+/// Deal `items` round-robin into at most `n` non-empty groups.
+pub(crate) fn spread<T: Clone>(items: &[T], n: usize) -> Vec<Vec<T>> {
+    let n = n.max(1).min(items.len());
+    let mut groups = vec![Vec::new(); n];
+    for (i, it) in items.iter().enumerate() {
+        groups[i % n].push(it.clone());
+    }
+    groups
+}
+
 /// The model -> a CDP `CookieParam`.
 pub(crate) fn cookie_to_cdp(c: &Cookie) -> Value {
     let mut v = json!({
@@ -113,14 +128,31 @@ fn validate(state: &SessionState) -> Result<()> {
 }
 
 impl BrowserSession {
-    /// Restore `state` into this browser's default context: cookies, then
-    /// storage, then tabs (see the module docs for the order). Returns once
-    /// every tab has loaded its page.
+    /// Restore `state` into this browser's default context: cookies and
+    /// storage (concurrently, while the tabs open blank), then the tabs
+    /// load (see the module docs). Returns once every tab has loaded.
     pub async fn restore(&self, state: &SessionState) -> Result<()> {
+        let t0 = std::time::Instant::now();
         validate(state)?;
-        self.restore_cookies(&state.cookies).await?;
-        self.restore_origins(&state.origins).await?;
-        self.restore_tabs(&state.tabs).await
+        let blank = self.blank_tabs().await?;
+        let (cookies, origins, pages) = tokio::join!(
+            self.restore_cookies(&state.cookies),
+            self.restore_origins(&state.origins),
+            self.open_blank_tabs(state.tabs.len()),
+        );
+        cookies?;
+        origins?;
+        let pages = pages?;
+        tracing::debug!(
+            "restore: cookies, storage and blank tabs after {:?}",
+            t0.elapsed()
+        );
+        self.load_tabs(&pages, &state.tabs).await?;
+        tracing::debug!("restore: tabs loaded after {:?}", t0.elapsed());
+        if !state.tabs.is_empty() {
+            self.close_targets(blank).await;
+        }
+        Ok(())
     }
 
     /// Set cookies (`Storage.setCookies`).
@@ -137,32 +169,47 @@ impl BrowserSession {
         Ok(())
     }
 
-    /// Replace localStorage and IndexedDB of each origin.
+    /// Replace localStorage and IndexedDB of each origin. Origins are spread
+    /// over [`PARALLEL_TABS`] hidden tabs that work concurrently (each origin
+    /// gets its own renderer process, so this uses every core).
     pub async fn restore_origins(&self, origins: &[OriginState]) -> Result<()> {
         let todo: Vec<&OriginState> = origins
             .iter()
             .filter(|o| !o.local_storage.is_empty() || !o.indexed_db.is_empty())
             .collect();
-        if todo.is_empty() {
-            return Ok(());
-        }
+        let groups = spread(&todo, PARALLEL_TABS);
+        futures::future::try_join_all(groups.into_iter().map(|g| self.restore_origin_group(g)))
+            .await?;
+        Ok(())
+    }
+
+    async fn restore_origin_group(&self, group: Vec<&OriginState>) -> Result<()> {
+        let t0 = std::time::Instant::now();
         let page = self.internal_page().await?;
+        tracing::debug!("restore: hidden tab open after {:?}", t0.elapsed());
         let r = async {
             let _ph = Placeholder::start(&page).await?;
-            for o in &todo {
+            for o in &group {
                 navigate(&page, &format!("{}/", o.origin)).await?;
+                tracing::debug!("restore: at {} after {:?}", o.origin, t0.elapsed());
                 let data = json!({
                     "clear": true,
                     "localStorage": o.local_storage,
                     "indexedDB": o.indexed_db,
                 });
-                eval(&page, &js::restore_origin(&data.to_string()))
-                    .await
-                    .map_err(|e| BrowserError::Storage {
-                        what: "writing storage",
-                        origin: o.origin.clone(),
-                        message: e.to_string(),
-                    })?;
+                let js = js::restore_origin(&data.to_string());
+                let t1 = std::time::Instant::now();
+                let took = eval(&page, &js).await.map_err(|e| BrowserError::Storage {
+                    what: "writing storage",
+                    origin: o.origin.clone(),
+                    message: e.to_string(),
+                })?;
+                tracing::debug!(
+                    "restore: wrote {} after {:?} (eval {:?}, in page {took})",
+                    o.origin,
+                    t0.elapsed(),
+                    t1.elapsed()
+                );
                 self.restored_origins
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())
@@ -180,29 +227,34 @@ impl BrowserSession {
         if tabs.is_empty() {
             return Ok(());
         }
+        let blank = self.blank_tabs().await?;
+        let pages = self.open_blank_tabs(tabs.len()).await?;
+        self.load_tabs(&pages, tabs).await?;
+        self.close_targets(blank).await;
+        Ok(())
+    }
+
+    /// Ids of user tabs showing about:blank (Chromium's start tab).
+    async fn blank_tabs(&self) -> Result<Vec<String>> {
         let before = browser_cmd(&self.browser, "Target.getTargets", json!({})).await?;
-        let blank: Vec<String> = before["targetInfos"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter(|i| i["type"] == "page" && i["url"] == "about:blank")
-            .filter_map(|i| i["targetId"].as_str().map(str::to_string))
-            .collect();
-        for tab in tabs {
-            let page = self
-                .browser
-                .new_page(CreateTargetParams::new("about:blank"))
-                .await?;
-            apply_emulation(&page, &self.emulation).await?;
-            restore_tab(&page, tab).await?;
-        }
         let internal = self
             .tracker
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .internal
             .clone();
-        for id in blank.into_iter().filter(|id| !internal.contains(id)) {
+        Ok(before["targetInfos"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|i| i["type"] == "page" && i["url"] == "about:blank")
+            .filter_map(|i| i["targetId"].as_str().map(str::to_string))
+            .filter(|id| !internal.contains(id))
+            .collect())
+    }
+
+    async fn close_targets(&self, ids: Vec<String>) {
+        for id in ids {
             let _ = browser_cmd(
                 &self.browser,
                 "Target.closeTarget",
@@ -210,6 +262,27 @@ impl BrowserSession {
             )
             .await;
         }
+    }
+
+    /// `n` new blank tabs with the session's emulation applied, opened one
+    /// after the other so that tab order (= creation order) is kept.
+    async fn open_blank_tabs(&self, n: usize) -> Result<Vec<Page>> {
+        let mut pages = Vec::with_capacity(n);
+        for _ in 0..n {
+            let page = self
+                .browser
+                .new_page(CreateTargetParams::new("about:blank"))
+                .await?;
+            apply_emulation(&page, &self.emulation).await?;
+            pages.push(page);
+        }
+        Ok(pages)
+    }
+
+    /// Load each tab's history and page, all tabs at once.
+    async fn load_tabs(&self, pages: &[Page], tabs: &[Tab]) -> Result<()> {
+        futures::future::try_join_all(pages.iter().zip(tabs).map(|(p, t)| restore_tab(p, t)))
+            .await?;
         Ok(())
     }
 }

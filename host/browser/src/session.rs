@@ -9,16 +9,20 @@ use chromiumoxide::cdp::browser_protocol::fetch::EventRequestPaused;
 use chromiumoxide::cdp::browser_protocol::target::{
     CreateTargetParams, EventTargetCreated, EventTargetDestroyed, EventTargetInfoChanged,
 };
+use chromiumoxide::error::CdpError;
 use chromiumoxide::handler::HandlerConfig;
 use chromiumoxide::{Browser, Page};
 use futures::StreamExt;
-use serde_json::{Value, json};
+use serde_json::json;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::cdp::{browser_cmd, page_cmd};
 use crate::error::{BrowserError, Result};
 use crate::launch::{ChromiumProcess, Emulation, LaunchOptions};
+
+/// The URL of the minimised keeper tab of headed sessions.
+pub const KEEPER_URL: &str = "about:blank#sesshost-keeper";
 
 /// Why a session's browser went away (see [`BrowserSession::wait_closed`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -77,12 +81,6 @@ impl BrowserSession {
     /// Launch a fresh Chromium (private profile, 127.0.0.1 debugging on a
     /// random port) and connect to it. Must run inside a tokio runtime.
     pub async fn launch(opts: LaunchOptions) -> Result<Self> {
-        let mut opts = opts;
-        if opts.headed {
-            // Without it Chromium quits with its last window, before we can
-            // capture (see `wait_closed`).
-            opts.extra_args.insert(0, "--keep-alive-for-test".into());
-        }
         let o2 = opts.clone();
         let process = tokio::task::spawn_blocking(move || ChromiumProcess::spawn(&o2))
             .await
@@ -101,15 +99,20 @@ impl BrowserSession {
         let ctx = closed_tx.clone();
         let handler_task = tokio::spawn(async move {
             while let Some(ev) = handler.next().await {
-                if let Err(e) = ev {
-                    // Unknown or changed events arrive as InvalidMessage and
-                    // are skipped by the handler config; anything else here
-                    // is the connection itself failing.
-                    tracing::debug!("DevTools connection ended: {e}");
-                    break;
+                match ev {
+                    Ok(()) => {}
+                    // The socket itself failed: the browser is gone.
+                    Err(e @ (CdpError::Ws(_) | CdpError::Io(_))) => {
+                        tracing::debug!("DevTools connection ended: {e}");
+                        break;
+                    }
+                    // Anything else (a failed internal command, an event of
+                    // a newer protocol) concerns one message, not the
+                    // connection: keep going.
+                    Err(e) => tracing::debug!("DevTools handler: {e}"),
                 }
             }
-            let _ = ctx.send(Some(Closed::BrowserGone));
+            ctx.send_replace(Some(Closed::BrowserGone));
         });
         let tracker = Arc::new(Mutex::new(Tracker::default()));
         let mut session = BrowserSession {
@@ -124,6 +127,9 @@ impl BrowserSession {
             process: Some(process),
         };
         session.start_tracker(closed_tx).await?;
+        if session.headed {
+            session.open_keeper_window().await?;
+        }
         Ok(session)
     }
 
@@ -191,8 +197,16 @@ impl BrowserSession {
                         let mut t = tracker.lock().unwrap_or_else(|p| p.into_inner());
                         let id: &str = ev.target_id.as_ref();
                         t.live_pages.remove(id);
-                        if headed && t.had_page && t.live_pages.is_empty() && !t.internal.contains(id) {
-                            let _ = closed_tx.send(Some(Closed::LastWindowClosed));
+                        let user_pages = t.live_pages.iter().filter(|p| !t.internal.contains(*p)).count();
+                        if headed && t.had_page && user_pages == 0 {
+                            // Never turn "gone" back into "closed".
+                            closed_tx.send_if_modified(|v| {
+                                let fresh = v.is_none();
+                                if fresh {
+                                    *v = Some(Closed::LastWindowClosed);
+                                }
+                                fresh
+                            });
                         }
                     }
                     else => break,
@@ -200,6 +214,41 @@ impl BrowserSession {
             }
         });
         self.tasks.push(task);
+        Ok(())
+    }
+
+    /// Headed mode: Chromium quits as soon as its last window closes, too
+    /// early to capture. A minimised window of our own (one blank tab,
+    /// hidden from capture) keeps it running; when the user's last tab is
+    /// gone, `wait_closed` reports [`Closed::LastWindowClosed`].
+    async fn open_keeper_window(&self) -> Result<()> {
+        let r = browser_cmd(
+            &self.browser,
+            "Target.createTarget",
+            json!({ "url": KEEPER_URL, "newWindow": true, "background": true }),
+        )
+        .await?;
+        let id = r["targetId"].as_str().unwrap_or("").to_string();
+        {
+            let mut t = self.tracker.lock().unwrap_or_else(|p| p.into_inner());
+            t.internal.insert(id.clone());
+            t.live_pages.remove(&id);
+            t.page_order.retain(|p| p != &id);
+        }
+        let w = browser_cmd(
+            &self.browser,
+            "Browser.getWindowForTarget",
+            json!({ "targetId": id }),
+        )
+        .await?;
+        if let Some(window) = w["windowId"].as_i64() {
+            browser_cmd(
+                &self.browser,
+                "Browser.setWindowBounds",
+                json!({ "windowId": window, "bounds": { "windowState": "minimized" } }),
+            )
+            .await?;
+        }
         Ok(())
     }
 
@@ -228,6 +277,17 @@ impl BrowserSession {
     /// The emulation this session applies.
     pub fn emulation(&self) -> &Emulation {
         &self.emulation
+    }
+
+    /// Open a user tab at `url` in the default context, with the session's
+    /// emulation, and wait for it to load (the CLI's `--url`).
+    pub async fn open_tab(&self, url: &str) -> Result<()> {
+        let page = self
+            .browser
+            .new_page(CreateTargetParams::new("about:blank"))
+            .await?;
+        apply_emulation(&page, &self.emulation).await?;
+        navigate(&page, url).await
     }
 
     /// The chromiumoxide handle, for driving pages (tests, the CLI's
@@ -263,7 +323,7 @@ impl BrowserSession {
 
     /// Open a short-lived page (hidden from capture) in the default context.
     pub(crate) async fn internal_page(&self) -> Result<Page> {
-        let page = self
+        let page = match self
             .browser
             .new_page(
                 CreateTargetParams::builder()
@@ -272,17 +332,53 @@ impl BrowserSession {
                     .build()
                     .map_err(BrowserError::Connection)?,
             )
-            .await?;
+            .await
+        {
+            Ok(p) => p,
+            Err(e) => {
+                // Headed, after the last window closed: chromiumoxide's
+                // create-and-wait path fails; create the target raw and wait
+                // for the handler to attach it.
+                tracing::debug!("new_page failed ({e}); creating the target raw");
+                let r = browser_cmd(
+                    &self.browser,
+                    "Target.createTarget",
+                    json!({ "url": "about:blank", "newWindow": true }),
+                )
+                .await?;
+                let id = r["targetId"].as_str().unwrap_or("").to_string();
+                self.tracker
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .internal
+                    .insert(id.clone());
+                let mut found = None;
+                for _ in 0..200 {
+                    if let Ok(p) = self.browser.get_page(id.clone().into()).await {
+                        found = Some(p);
+                        break;
+                    }
+                    tokio::time::sleep(Duration::from_millis(25)).await;
+                }
+                found.ok_or_else(|| BrowserError::Timeout("opening a hidden tab".into()))?
+            }
+        };
         let id: String = page.target_id().as_ref().to_string();
         let mut t = self.tracker.lock().unwrap_or_else(|p| p.into_inner());
         t.internal.insert(id.clone());
         t.live_pages.remove(&id);
+        t.page_order.retain(|p| p != &id);
         Ok(page)
     }
 
     /// Close an internal page.
+    /// Close an internal page without waiting for it to go.
     pub(crate) async fn close_internal(&self, page: Page) {
-        let _ = page.close().await;
+        let id: String = page.target_id().as_ref().to_string();
+        let b = self.browser.clone();
+        tokio::spawn(async move {
+            let _ = browser_cmd(&b, "Target.closeTarget", json!({ "targetId": id })).await;
+        });
     }
 }
 
@@ -446,9 +542,4 @@ pub(crate) fn now_ms() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
         .unwrap_or(0)
-}
-
-#[allow(dead_code)]
-pub(crate) fn value_str(v: &Value, k: &str) -> String {
-    v.get(k).and_then(Value::as_str).unwrap_or("").to_string()
 }
