@@ -34,6 +34,13 @@ pub enum Command {
     Export(crate::transfer_cmd::ExportArgs),
     /// Read a .sessbundle, Playwright storageState JSON or cookies.txt into a stored session.
     Import(crate::transfer_cmd::ImportArgs),
+    /// Store a session through a storage-backend plugin (only chunks the backend lacks are sent), encrypted with a repository key.
+    Push(crate::plugin_cmd::PushArgs),
+    /// Fetch a session pushed with `host push` into the local store.
+    Pull(crate::plugin_cmd::PullArgs),
+    /// WebAssembly plugins.
+    #[command(subcommand)]
+    Plugin(crate::plugin_cmd::PluginCommand),
     /// Make a signing key pair (KEY secret, mode 0600, and KEY.pub), or with --symmetric a raw 256-bit key file for --key-file.
     Keygen {
         #[arg(short, long, value_name = "KEY")]

@@ -6,13 +6,16 @@
 //! - `session_cmd`: local sessions in the home's store (`sesshost-store`);
 //! - `open_cmd`: `host session open`, a stored session live in Chromium
 //!   (`sesshost-browser`), autosaved, saved on exit;
-//! - `transfer_cmd`: `host export` / `host import` (bundle, Playwright, cookies.txt).
+//! - `transfer_cmd`: `host export` / `host import` (bundle, Playwright, cookies.txt);
+//! - `plugin_cmd`: wasm plugins (`sesshost-plugin`): inspect, sanitisers for
+//!   export, storage backends for push/pull, cleanup strategies.
 //!
 //! Exit codes: 0 ok, 1 error, 2 usage, 3 authentication or signature failure.
 
 mod args;
 mod bundle_cmd;
 mod open_cmd;
+mod plugin_cmd;
 mod secrets;
 mod session_cmd;
 mod transfer_cmd;
@@ -73,6 +76,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Session(c) => session_cmd::run(&home_dir(cli.home)?, c),
         Command::Export(a) => transfer_cmd::export(&home_dir(cli.home)?, a),
         Command::Import(a) => transfer_cmd::import(&home_dir(cli.home)?, a),
+        Command::Push(a) => plugin_cmd::push(&home_dir(cli.home)?, a),
+        Command::Pull(a) => plugin_cmd::pull(&home_dir(cli.home)?, a),
+        Command::Plugin(c) => plugin_cmd::run(&home_dir(cli.home)?, c),
         Command::Keygen {
             output,
             symmetric,

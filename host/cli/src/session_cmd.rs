@@ -42,8 +42,8 @@ pub enum SessionCommand {
     },
     /// Delete a session and every snapshot of it.
     Delete { name: String },
-    /// Remove expired sessions and damaged ones; says what it removed.
-    Cleanup,
+    /// Remove expired sessions and damaged ones, or let a cleanup-strategy plugin decide; says what it removed and why.
+    Cleanup(CleanupArgs),
     /// List the kept snapshots of a session (the last 5 saves).
     History { name: String },
     /// Make an earlier snapshot current again (as a new snapshot).
@@ -54,6 +54,27 @@ pub enum SessionCommand {
         #[arg(long)]
         to: Option<u64>,
     },
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct CleanupArgs {
+    /// A cleanup-strategy plugin (e.g. ttl.wasm) that decides per session.
+    #[arg(long, value_name = "P.wasm")]
+    pub strategy: Option<std::path::PathBuf>,
+    /// With --strategy: sessions unused this long are idle, e.g. `30m`.
+    #[arg(long, value_parser = parse_duration, requires = "strategy")]
+    pub idle_timeout: Option<Duration>,
+    /// With --strategy: keep at most this many sessions.
+    #[arg(long, requires = "strategy")]
+    pub max_sessions: Option<u32>,
+    /// With --strategy: keep at most this many stored bytes.
+    #[arg(long, requires = "strategy")]
+    pub max_bytes: Option<u64>,
+    /// With --strategy: show the decisions without removing anything.
+    #[arg(long, requires = "strategy")]
+    pub dry_run: bool,
+    #[command(flatten)]
+    pub grants: crate::plugin_cmd::GrantArgs,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -137,6 +158,15 @@ pub fn run(home: &Path, cmd: SessionCommand) -> anyhow::Result<()> {
     if let SessionCommand::Open(a) = cmd {
         return crate::open_cmd::run(home, a);
     }
+    if let SessionCommand::Cleanup(CleanupArgs { strategy: Some(p), idle_timeout, max_sessions, max_bytes, dry_run, grants }) = &cmd {
+        let limits = sesshost_plugin::CleanupLimits {
+            idle_timeout_secs: idle_timeout.map(|d| d.as_secs()),
+            max_sessions: *max_sessions,
+            max_bytes: *max_bytes,
+            ..Default::default()
+        };
+        return crate::plugin_cmd::cleanup_with_strategy(home, p, grants, limits, *dry_run);
+    }
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     run_to(home, cmd, &mut out)
@@ -203,7 +233,7 @@ pub fn run_to(home: &Path, cmd: SessionCommand, out: &mut dyn Write) -> anyhow::
                 gc.chunks_deleted
             )?;
         }
-        SessionCommand::Cleanup => {
+        SessionCommand::Cleanup(_) => {
             let r = store.cleanup(now)?;
             if r.removed.is_empty() {
                 writeln!(out, "nothing to clean up")?;

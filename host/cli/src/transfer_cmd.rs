@@ -46,6 +46,14 @@ pub struct ExportArgs {
     /// Overwrite FILE if it exists.
     #[arg(long)]
     pub force: bool,
+    /// Run this sanitiser plugin on the state first (repeatable, in order);
+    /// the stored session is not changed.
+    #[arg(long, value_name = "P.wasm")]
+    pub sanitize: Vec<PathBuf>,
+    /// Sanitiser configuration `key=value` (to every sanitiser) or
+    /// `STEM.key=value` (to the one whose file stem is STEM, e.g. redact.mode=drop).
+    #[arg(long = "sanitize-config", value_name = "KEY=VALUE")]
+    pub sanitize_config: Vec<String>,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -81,9 +89,14 @@ pub fn export(home: &Path, a: ExportArgs) -> Result<()> {
         );
     }
     let store = Home::new(home).store()?;
-    let state = store.load(&a.name)?;
+    let mut state = store.load(&a.name)?;
+    let mut sanitizers = Vec::new();
+    if !a.sanitize.is_empty() {
+        let dest = a.output.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
+        (state, sanitizers) = crate::plugin_cmd::sanitize(home, &a.sanitize, &a.sanitize_config, &state, &dest)?;
+    }
     match a.format {
-        FileFormat::Sessbundle => export_bundle(&state, &a),
+        FileFormat::Sessbundle => export_bundle(&state, &a, sanitizers),
         other => {
             if a.sign.is_some() {
                 bail!("--sign needs --format sessbundle: {other:?} files cannot carry a signature");
@@ -107,7 +120,7 @@ pub fn export(home: &Path, a: ExportArgs) -> Result<()> {
     }
 }
 
-fn export_bundle(state: &SessionState, a: &ExportArgs) -> Result<()> {
+fn export_bundle(state: &SessionState, a: &ExportArgs, sanitizers: Vec<sessbundle::manifest::SanitizerEntry>) -> Result<()> {
     let sign_key = a.sign.as_deref().map(SigningKey::read).transpose()?;
     let unlocks = secrets::unlocks(&a.keys, Purpose::New, true)?;
     let argon2 = sessbundle::Argon2Params {
