@@ -5,6 +5,17 @@
 //! - redact on 10,000 cookies (target <= 10 ms).
 //!
 //! Run: `plugins/build.sh && cargo bench -p sesshost-plugin --bench plugin`.
+//!
+//! Measured 2026-11-22 on the 2-vCPU build machine (shared with other
+//! compiles, so medians vary +-30% between runs):
+//! - compile (miss) / cache hit: redact.wasm (160 KB) 198 ms / 0.42 ms;
+//!   s3.wasm (830 KB) 806 ms / 0.84 ms;
+//! - instantiate + trivial call: 29 us pooled, 37 us on-demand (median);
+//! - redact, 10,000 cookies: 10.0 ms median (8.4-9.3 ms in
+//!   `examples/breakdown.rs` at low load, of which ~7 ms is moving 10,000
+//!   records across the component boundary and back);
+//! - 200 MiB through `fs`: ~830 MiB/s put, ~1 GiB/s get, host peak RSS
+//!   unchanged (65 MiB): blobs stream in 1 MiB chunks.
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};

@@ -363,3 +363,38 @@ impl Drop for LineWriter {
 pub(crate) fn take(d: &SharedDiag) -> Diag {
     std::mem::take(&mut *lock(d))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_may_not_resolve_to_metadata_or_unspecified_addresses() {
+        for bad in [
+            "169.254.169.254",
+            "0.0.0.0",
+            "255.255.255.255",
+            "::",
+            "fe80::1",
+        ] {
+            assert!(forbidden_target(bad.parse().unwrap()), "{bad}");
+        }
+        for ok in [
+            "127.0.0.1",
+            "10.0.0.5",
+            "93.184.216.34",
+            "::1",
+            "2001:db8::1",
+        ] {
+            assert!(!forbidden_target(ok.parse().unwrap()), "{ok}");
+        }
+        let hosts = [
+            HostGrant::parse("127.0.0.1:9000").unwrap(),
+            HostGrant::parse("[::1]:9000").unwrap(),
+        ];
+        assert!(allowed(&hosts, "127.0.0.1", 9000));
+        assert!(allowed(&hosts, "::1", 9000));
+        assert!(!allowed(&hosts, "127.0.0.1", 9001));
+        assert!(!allowed(&hosts, "localhost", 9000));
+    }
+}
