@@ -15,8 +15,8 @@ use serde_json::json;
 use sessbundle::SessionState;
 use sessbundle::manifest::SanitizerEntry;
 use sesshost_plugin::{
-    ConfigValue, DirGrant, Grants, Runtime, RuntimeConfig, SanitizeContext, StorageBackend, StorageErrorKind,
-    config_for, parse_config_pair, read_config_file,
+    ConfigValue, DirGrant, Grants, Runtime, RuntimeConfig, SanitizeContext, StorageBackend,
+    StorageErrorKind, config_for, parse_config_pair, read_config_file,
 };
 use sesshost_store::{Backend, BackendError, BackendErrorKind, Home, RepoKey, Store, now_ms};
 
@@ -50,6 +50,15 @@ pub struct GrantArgs {
     /// Give the plugin a directory, HOST[:GUEST][:ro] (repeatable; no other files are visible).
     #[arg(long = "allow-dir", value_name = "DIR")]
     pub allow_dir: Vec<String>,
+    /// Pass this host environment variable to the plugin (repeatable; none by default).
+    #[arg(long = "plugin-env", value_name = "NAME")]
+    pub plugin_env: Vec<String>,
+    /// Wall-clock limit per plugin call in ms (default 2000).
+    #[arg(long = "plugin-deadline-ms", value_name = "N")]
+    pub plugin_deadline_ms: Option<u64>,
+    /// Memory limit per plugin instance in MiB (default 128).
+    #[arg(long = "plugin-memory-mib", value_name = "N")]
+    pub plugin_memory_mib: Option<u64>,
 }
 
 impl GrantArgs {
@@ -63,12 +72,30 @@ impl GrantArgs {
         for d in &self.allow_dir {
             g = g.with_dir(DirGrant::parse(d)?);
         }
+        for name in &self.plugin_env {
+            let v = std::env::var(name)
+                .with_context(|| format!("--plugin-env {name}: the variable is not set"))?;
+            g.env.push((name.clone(), v));
+        }
+        if self.plugin_deadline_ms.is_some() || self.plugin_memory_mib.is_some() {
+            let mut l = sesshost_plugin::Limits::default();
+            if let Some(ms) = self.plugin_deadline_ms {
+                l.deadline = std::time::Duration::from_millis(ms);
+            }
+            if let Some(m) = self.plugin_memory_mib {
+                l.memory_bytes = m << 20;
+            }
+            g.limits = Some(l);
+        }
         Ok(g)
     }
 }
 
 pub fn runtime(home: &Path) -> Result<Runtime> {
-    Ok(Runtime::new(RuntimeConfig { cache_dir: Some(home.join("plugin-cache")), ..Default::default() })?)
+    Ok(Runtime::new(RuntimeConfig {
+        cache_dir: Some(home.join("plugin-cache")),
+        ..Default::default()
+    })?)
 }
 
 pub fn tokio_rt() -> Result<tokio::runtime::Runtime> {
@@ -87,12 +114,34 @@ pub fn run(home: &Path, cmd: PluginCommand) -> Result<()> {
                 println!("{}", serde_json::to_string_pretty(&info)?);
                 return Ok(());
             }
-            println!("{} ({} bytes, blake3 {})", info.name, info.size_bytes, info.blake3);
-            println!("world:        {}", info.world.as_deref().unwrap_or("(none: not a sesshost plugin)"));
+            println!(
+                "{} ({} bytes, blake3 {})",
+                info.name, info.size_bytes, info.blake3
+            );
+            println!(
+                "world:        {}",
+                info.world
+                    .as_deref()
+                    .unwrap_or("(none: not a sesshost plugin)")
+            );
             println!("version:      {}", info.version.as_deref().unwrap_or("-"));
-            println!("loadable:     {}", if info.loadable { "yes".to_string() } else { format!("no: {}", info.problem.as_deref().unwrap_or("")) });
+            println!(
+                "loadable:     {}",
+                if info.loadable {
+                    "yes".to_string()
+                } else {
+                    format!("no: {}", info.problem.as_deref().unwrap_or(""))
+                }
+            );
             println!("exports:      {}", info.exports.join(", "));
-            println!("capabilities: {}", if info.capabilities.is_empty() { "none".to_string() } else { info.capabilities.join(", ") });
+            println!(
+                "capabilities: {}",
+                if info.capabilities.is_empty() {
+                    "none".to_string()
+                } else {
+                    info.capabilities.join(", ")
+                }
+            );
             println!("imports:      {}", info.imports.join(", "));
             Ok(())
         }
@@ -100,7 +149,9 @@ pub fn run(home: &Path, cmd: PluginCommand) -> Result<()> {
 }
 
 fn stem(p: &Path) -> String {
-    p.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default()
+    p.file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default()
 }
 
 /// Run `plugins` in order on `state` for an export to `destination`.
@@ -115,29 +166,47 @@ pub fn sanitize(
     destination: &str,
 ) -> Result<(SessionState, Vec<SanitizerEntry>)> {
     let rt = runtime(home)?;
-    let parsed: Vec<(String, ConfigValue)> =
-        pairs.iter().map(|p| parse_config_pair(p)).collect::<sesshost_plugin::Result<_>>()?;
+    let parsed: Vec<(String, ConfigValue)> = pairs
+        .iter()
+        .map(|p| parse_config_pair(p))
+        .collect::<sesshost_plugin::Result<_>>()?;
     let stems: Vec<String> = plugins.iter().map(|p| stem(p)).collect();
     let stem_refs: Vec<&str> = stems.iter().map(String::as_str).collect();
     let tokio = tokio_rt()?;
     let mut current = state.clone();
     let mut entries = Vec::new();
     for (path, st) in plugins.iter().zip(&stems) {
-        let grants = Grants { config: config_for(&parsed, st, &stem_refs), ..Default::default() };
+        let grants = Grants {
+            config: config_for(&parsed, st, &stem_refs),
+            ..Default::default()
+        };
         let s = rt.load_sanitizer(path, &grants)?;
-        let ctx = SanitizeContext { purpose: "export".into(), destination: Some(destination.into()), config: vec![] };
+        let ctx = SanitizeContext {
+            purpose: "export".into(),
+            destination: Some(destination.into()),
+            config: vec![],
+        };
         let (next, report) = tokio
             .block_on(s.sanitize(&current, &ctx))
-            .with_context(|| format!("sanitiser {} stopped the export; nothing was written", path.display()))?;
+            .with_context(|| {
+                format!(
+                    "sanitiser {} stopped the export; nothing was written",
+                    path.display()
+                )
+            })?;
         eprintln!("sanitiser {}: {}", report.plugin, report.summary);
         for f in &report.findings {
             eprintln!("  {:?} {} ({})", f.action, f.location, f.reason);
         }
         let mut b3 = [0u8; 32];
         for (i, byte) in b3.iter_mut().enumerate() {
-            *byte = u8::from_str_radix(&report.blake3[2 * i..2 * i + 2], 16).context("plugin blake3 is not hex")?;
+            *byte = u8::from_str_radix(&report.blake3[2 * i..2 * i + 2], 16)
+                .context("plugin blake3 is not hex")?;
         }
-        entries.push(SanitizerEntry { name: report.plugin.clone(), blake3: sessbundle::format::Bin(b3) });
+        entries.push(SanitizerEntry {
+            name: report.plugin.clone(),
+            blake3: sessbundle::format::Bin(b3),
+        });
         current = next;
     }
     Ok((current, entries))
@@ -162,7 +231,9 @@ fn backend_err(e: sesshost_plugin::Error) -> BackendError {
 
 impl Backend for PluginBackend {
     fn put(&self, key: &str, bytes: &[u8]) -> Result<(), BackendError> {
-        self.handle.block_on(self.backend.put(key, bytes)).map_err(backend_err)
+        self.handle
+            .block_on(self.backend.put(key, bytes))
+            .map_err(backend_err)
     }
     fn get(&self, key: &str) -> Result<Option<Vec<u8>>, BackendError> {
         match self.handle.block_on(self.backend.get(key)) {
@@ -172,7 +243,9 @@ impl Backend for PluginBackend {
         }
     }
     fn has(&self, key: &str) -> Result<bool, BackendError> {
-        self.handle.block_on(self.backend.has(key)).map_err(backend_err)
+        self.handle
+            .block_on(self.backend.has(key))
+            .map_err(backend_err)
     }
     fn delete(&self, key: &str) -> Result<(), BackendError> {
         match self.handle.block_on(self.backend.delete(key)) {
@@ -181,7 +254,9 @@ impl Backend for PluginBackend {
         }
     }
     fn list(&self, prefix: &str) -> Result<Vec<String>, BackendError> {
-        self.handle.block_on(self.backend.list(prefix)).map_err(backend_err)
+        self.handle
+            .block_on(self.backend.list(prefix))
+            .map_err(backend_err)
     }
 }
 
@@ -194,27 +269,42 @@ const CTX_REPO_CHECK: &str = "sesshost 2026-11-22 repository key check";
 /// another machine with the same passphrase or key file can read it.
 fn repo_key(backend: &dyn Backend, keys: &KeyArgs, create: bool) -> Result<RepoKey> {
     let unlock = {
-        let mut u = secrets::unlocks(keys, if create { Purpose::New } else { Purpose::Existing }, true)?;
+        let mut u = secrets::unlocks(
+            keys,
+            if create {
+                Purpose::New
+            } else {
+                Purpose::Existing
+            },
+            true,
+        )?;
         if u.len() != 1 {
             bail!("give one repository key: --passphrase-file, --passphrase-env or --key-file");
         }
         u.remove(0)
     };
-    let existing = backend.get(REPO_CONFIG_KEY).map_err(|e| anyhow::anyhow!("cannot read the repository config: {e}"))?;
+    let existing = backend
+        .get(REPO_CONFIG_KEY)
+        .map_err(|e| anyhow::anyhow!("cannot read the repository config: {e}"))?;
     let config: serde_json::Value = match existing {
-        Some(b) => serde_json::from_slice(&b).context("the repository's config object is not valid JSON")?,
+        Some(b) => serde_json::from_slice(&b)
+            .context("the repository's config object is not valid JSON")?,
         None if create => {
             let mut salt = [0u8; 16];
             getrandom_fill(&mut salt);
             let p = sessbundle::Argon2Params::default();
             json!({"v": 1, "salt": sessbundle::keys::hex(&salt), "m_kib": p.m_kib, "t": p.t, "p": p.p})
         }
-        None => bail!("this backend holds no sesshost repository yet (no `config` object): push a session to it first"),
+        None => bail!(
+            "this backend holds no sesshost repository yet (no `config` object): push a session to it first"
+        ),
     };
     let key: [u8; 32] = match &unlock {
         sessbundle::Unlock::Key(k) => blake3::derive_key(CTX_REPO_KEY, k.as_bytes()),
         sessbundle::Unlock::Passphrase(pw) => {
-            let salt_hex = config["salt"].as_str().context("repository config has no salt")?;
+            let salt_hex = config["salt"]
+                .as_str()
+                .context("repository config has no salt")?;
             let salt: Vec<u8> = (0..salt_hex.len() / 2)
                 .map(|i| u8::from_str_radix(&salt_hex[2 * i..2 * i + 2], 16))
                 .collect::<Result<_, _>>()
@@ -225,7 +315,8 @@ fn repo_key(backend: &dyn Backend, keys: &KeyArgs, create: bool) -> Result<RepoK
                 p: config["p"].as_u64().unwrap_or(0) as u32,
             };
             p.check()?;
-            let params = argon2::Params::new(p.m_kib, p.t, p.p, Some(32)).map_err(|e| anyhow::anyhow!("{e}"))?;
+            let params = argon2::Params::new(p.m_kib, p.t, p.p, Some(32))
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
             let mut out = [0u8; 32];
             argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params)
                 .hash_password_into(pw.as_bytes(), &salt, &mut out)
@@ -233,7 +324,8 @@ fn repo_key(backend: &dyn Backend, keys: &KeyArgs, create: bool) -> Result<RepoK
             blake3::derive_key(CTX_REPO_KEY, &out)
         }
     };
-    let check = sessbundle::keys::hex(blake3::keyed_hash(&key, CTX_REPO_CHECK.as_bytes()).as_bytes());
+    let check =
+        sessbundle::keys::hex(blake3::keyed_hash(&key, CTX_REPO_CHECK.as_bytes()).as_bytes());
     match config["check"].as_str() {
         Some(c) if c == check => {}
         Some(_) => {
@@ -285,11 +377,20 @@ pub struct PullArgs {
     pub keys: KeyArgs,
 }
 
-fn remote(home: &Path, plugin: &Path, grants: &GrantArgs, keys: &KeyArgs, create: bool) -> Result<(tokio::runtime::Runtime, Store)> {
+fn remote(
+    home: &Path,
+    plugin: &Path,
+    grants: &GrantArgs,
+    keys: &KeyArgs,
+    create: bool,
+) -> Result<(tokio::runtime::Runtime, Store)> {
     let rt = runtime(home)?;
     let backend = rt.load_storage(plugin, &grants.grants()?)?;
     let tokio = tokio_rt()?;
-    let pb = PluginBackend { handle: tokio.handle().clone(), backend: Arc::new(backend) };
+    let pb = PluginBackend {
+        handle: tokio.handle().clone(),
+        backend: Arc::new(backend),
+    };
     let key = repo_key(&pb, keys, create)?;
     Ok((tokio, Store::new(Box::new(pb), &key)))
 }
@@ -299,7 +400,11 @@ pub fn push(home: &Path, a: PushArgs) -> Result<()> {
     let state = local.load(&a.name)?;
     let (_rt, remote) = remote(home, &a.plugin, &a.grants, &a.keys, true)?;
     let now = now_ms();
-    let report = if remote.exists(&a.name)? { remote.save(&a.name, &state, now)? } else { remote.import_state(&a.name, &state, false, now)? };
+    let report = if remote.exists(&a.name)? {
+        remote.save(&a.name, &state, now)?
+    } else {
+        remote.import_state(&a.name, &state, false, now)?
+    };
     eprintln!(
         "pushed session {} through {}: {} of {} chunks were new, {} bytes sent for {} bytes of state",
         a.name,
@@ -318,7 +423,10 @@ pub fn pull(home: &Path, a: PullArgs) -> Result<()> {
     let name = a.as_name.clone().unwrap_or_else(|| a.name.clone());
     let local = Home::new(home).store()?;
     let report = local.import_state(&name, &state, a.force, now_ms())?;
-    eprintln!("pulled session {} as {name} ({} bytes of state)", a.name, report.logical_bytes);
+    eprintln!(
+        "pulled session {} as {name} ({} bytes of state)",
+        a.name, report.logical_bytes
+    );
     Ok(())
 }
 

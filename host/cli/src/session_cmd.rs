@@ -158,7 +158,15 @@ pub fn run(home: &Path, cmd: SessionCommand) -> anyhow::Result<()> {
     if let SessionCommand::Open(a) = cmd {
         return crate::open_cmd::run(home, a);
     }
-    if let SessionCommand::Cleanup(CleanupArgs { strategy: Some(p), idle_timeout, max_sessions, max_bytes, dry_run, grants }) = &cmd {
+    if let SessionCommand::Cleanup(CleanupArgs {
+        strategy: Some(p),
+        idle_timeout,
+        max_sessions,
+        max_bytes,
+        dry_run,
+        grants,
+    }) = &cmd
+    {
         let limits = sesshost_plugin::CleanupLimits {
             idle_timeout_secs: idle_timeout.map(|d| d.as_secs()),
             max_sessions: *max_sessions,

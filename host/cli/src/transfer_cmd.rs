@@ -92,8 +92,13 @@ pub fn export(home: &Path, a: ExportArgs) -> Result<()> {
     let mut state = store.load(&a.name)?;
     let mut sanitizers = Vec::new();
     if !a.sanitize.is_empty() {
-        let dest = a.output.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
-        (state, sanitizers) = crate::plugin_cmd::sanitize(home, &a.sanitize, &a.sanitize_config, &state, &dest)?;
+        let dest = a
+            .output
+            .file_name()
+            .map(|f| f.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        (state, sanitizers) =
+            crate::plugin_cmd::sanitize(home, &a.sanitize, &a.sanitize_config, &state, &dest)?;
     }
     match a.format {
         FileFormat::Sessbundle => export_bundle(&state, &a, sanitizers),
@@ -120,7 +125,11 @@ pub fn export(home: &Path, a: ExportArgs) -> Result<()> {
     }
 }
 
-fn export_bundle(state: &SessionState, a: &ExportArgs, sanitizers: Vec<sessbundle::manifest::SanitizerEntry>) -> Result<()> {
+fn export_bundle(
+    state: &SessionState,
+    a: &ExportArgs,
+    sanitizers: Vec<sessbundle::manifest::SanitizerEntry>,
+) -> Result<()> {
     let sign_key = a.sign.as_deref().map(SigningKey::read).transpose()?;
     let unlocks = secrets::unlocks(&a.keys, Purpose::New, true)?;
     let argon2 = sessbundle::Argon2Params {
@@ -138,6 +147,7 @@ fn export_bundle(state: &SessionState, a: &ExportArgs, sanitizers: Vec<sessbundl
             &unlocks,
             SealOptions {
                 argon2,
+                sanitizers,
                 ..Default::default()
             },
         )?;
