@@ -59,6 +59,22 @@ const SECRETS: [&str; 4] = [
     "SS-SECRET-3",
 ];
 
+/// `host seal state.json -o a.sessbundle --passphrase-file pass` with a
+/// fast KDF, plus `extra`.
+fn seal_a(d: &Dir, extra: &[&str]) {
+    let mut args = vec![
+        "seal",
+        "state.json",
+        "-o",
+        "a.sessbundle",
+        "--passphrase-file",
+        "pass",
+    ];
+    args.extend(fast_kdf());
+    args.extend(extra);
+    ok(&host(d, &args));
+}
+
 fn fast_kdf() -> [&'static str; 6] {
     [
         "--argon2-memory",
@@ -103,18 +119,7 @@ fn keygen_writes_private_and_public_keys_and_refuses_to_overwrite() {
 fn seal_unseal_round_trip_keeps_every_value_and_hides_them_in_the_bundle() {
     let d = Dir::new("roundtrip");
     setup(&d);
-    let mut args = vec![
-        "seal",
-        "state.json",
-        "-o",
-        "a.sessbundle",
-        "--passphrase-file",
-        "pass",
-        "--sign",
-        "sign.key",
-    ];
-    args.extend(fast_kdf());
-    ok(&host(&d, &args));
+    seal_a(&d, &["--sign", "sign.key"]);
     let bytes = std::fs::read(d.p("a.sessbundle")).unwrap();
     for s in SECRETS {
         assert!(!contains(&bytes, s), "{s} is in the bundle in plaintext");
@@ -173,16 +178,7 @@ fn seal_unseal_round_trip_keeps_every_value_and_hides_them_in_the_bundle() {
 fn wrong_key_and_tampering_exit_3_and_leave_no_output() {
     let d = Dir::new("auth");
     setup(&d);
-    let mut args = vec![
-        "seal",
-        "state.json",
-        "-o",
-        "a.sessbundle",
-        "--passphrase-file",
-        "pass",
-    ];
-    args.extend(fast_kdf());
-    ok(&host(&d, &args));
+    seal_a(&d, &[]);
     std::fs::write(d.p("wrong"), "nope").unwrap();
     let o = host(
         &d,
@@ -252,16 +248,7 @@ fn signatures_detached_and_embedded_verify_without_a_passphrase() {
     let d = Dir::new("sign");
     setup(&d);
     ok(&host(&d, &["keygen", "-o", "other.key"]));
-    let mut args = vec![
-        "seal",
-        "state.json",
-        "-o",
-        "a.sessbundle",
-        "--passphrase-file",
-        "pass",
-    ];
-    args.extend(fast_kdf());
-    ok(&host(&d, &args));
+    seal_a(&d, &[]);
     // Unsigned: verify fails with 3 and says how to sign.
     let o = host(&d, &["verify", "a.sessbundle", "--key", "sign.key.pub"]);
     assert_eq!(code(&o), 3);
@@ -311,18 +298,7 @@ fn signatures_detached_and_embedded_verify_without_a_passphrase() {
 fn inspect_shows_facts_and_counts_never_values() {
     let d = Dir::new("inspect");
     setup(&d);
-    let mut args = vec![
-        "seal",
-        "state.json",
-        "-o",
-        "a.sessbundle",
-        "--passphrase-file",
-        "pass",
-        "--sign",
-        "sign.key",
-    ];
-    args.extend(fast_kdf());
-    ok(&host(&d, &args));
+    seal_a(&d, &["--sign", "sign.key"]);
     let plain = ok(&host(&d, &["inspect", "a.sessbundle"]));
     assert!(
         plain.contains("Argon2id") && plain.contains("embedded"),

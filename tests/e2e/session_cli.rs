@@ -371,59 +371,38 @@ async fn carry_a_logged_in_session_to_another_machine() {
     ));
     let a = unseal_json(&d, "app.sessbundle", "a.json");
     let b = unseal_json(&d, "b.sessbundle", "b.json");
-    let cookies = |v: &serde_json::Value| {
-        let mut c: Vec<String> = v["cookies"]
+    // Each list as sorted JSON texts (order carries no meaning).
+    let sorted = |v: &serde_json::Value, list: &str, field: Option<&str>| -> Vec<String> {
+        let mut out: Vec<String> = v[list]
             .as_array()
             .unwrap()
             .iter()
-            .map(|c| c.to_string())
+            .map(|x| field.map_or(x, |f| &x[f]).to_string())
             .collect();
-        c.sort();
-        c
+        out.sort();
+        out
     };
-    assert_eq!(cookies(&a), cookies(&b));
+    assert_eq!(sorted(&a, "cookies", None), sorted(&b, "cookies", None));
+    let cookies = a["cookies"].as_array().unwrap();
     assert!(
-        a["cookies"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|c| c["partitionKey"].is_object()),
+        cookies.iter().any(|c| c["partitionKey"].is_object()),
         "partitioned cookie captured"
     );
     assert!(
-        a["cookies"]
-            .as_array()
-            .unwrap()
+        cookies
             .iter()
             .any(|c| c["name"] == "sid" && c.get("expires").is_none()),
         "session cookie without expiry"
     );
-    let origins = |v: &serde_json::Value| {
-        let mut o: Vec<String> = v["origins"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|o| o.to_string())
-            .collect();
-        o.sort();
-        o
-    };
-    assert_eq!(origins(&a), origins(&b));
+    assert_eq!(sorted(&a, "origins", None), sorted(&b, "origins", None));
     assert!(
         a["origins"].to_string().contains("fixture-db"),
         "IndexedDB captured"
     );
-    let ss = |v: &serde_json::Value| -> Vec<String> {
-        let mut s: Vec<String> = v["tabs"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|t| t["sessionStorage"].to_string())
-            .collect();
-        s.sort();
-        s
-    };
-    assert_eq!(ss(&a), ss(&b));
+    assert_eq!(
+        sorted(&a, "tabs", Some("sessionStorage")),
+        sorted(&b, "tabs", Some("sessionStorage"))
+    );
     assert_eq!(a["meta"]["locale"], "en-GB");
     assert_eq!(b["meta"]["timezone"], "Europe/Paris");
 }
