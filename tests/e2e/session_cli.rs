@@ -505,3 +505,93 @@ fn unknown_and_invalid_names_are_clear_errors() {
     assert_eq!(o.status.code(), Some(1));
     assert!(!d.p("evil").exists());
 }
+
+/// Playwright's `connectOverCDP` finds the restored session in its first
+/// context: cookies, the tab, its localStorage and sessionStorage.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn playwright_connect_over_cdp_sees_the_restored_session() {
+    let _g = SERIAL.lock().await;
+    let pw_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../bundle/tests/playwright");
+    if !pw_dir.join("node_modules/playwright-core").is_dir() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "playwright-core missing: run `bash .ci/setup`"
+        );
+        eprintln!("skipped: run `bash .ci/setup` to install playwright-core");
+        return;
+    }
+    let d = Dir::new("playwright");
+    let fx = Fixture::start();
+    let origin = fx.a("");
+    let origin = origin.trim_end_matches('/');
+    let state = serde_json::json!({
+        "meta": {"name": "pw", "createdAt": 1, "updatedAt": 1},
+        "cookies": [{"name": "pwcookie", "value": "PW-COOKIE", "domain": "127.0.0.1", "path": "/", "httpOnly": true}],
+        "origins": [{"origin": origin, "localStorage": [{"key": "pwls", "value": "PW-LS"}]}],
+        "tabs": [{"url": fx.a("/wizard"), "title": "Wizard",
+                  "sessionStorage": [{"origin": origin, "items": [{"key": "wizardStep", "value": "2"}]}]}]
+    });
+    std::fs::write(d.p("state.json"), state.to_string()).unwrap();
+    std::fs::write(d.p("pw"), "p").unwrap();
+    ok(run(
+        &d,
+        "A",
+        &[
+            "seal",
+            "state.json",
+            "-o",
+            "s.sessbundle",
+            "--passphrase-file",
+            "pw",
+            "--argon2-memory",
+            "8",
+            "--argon2-time",
+            "1",
+        ],
+    ));
+    ok(run(
+        &d,
+        "A",
+        &["import", "s.sessbundle", "--passphrase-file", "pw"],
+    ));
+    let (child, ws) = open_session(&d, "A", "pw", &[]);
+    let out = Command::new("node")
+        .arg(pw_dir.join("connect.mjs"))
+        .arg(&ws)
+        .current_dir(&pw_dir)
+        .output()
+        .expect("node");
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success(),
+        "{text} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_str(text.trim()).unwrap();
+    assert_eq!(v["contexts"], 1, "{v}");
+    assert!(
+        v["cookies"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["name"] == "pwcookie" && c["value"] == "PW-COOKIE" && c["httpOnly"] == true),
+        "{v}"
+    );
+    let page = v["pages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["url"].as_str().unwrap_or("").contains("/wizard"))
+        .unwrap_or_else(|| panic!("no wizard page: {v}"));
+    assert_eq!(page["localStorage"]["pwls"], "PW-LS", "{v}");
+    assert_eq!(page["sessionStorage"]["wizardStep"], "2", "{v}");
+    // Playwright disconnecting does not end the session.
+    let mut child = child;
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "the session ended when Playwright disconnected"
+    );
+    signal(&child, libc::SIGINT);
+    assert_eq!(wait_exit(child).0, 0);
+}
