@@ -112,7 +112,9 @@ impl Argon2Params {
         Err(Error::KdfRejected(why))
     }
 
-    pub(crate) fn derive_kek(&self, passphrase: &[u8], salt: &[u8; 16]) -> Result<[u8; 32]> {
+    /// Argon2id of `passphrase` with `salt` (32-byte output), after
+    /// [`Argon2Params::check`]. Used for slots and for repository keys.
+    pub fn derive_kek(&self, passphrase: &[u8], salt: &[u8; 16]) -> Result<[u8; 32]> {
         self.check()?;
         let params = argon2::Params::new(self.m_kib, self.t, self.p, Some(32))
             .map_err(|e| Error::KdfRejected(e.to_string()))?;
@@ -319,6 +321,18 @@ pub fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
+/// Exactly `N` bytes from `2 × N` hex digits (either case), or `None`.
+pub fn unhex<const N: usize>(s: &str) -> Option<[u8; N]> {
+    if s.len() != 2 * N || !s.bytes().all(|c| c.is_ascii_hexdigit()) {
+        return None;
+    }
+    let mut out = [0u8; N];
+    for (i, b) in out.iter_mut().enumerate() {
+        *b = u8::from_str_radix(&s[2 * i..2 * i + 2], 16).ok()?;
+    }
+    Some(out)
+}
+
 /// What the user unlocks a bundle with.
 #[derive(Debug, Clone)]
 pub enum Unlock {
@@ -384,6 +398,14 @@ mod tests {
         let e = SymmetricKey::read(&p).unwrap_err().to_string();
         assert!(e.contains("sessbundle-symmetric-key-v1"), "{e}");
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn unhex_round_trips_and_rejects_bad_input() {
+        assert_eq!(unhex::<3>(&hex(&[0, 0xab, 0xff])), Some([0, 0xab, 0xff]));
+        assert_eq!(unhex::<2>("abc"), None);
+        assert_eq!(unhex::<2>("zz00"), None);
+        assert_eq!(unhex::<1>("+1"), None);
     }
 
     #[test]

@@ -53,10 +53,7 @@ impl SignatureBlock {
         {
             return Err("key-id is not 16 lower-case hex digits".into());
         }
-        let mut key_id = [0u8; 8];
-        for (i, k) in key_id.iter_mut().enumerate() {
-            *k = u8::from_str_radix(&kid[2 * i..2 * i + 2], 16).unwrap();
-        }
+        let key_id = crate::keys::unhex::<8>(kid).expect("checked above");
         let comment = comment
             .strip_prefix("trusted-comment: ")
             .ok_or("no trusted-comment line")?

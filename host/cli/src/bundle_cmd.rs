@@ -15,7 +15,7 @@ use sessbundle::{Argon2Params, BundleReader, SealOptions, SessionState, SigningK
 use crate::args::{KdfArgs, KeyArgs};
 use crate::secrets::{self, Purpose};
 
-fn refuse_overwrite(path: &Path, force: bool) -> Result<()> {
+pub fn refuse_overwrite(path: &Path, force: bool) -> Result<()> {
     if !force && path.exists() {
         bail!(
             "{} already exists: choose another path or pass --force to replace it",
@@ -30,7 +30,7 @@ fn signer_name(s: Option<String>) -> String {
         .unwrap_or_else(|| "unknown".into())
 }
 
-fn argon2(k: &KdfArgs) -> Result<Argon2Params> {
+pub fn argon2(k: &KdfArgs) -> Result<Argon2Params> {
     let p = Argon2Params {
         m_kib: k.argon2_memory.saturating_mul(1024),
         t: k.argon2_time,
@@ -103,17 +103,7 @@ pub fn seal(
         argon2: argon2(kdf)?,
         ..Default::default()
     };
-    let mut f = AtomicFile::create(output, 0o644)?;
-    let summary = {
-        let w = BufWriter::with_capacity(256 * 1024, f.file());
-        let (mut w, summary) = sessbundle::seal(&state, w, &unlocks, opts)?;
-        w.flush()?;
-        summary
-    };
-    if let Some(k) = &sign_key {
-        sessbundle::sign::append_embedded(f.file(), k, &signer_name(signer))?;
-    }
-    f.commit()?;
+    let summary = write_bundle(&state, output, &unlocks, opts, sign_key.as_ref(), signer)?;
     eprintln!(
         "sealed {} ({} records, {} bytes of state) into {} ({} bytes), bundle id {}{}",
         input.display(),
@@ -131,6 +121,30 @@ pub fn seal(
         }
     );
     Ok(())
+}
+
+/// Seal `state` into `output` atomically (temp file, fsync, rename), with an
+/// embedded signature when `sign_key` is given. Shared by `seal` and `export`.
+pub fn write_bundle(
+    state: &SessionState,
+    output: &Path,
+    unlocks: &[sessbundle::Unlock],
+    opts: SealOptions,
+    sign_key: Option<&SigningKey>,
+    signer: Option<String>,
+) -> Result<sessbundle::SealSummary> {
+    let mut f = AtomicFile::create(output, 0o644)?;
+    let summary = {
+        let w = BufWriter::with_capacity(256 * 1024, f.file());
+        let (mut w, summary) = sessbundle::seal(state, w, unlocks, opts)?;
+        w.flush()?;
+        summary
+    };
+    if let Some(k) = sign_key {
+        sessbundle::sign::append_embedded(f.file(), k, &signer_name(signer))?;
+    }
+    f.commit()?;
+    Ok(summary)
 }
 
 pub fn open_bundle(

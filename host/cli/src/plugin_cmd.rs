@@ -198,11 +198,8 @@ pub fn sanitize(
         for f in &report.findings {
             eprintln!("  {:?} {} ({})", f.action, f.location, f.reason);
         }
-        let mut b3 = [0u8; 32];
-        for (i, byte) in b3.iter_mut().enumerate() {
-            *byte = u8::from_str_radix(&report.blake3[2 * i..2 * i + 2], 16)
-                .context("plugin blake3 is not hex")?;
-        }
+        let b3 =
+            sessbundle::keys::unhex::<32>(&report.blake3).context("plugin blake3 is not hex")?;
         entries.push(SanitizerEntry {
             name: report.plugin.clone(),
             blake3: sessbundle::format::Bin(b3),
@@ -305,23 +302,14 @@ fn repo_key(backend: &dyn Backend, keys: &KeyArgs, create: bool) -> Result<RepoK
             let salt_hex = config["salt"]
                 .as_str()
                 .context("repository config has no salt")?;
-            let salt: Vec<u8> = (0..salt_hex.len() / 2)
-                .map(|i| u8::from_str_radix(&salt_hex[2 * i..2 * i + 2], 16))
-                .collect::<Result<_, _>>()
-                .context("repository salt is not hex")?;
+            let salt = sessbundle::keys::unhex::<16>(salt_hex)
+                .context("repository salt is not 16 bytes of hex")?;
             let p = sessbundle::Argon2Params {
                 m_kib: config["m_kib"].as_u64().unwrap_or(0) as u32,
                 t: config["t"].as_u64().unwrap_or(0) as u32,
                 p: config["p"].as_u64().unwrap_or(0) as u32,
             };
-            p.check()?;
-            let params = argon2::Params::new(p.m_kib, p.t, p.p, Some(32))
-                .map_err(|e| anyhow::anyhow!("{e}"))?;
-            let mut out = [0u8; 32];
-            argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params)
-                .hash_password_into(pw.as_bytes(), &salt, &mut out)
-                .map_err(|e| anyhow::anyhow!("{e}"))?;
-            blake3::derive_key(CTX_REPO_KEY, &out)
+            blake3::derive_key(CTX_REPO_KEY, &p.derive_kek(pw.as_bytes(), &salt)?)
         }
     };
     let check =

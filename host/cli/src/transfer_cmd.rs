@@ -3,7 +3,7 @@
 //! Netscape cookies.txt. Import never overwrites without `--force` and
 //! leaves nothing behind when it fails.
 
-use std::io::{BufWriter, IsTerminal, Write};
+use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
@@ -82,12 +82,7 @@ fn warn_all(what: &str, warnings: &[String]) {
 }
 
 pub fn export(home: &Path, a: ExportArgs) -> Result<()> {
-    if !a.force && a.output.exists() {
-        bail!(
-            "{} already exists: choose another path or pass --force to replace it",
-            a.output.display()
-        );
-    }
+    crate::bundle_cmd::refuse_overwrite(&a.output, a.force)?;
     let store = Home::new(home).store()?;
     let mut state = store.load(&a.name)?;
     let mut sanitizers = Vec::new();
@@ -132,37 +127,20 @@ fn export_bundle(
 ) -> Result<()> {
     let sign_key = a.sign.as_deref().map(SigningKey::read).transpose()?;
     let unlocks = secrets::unlocks(&a.keys, Purpose::New, true)?;
-    let argon2 = sessbundle::Argon2Params {
-        m_kib: a.kdf.argon2_memory.saturating_mul(1024),
-        t: a.kdf.argon2_time,
-        p: a.kdf.argon2_parallelism,
+    let opts = SealOptions {
+        argon2: crate::bundle_cmd::argon2(&a.kdf)?,
+        sanitizers,
+        ..Default::default()
     };
     let progress = Progress::start(&format!("sealing {}", a.name), state);
-    let mut f = AtomicFile::create(&a.output, 0o644)?;
-    let summary = {
-        let w = BufWriter::with_capacity(256 * 1024, f.file());
-        let (mut w, s) = sessbundle::seal(
-            state,
-            w,
-            &unlocks,
-            SealOptions {
-                argon2,
-                sanitizers,
-                ..Default::default()
-            },
-        )?;
-        w.flush()?;
-        s
-    };
-    if let Some(k) = &sign_key {
-        let signer = a
-            .signer
-            .clone()
-            .or_else(|| std::env::var("USER").ok())
-            .unwrap_or_else(|| "unknown".into());
-        sessbundle::sign::append_embedded(f.file(), k, &signer)?;
-    }
-    f.commit()?;
+    let summary = crate::bundle_cmd::write_bundle(
+        state,
+        &a.output,
+        &unlocks,
+        opts,
+        sign_key.as_ref(),
+        a.signer.clone(),
+    )?;
     progress.done();
     eprintln!(
         "exported session {} to {} ({} bytes of state, bundle id {}{})",
