@@ -165,11 +165,16 @@ async fn do_login(browser: &Browser, fx: &Fixture) {
 }
 
 /// The restored tab whose URL satisfies `pick` (polls: a fresh CDP client
-/// learns about existing targets asynchronously).
+/// learns about existing targets asynchronously, from the `targetCreated`
+/// events that `Target.setDiscoverTargets` replays on connect).
+///
+/// Never call `Browser::fetch_targets` here: in chromiumoxide 0.9 it replaces
+/// every known target with a fresh, unattached one and re-attaches without
+/// `flatten`, so a `pages()` right after it races the attach and, on a busy
+/// machine, sees no page at all (CI failure of stop 5).
 async fn find_page(browser: &mut Browser, pick: impl Fn(&str) -> bool) -> Page {
     let mut seen = Vec::new();
     for _ in 0..400 {
-        let _ = browser.fetch_targets().await;
         seen.clear();
         for p in browser.pages().await.unwrap() {
             let url = p.url().await.ok().flatten().unwrap_or_default();
