@@ -139,6 +139,11 @@ impl BrowserSession {
     /// this session) supplies the meta (name, dates, TTL, tags) and the
     /// origins this run never touched.
     pub async fn capture(&self, previous: Option<&SessionState>) -> Result<SessionState> {
+        // Storage still being restored would be read half-written. An
+        // origin whose writing failed is not in `restored_origins`, so its
+        // previous state is kept below; the failure itself went to whoever
+        // restored.
+        let _ = self.storage_settled().await;
         let now = now_ms();
         let mut state = match previous {
             Some(p) => SessionState {

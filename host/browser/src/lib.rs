@@ -14,6 +14,9 @@
 //!   IndexedDB with typed values, sessionStorage, tabs with history, meta);
 //! - [`restore`]: [`SessionState`] -> live browser, before page scripts run,
 //!   into the default context;
+//! - [`restore_gate`]: sets cookies and writes origins' storage (hidden
+//!   writer pages) behind a browser-level request gate, so a restore is in
+//!   force at once and no page ever sees it half done;
 //! - `cdp`, `js` (private): untyped DevTools commands (robust to protocol
 //!   drift) and the page JavaScript that reads/writes an origin's storage.
 //!
@@ -27,8 +30,9 @@
 //!   and iframe targets, tab histories and frame trees) plus every origin
 //!   restored; `previous` supplies the rest unchanged. Each is read in a
 //!   hidden tab through a placeholder page (no network, no site script).
-//! - *Restore order*: cookies + storage (placeholder pages) + blank tabs
-//!   concurrently, then tabs load, so the first real request is logged in.
+//! - *Restore order*: the gate goes up first (the state is in force from
+//!   there, ~20 ms), cookies and storage are written behind it, tabs load
+//!   through it, so the first real request is logged in.
 //!   sessionStorage is written into each tab on a placeholder of its
 //!   origin before the real page loads; history is rebuilt the same way.
 //! - *Emulation*: launch flags/env (`--user-agent`, `--lang`, `TZ`,
@@ -65,8 +69,10 @@ mod error;
 mod js;
 pub mod launch;
 pub mod restore;
+pub mod restore_gate;
 pub mod session;
 
 pub use error::{BrowserError, Result};
 pub use launch::{Emulation, LaunchOptions, find_chromium};
+pub use restore::Restoring;
 pub use session::{BrowserSession, Closed};

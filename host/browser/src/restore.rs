@@ -2,34 +2,41 @@
 //!
 //! Order (so a site that checks auth on load sees the user logged in on its
 //! first real request):
-//! 1. cookies with `Storage.setCookies` (session cookies without
-//!    `expires`, partitioned ones with their key);
-//! 2. localStorage + IndexedDB, one hidden tab visiting each origin through
-//!    a placeholder page (`Fetch.fulfillRequest`; no network, no site
-//!    script) and writing with page JS;
-//! 3. tabs: each tab first walks its history as placeholders (so back and
+//! 1. at once, together: cookies with `Storage.setCookies` (session
+//!    cookies without `expires`, partitioned ones with their key), and the
+//!    storage gate of [`crate::restore_gate`] (localStorage + IndexedDB are
+//!    written by hidden writer pages while every document of a not yet
+//!    written origin is held back). From here the state is in force:
+//!    [`BrowserSession::restore_in_background`] returns.
+//! 2. tabs: each tab first walks its history as placeholders (so back and
 //!    forward work, and sessionStorage is written into the tab on a
 //!    placeholder of its origin), then interception stops and the current
-//!    entry loads for real. A tab without history or sessionStorage just
-//!    navigates. Emulation is applied to the tab before anything loads.
-//! 4. the blank tab Chromium started with is closed.
+//!    entry loads for real (through the gate). A tab without history or
+//!    sessionStorage just navigates. Emulation is applied to the tab before
+//!    anything loads.
+//! 3. the blank tab Chromium started with is closed.
 
-use chromiumoxide::Page;
+use std::sync::{Arc, Mutex};
+
 use chromiumoxide::cdp::browser_protocol::target::CreateTargetParams;
+use chromiumoxide::{Browser, Page};
 use serde_json::{Value, json};
 use sessbundle::state::{
     Cookie, CookiePriority, HistoryEntry, OriginState, SameSite, SessionState, SourceScheme, Tab,
 };
+use tokio::task::JoinHandle;
 
 use crate::capture::origin_of;
 use crate::cdp::{browser_cmd, eval, page_cmd};
 use crate::error::{BrowserError, Result};
 use crate::js;
-use crate::session::{BrowserSession, Placeholder, apply_emulation, navigate};
+use crate::launch::Emulation;
+use crate::restore_gate::{GateContext, RestoreGate};
+use crate::session::{BrowserSession, Placeholder, Tracker, apply_emulation, navigate};
 
-/// How many hidden tabs read or write origins' storage at once. Cost: each
-/// is a renderer process (~30 MB) for the duration of a capture/restore;
-/// beyond the number of cores it stops helping.
+/// How many hidden tabs read origins' storage at once during capture.
+/// Cost: each is a renderer process (~30 MB) for the duration of a
+/// capture; beyond the number of cores it stops helping.
 pub const PARALLEL_TABS: usize = 4;
 
 /// Deal `items` round-robin into at most `n` non-empty groups.
@@ -127,99 +134,115 @@ fn validate(state: &SessionState) -> Result<()> {
     Ok(())
 }
 
+/// A restore whose state is in force (cookies set, storage gate up, tabs
+/// opening); [`Restoring::finish`] waits for the rest.
+#[must_use = "call finish() to learn whether storage and tabs were restored"]
+pub struct Restoring<'a> {
+    session: &'a BrowserSession,
+    tabs: Option<JoinHandle<Result<()>>>,
+}
+
+impl Restoring<'_> {
+    /// Wait until every tab has loaded and every origin's storage is
+    /// written; the first failure of either is returned.
+    pub async fn finish(self) -> Result<()> {
+        let tabs = match self.tabs {
+            Some(h) => h
+                .await
+                .unwrap_or_else(|e| Err(BrowserError::Connection(format!("tab restore: {e}")))),
+            None => Ok(()),
+        };
+        let storage = self.session.storage_settled().await;
+        tabs.and(storage)
+    }
+}
+
 impl BrowserSession {
-    /// Restore `state` into this browser's default context: cookies and
-    /// storage (concurrently, while the tabs open blank), then the tabs
-    /// load (see the module docs). Returns once every tab has loaded.
+    /// Restore `state` into this browser's default context and wait until
+    /// it is all there: storage written, every tab loaded. Same as
+    /// [`BrowserSession::restore_in_background`] + [`Restoring::finish`].
     pub async fn restore(&self, state: &SessionState) -> Result<()> {
+        self.restore_in_background(state).await?.finish().await
+    }
+
+    /// Put `state` in force and return (~20 ms for 1,000 cookies and 11
+    /// origins): the restore gate is up (see [`crate::restore_gate`]: no
+    /// request leaves before the cookies are set, and no document of a
+    /// restored origin loads before its storage is written, whichever tab
+    /// or CDP client asks), cookies are being set, writer pages are
+    /// writing, and the tabs are opening. A client may act at once; capture
+    /// waits for the writing to finish.
+    ///
+    /// Writer pages are hidden targets that live until their origin is
+    /// written (~0.1–0.5 s each); a client listing targets meanwhile sees
+    /// them at `{origin}/.sesshost-…/write`.
+    pub async fn restore_in_background(&self, state: &SessionState) -> Result<Restoring<'_>> {
         let t0 = std::time::Instant::now();
         validate(state)?;
-        let blank = self.blank_tabs().await?;
-        let (cookies, origins, pages) = tokio::join!(
-            self.restore_cookies(&state.cookies),
-            self.restore_origins(&state.origins),
-            self.open_blank_tabs(state.tabs.len()),
-        );
-        cookies?;
-        origins?;
-        let pages = pages?;
-        tracing::debug!(
-            "restore: cookies, storage and blank tabs after {:?}",
-            t0.elapsed()
-        );
-        self.load_tabs(&pages, &state.tabs).await?;
-        tracing::debug!("restore: tabs loaded after {:?}", t0.elapsed());
-        if !state.tabs.is_empty() {
-            self.close_targets(blank).await;
+        // One gate at a time: a second one would pause requests twice.
+        let _ = self.storage_settled().await;
+        let blank = if state.tabs.is_empty() {
+            Vec::new()
+        } else {
+            blank_tabs(&self.browser, &self.tracker).await?
+        };
+        let gate = RestoreGate::start(
+            self.gate_context(),
+            &state.origins,
+            !state.cookies.is_empty(),
+        )
+        .await?
+        .map(Arc::new);
+        *self.gate.lock().unwrap_or_else(|p| p.into_inner()) = gate.clone();
+        tracing::debug!("restore: in force after {:?}", t0.elapsed());
+        if let Some(g) = gate.filter(|_| !state.cookies.is_empty()) {
+            let browser = self.browser.clone();
+            let cookies = state.cookies.clone();
+            tokio::spawn(async move {
+                let r = set_cookies(&browser, &cookies).await;
+                tracing::debug!("restore: cookies set after {:?}", t0.elapsed());
+                g.cookies_set(r);
+            });
         }
-        Ok(())
+        let tabs = (!state.tabs.is_empty()).then(|| {
+            let browser = self.browser.clone();
+            let emulation = self.emulation.clone();
+            let tabs = state.tabs.clone();
+            tokio::spawn(async move {
+                let pages = open_blank_tabs(&browser, &emulation, tabs.len()).await?;
+                load_tabs(&pages, &tabs).await?;
+                tracing::debug!("restore: tabs loaded after {:?}", t0.elapsed());
+                close_targets(&browser, blank).await;
+                Ok(())
+            })
+        });
+        Ok(Restoring {
+            session: self,
+            tabs,
+        })
     }
 
-    /// Set cookies (`Storage.setCookies`).
+    /// Set cookies and wait until they are set (no gate).
     pub async fn restore_cookies(&self, cookies: &[Cookie]) -> Result<()> {
-        for chunk in cookies.chunks(500) {
-            let list: Vec<Value> = chunk.iter().map(cookie_to_cdp).collect();
-            browser_cmd(
-                &self.browser,
-                "Storage.setCookies",
-                json!({ "cookies": list }),
-            )
-            .await?;
-        }
-        Ok(())
+        set_cookies(&self.browser, cookies).await
     }
 
-    /// Replace localStorage and IndexedDB of each origin. Origins are spread
-    /// over [`PARALLEL_TABS`] hidden tabs that work concurrently (each origin
-    /// gets its own renderer process, so this uses every core).
+    fn gate_context(&self) -> GateContext {
+        GateContext {
+            browser: self.browser.clone(),
+            tracker: self.tracker.clone(),
+            restored_origins: self.restored_origins.clone(),
+        }
+    }
+
+    /// Replace localStorage and IndexedDB of each origin and wait until it
+    /// is written (the gate of [`crate::restore_gate`], without tabs).
     pub async fn restore_origins(&self, origins: &[OriginState]) -> Result<()> {
-        let todo: Vec<&OriginState> = origins
-            .iter()
-            .filter(|o| !o.local_storage.is_empty() || !o.indexed_db.is_empty())
-            .collect();
-        let groups = spread(&todo, PARALLEL_TABS);
-        futures::future::try_join_all(groups.into_iter().map(|g| self.restore_origin_group(g)))
-            .await?;
-        Ok(())
-    }
-
-    async fn restore_origin_group(&self, group: Vec<&OriginState>) -> Result<()> {
-        let t0 = std::time::Instant::now();
-        let page = self.internal_page().await?;
-        tracing::debug!("restore: hidden tab open after {:?}", t0.elapsed());
-        let r = async {
-            let _ph = Placeholder::start(&page).await?;
-            for o in &group {
-                navigate(&page, &format!("{}/", o.origin)).await?;
-                tracing::debug!("restore: at {} after {:?}", o.origin, t0.elapsed());
-                let data = json!({
-                    "clear": true,
-                    "localStorage": o.local_storage,
-                    "indexedDB": o.indexed_db,
-                });
-                let js = js::restore_origin(&data.to_string());
-                let t1 = std::time::Instant::now();
-                let took = eval(&page, &js).await.map_err(|e| BrowserError::Storage {
-                    what: "writing storage",
-                    origin: o.origin.clone(),
-                    message: e.to_string(),
-                })?;
-                tracing::debug!(
-                    "restore: wrote {} after {:?} (eval {:?}, in page {took})",
-                    o.origin,
-                    t0.elapsed(),
-                    t1.elapsed()
-                );
-                self.restored_origins
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .insert(o.origin.clone());
-            }
-            Ok::<_, BrowserError>(())
+        let _ = self.storage_settled().await;
+        if let Some(g) = RestoreGate::start(self.gate_context(), origins, false).await? {
+            *self.gate.lock().unwrap_or_else(|p| p.into_inner()) = Some(Arc::new(g));
         }
-        .await;
-        self.close_internal(page).await;
-        r
+        self.storage_settled().await
     }
 
     /// Open the tabs, then close the blank tabs that were there before.
@@ -227,64 +250,67 @@ impl BrowserSession {
         if tabs.is_empty() {
             return Ok(());
         }
-        let blank = self.blank_tabs().await?;
-        let pages = self.open_blank_tabs(tabs.len()).await?;
-        self.load_tabs(&pages, tabs).await?;
-        self.close_targets(blank).await;
+        let blank = blank_tabs(&self.browser, &self.tracker).await?;
+        let pages = open_blank_tabs(&self.browser, &self.emulation, tabs.len()).await?;
+        load_tabs(&pages, tabs).await?;
+        close_targets(&self.browser, blank).await;
         Ok(())
     }
+}
 
-    /// Ids of user tabs showing about:blank (Chromium's start tab).
-    async fn blank_tabs(&self) -> Result<Vec<String>> {
-        let before = browser_cmd(&self.browser, "Target.getTargets", json!({})).await?;
-        let internal = self
-            .tracker
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .internal
-            .clone();
-        Ok(before["targetInfos"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter(|i| i["type"] == "page" && i["url"] == "about:blank")
-            .filter_map(|i| i["targetId"].as_str().map(str::to_string))
-            .filter(|id| !internal.contains(id))
-            .collect())
+/// Set cookies with `Storage.setCookies`, in a few concurrent batches
+/// (Chromium spends ~0.1 ms per cookie; batches overlap a little).
+async fn set_cookies(browser: &Browser, cookies: &[Cookie]) -> Result<()> {
+    futures::future::try_join_all(cookies.chunks(250).map(|chunk| {
+        let list: Vec<Value> = chunk.iter().map(cookie_to_cdp).collect();
+        browser_cmd(browser, "Storage.setCookies", json!({ "cookies": list }))
+    }))
+    .await?;
+    Ok(())
+}
+
+/// Ids of user tabs showing about:blank (Chromium's start tab).
+async fn blank_tabs(browser: &Browser, tracker: &Mutex<Tracker>) -> Result<Vec<String>> {
+    let before = browser_cmd(browser, "Target.getTargets", json!({})).await?;
+    let internal = tracker
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .internal
+        .clone();
+    Ok(before["targetInfos"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|i| i["type"] == "page" && i["url"] == "about:blank")
+        .filter_map(|i| i["targetId"].as_str().map(str::to_string))
+        .filter(|id| !internal.contains(id))
+        .collect())
+}
+
+async fn close_targets(browser: &Browser, ids: Vec<String>) {
+    for id in ids {
+        let _ = browser_cmd(browser, "Target.closeTarget", json!({ "targetId": id })).await;
     }
+}
 
-    async fn close_targets(&self, ids: Vec<String>) {
-        for id in ids {
-            let _ = browser_cmd(
-                &self.browser,
-                "Target.closeTarget",
-                json!({ "targetId": id }),
-            )
-            .await;
-        }
-    }
-
-    /// `n` new blank tabs with the session's emulation applied, opened one
-    /// after the other so that tab order (= creation order) is kept.
-    async fn open_blank_tabs(&self, n: usize) -> Result<Vec<Page>> {
-        let mut pages = Vec::with_capacity(n);
-        for _ in 0..n {
-            let page = self
-                .browser
-                .new_page(CreateTargetParams::new("about:blank"))
-                .await?;
-            apply_emulation(&page, &self.emulation).await?;
-            pages.push(page);
-        }
-        Ok(pages)
-    }
-
-    /// Load each tab's history and page, all tabs at once.
-    async fn load_tabs(&self, pages: &[Page], tabs: &[Tab]) -> Result<()> {
-        futures::future::try_join_all(pages.iter().zip(tabs).map(|(p, t)| restore_tab(p, t)))
+/// `n` new blank tabs with the session's emulation applied, opened one
+/// after the other so that tab order (= creation order) is kept.
+async fn open_blank_tabs(browser: &Browser, emulation: &Emulation, n: usize) -> Result<Vec<Page>> {
+    let mut pages = Vec::with_capacity(n);
+    for _ in 0..n {
+        let page = browser
+            .new_page(CreateTargetParams::new("about:blank"))
             .await?;
-        Ok(())
+        apply_emulation(&page, emulation).await?;
+        pages.push(page);
     }
+    Ok(pages)
+}
+
+/// Load each tab's history and page, all tabs at once.
+async fn load_tabs(pages: &[Page], tabs: &[Tab]) -> Result<()> {
+    futures::future::try_join_all(pages.iter().zip(tabs).map(|(p, t)| restore_tab(p, t))).await?;
+    Ok(())
 }
 
 async fn restore_tab(page: &Page, tab: &Tab) -> Result<()> {

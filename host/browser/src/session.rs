@@ -20,6 +20,7 @@ use tokio::task::JoinHandle;
 use crate::cdp::{browser_cmd, page_cmd};
 use crate::error::{BrowserError, Result};
 use crate::launch::{ChromiumProcess, Emulation, LaunchOptions};
+use crate::restore_gate::RestoreGate;
 
 /// The URL of the minimised keeper tab of headed sessions.
 pub const KEEPER_URL: &str = "about:blank#sesshost-keeper";
@@ -59,7 +60,9 @@ pub struct BrowserSession {
     tasks: Vec<JoinHandle<()>>,
     pub(crate) browser: Arc<Browser>,
     pub(crate) tracker: Arc<Mutex<Tracker>>,
-    pub(crate) restored_origins: Mutex<BTreeSet<String>>,
+    pub(crate) restored_origins: Arc<Mutex<BTreeSet<String>>>,
+    /// The storage gate of the latest restore, while it may be up.
+    pub(crate) gate: Mutex<Option<Arc<RestoreGate>>>,
     pub(crate) emulation: Emulation,
     closed_rx: watch::Receiver<Option<Closed>>,
     ws_url: String,
@@ -119,14 +122,23 @@ impl BrowserSession {
             tasks: vec![handler_task],
             browser: Arc::new(browser),
             tracker: tracker.clone(),
-            restored_origins: Mutex::new(BTreeSet::new()),
+            restored_origins: Arc::default(),
+            gate: Mutex::new(None),
             emulation: opts.emulation.clone(),
             closed_rx,
             ws_url,
             headed: opts.headed,
             process: Some(process),
         };
-        session.start_tracker(closed_tx).await?;
+        // The cookie store opens its database on first use (40–60 ms here):
+        // pay that while launching, not in the first restore.
+        let browser = session.browser.clone();
+        let (tracker, warm) = tokio::join!(
+            session.start_tracker(closed_tx),
+            browser_cmd(&browser, "Storage.getCookies", json!({})),
+        );
+        tracker?;
+        warm?;
         if session.headed {
             session.open_keeper_window().await?;
         }
@@ -197,6 +209,9 @@ impl BrowserSession {
                         let mut t = tracker.lock().unwrap_or_else(|p| p.into_inner());
                         let id: &str = ev.target_id.as_ref();
                         t.live_pages.remove(id);
+                        if t.internal.contains(id) {
+                            continue;
+                        }
                         let user_pages = t.live_pages.iter().filter(|p| !t.internal.contains(*p)).count();
                         if headed && t.had_page && user_pages == 0 {
                             // Never turn "gone" back into "closed".
@@ -229,12 +244,7 @@ impl BrowserSession {
         )
         .await?;
         let id = r["targetId"].as_str().unwrap_or("").to_string();
-        {
-            let mut t = self.tracker.lock().unwrap_or_else(|p| p.into_inner());
-            t.internal.insert(id.clone());
-            t.live_pages.remove(&id);
-            t.page_order.retain(|p| p != &id);
-        }
+        mark_internal(&self.tracker, &id);
         let w = browser_cmd(
             &self.browser,
             "Browser.getWindowForTarget",
@@ -347,11 +357,7 @@ impl BrowserSession {
                 )
                 .await?;
                 let id = r["targetId"].as_str().unwrap_or("").to_string();
-                self.tracker
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .internal
-                    .insert(id.clone());
+                mark_internal(&self.tracker, &id);
                 let mut found = None;
                 for _ in 0..200 {
                     if let Ok(p) = self.browser.get_page(id.clone().into()).await {
@@ -363,15 +369,23 @@ impl BrowserSession {
                 found.ok_or_else(|| BrowserError::Timeout("opening a hidden tab".into()))?
             }
         };
-        let id: String = page.target_id().as_ref().to_string();
-        let mut t = self.tracker.lock().unwrap_or_else(|p| p.into_inner());
-        t.internal.insert(id.clone());
-        t.live_pages.remove(&id);
-        t.page_order.retain(|p| p != &id);
+        mark_internal(&self.tracker, page.target_id().as_ref());
         Ok(page)
     }
 
-    /// Close an internal page.
+    /// Wait until the latest restore's gate is down (cookies set, storage
+    /// written; see [`crate::restore_gate`]); returns the first failure not
+    /// yet reported.
+    pub async fn storage_settled(&self) -> Result<()> {
+        let gate = self.gate.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        if let Some(g) = gate
+            && let Some(e) = g.settled().await.into_iter().next()
+        {
+            return Err(e);
+        }
+        Ok(())
+    }
+
     /// Close an internal page without waiting for it to go.
     pub(crate) async fn close_internal(&self, page: Page) {
         let id: String = page.target_id().as_ref().to_string();
@@ -389,6 +403,14 @@ impl Drop for BrowserSession {
         }
         // ChromiumProcess's own Drop kills the group.
     }
+}
+
+/// Hide one of our own targets from capture and last-window detection.
+pub(crate) fn mark_internal(tracker: &Mutex<Tracker>, id: &str) {
+    let mut t = tracker.lock().unwrap_or_else(|p| p.into_inner());
+    t.internal.insert(id.to_string());
+    t.live_pages.remove(id);
+    t.page_order.retain(|p| p != id);
 }
 
 /// Record a target; returns true when it is a user page seen for the first

@@ -796,3 +796,129 @@ async fn headed_last_window_closed_can_still_be_captured() {
     assert!(state.tabs.is_empty());
     s.shutdown().await;
 }
+
+/// An origin with `ls` localStorage items and `records` IndexedDB records
+/// of 8 KiB each (enough that writing it takes a while).
+fn heavy_origin(origin: &str, ls: usize, records: usize) -> OriginState {
+    OriginState {
+        origin: origin.to_string(),
+        local_storage: (0..ls)
+            .map(|i| StorageItem {
+                key: format!("k{i:04}"),
+                value: format!("v{i}"),
+            })
+            .collect(),
+        indexed_db: vec![IdbDatabase {
+            name: "heavy".into(),
+            version: 2,
+            object_stores: vec![IdbObjectStore {
+                name: "s".into(),
+                key_path: None,
+                auto_increment: false,
+                key_generator: None,
+                indexes: vec![],
+                records: (0..records)
+                    .map(|i| IdbRecord {
+                        key: JsValue::Number(JsNumber(i as f64)),
+                        value: JsValue::ArrayBuffer(Bytes(vec![(i % 256) as u8; 8192])),
+                    })
+                    .collect(),
+            }],
+        }],
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restore_is_in_force_before_storage_is_written() {
+    let fx = Fixture::start();
+    let s = launch().await;
+    let mut state = SessionState::new("gate", 1);
+    // Site A: heavy storage. Site B: none, so only the cookie hold keeps
+    // its first request back.
+    state.origins.push(heavy_origin(&fx.site_a, 500, 400));
+    // Records without the key the store's keyPath names: the writer fails.
+    state.origins.push(OriginState {
+        origin: "http://broken.test".into(),
+        local_storage: vec![],
+        indexed_db: vec![IdbDatabase {
+            name: "bad".into(),
+            version: 1,
+            object_stores: vec![IdbObjectStore {
+                name: "s".into(),
+                key_path: Some(KeyPath::Single("id".into())),
+                auto_increment: false,
+                key_generator: None,
+                indexes: vec![],
+                records: vec![IdbRecord {
+                    key: JsValue::Number(JsNumber(1.0)),
+                    value: JsValue::Object(vec![]),
+                }],
+            }],
+        }],
+    });
+    state.origins.sort_by(|a, b| a.origin.cmp(&b.origin));
+    // 150 cookies for each fixture host (Chromium keeps 180 per domain)
+    // among 6,300: setting them takes Chromium ~0.5 s.
+    let host_a = fx
+        .site_a
+        .trim_start_matches("http://")
+        .split(':')
+        .next()
+        .unwrap()
+        .to_string();
+    let host_b = fx
+        .site_b
+        .trim_start_matches("http://")
+        .split(':')
+        .next()
+        .unwrap()
+        .to_string();
+    // The fixture's cookies come last, so they are set last.
+    for (i, domain) in (0..6000)
+        .map(|i| format!("filler{}.test", i % 60))
+        .chain(std::iter::repeat_n(host_a, 150))
+        .chain(std::iter::repeat_n(host_b, 150))
+        .enumerate()
+    {
+        state.cookies.push(Cookie {
+            name: format!("c{i}"),
+            value: "v".into(),
+            domain,
+            path: "/".into(),
+            expires: Some(2_000_000_000.0),
+            ..Cookie::default()
+        });
+    }
+    let restoring = s.restore_in_background(&state).await.expect("restore");
+    // Pages of both origins load at once, while cookies are still being set
+    // and ~5 MB of IndexedDB written: their first request must carry every
+    // cookie and their first script must see all the storage.
+    let (url_a, url_b) = (fx.a("/probe"), fx.b("/probe"));
+    let (a, b) = tokio::join!(open(&s, &url_a), open(&s, &url_b));
+    wait_for(&a, "document.title.startsWith('probe ')").await;
+    wait_for(&b, "document.title.startsWith('probe ')").await;
+    assert_eq!(
+        eval_str(&a, "document.title").await,
+        r#"probe {"ls":500,"dbs":["heavy"],"records":400,"serverCookies":150}"#
+    );
+    assert_eq!(
+        eval_str(&b, "document.title").await,
+        r#"probe {"ls":0,"dbs":[],"records":0,"serverCookies":150}"#
+    );
+    // The failed origin is reported by name, and did not hold anything up.
+    let err = restoring.finish().await.expect_err("broken.test must fail");
+    let msg = err.to_string();
+    assert!(msg.contains("http://broken.test"), "{msg}");
+    // Capture waits for the writing and keeps the failed origin's previous
+    // state: what comes back is exactly what went in.
+    let mut want = state.clone();
+    for o in &mut want.origins {
+        o.local_storage.sort_by(|x, y| x.key.cmp(&y.key));
+    }
+    let got = s.capture(Some(&state)).await.expect("capture");
+    assert!(
+        got.origins == want.origins,
+        "capture differs from the restored state"
+    );
+    s.shutdown().await;
+}
