@@ -423,3 +423,54 @@ fn key_files_and_rekey() {
         std::fs::read(d.p("o3.json")).unwrap()
     );
 }
+
+#[test]
+fn progress_bar_only_on_a_terminal() {
+    let d = Dir::new("progress");
+    setup(&d);
+    seal_a(&d, &[]);
+    // Not a terminal (these pipes): no bar, no control characters.
+    let o = host(
+        &d,
+        &[
+            "unseal",
+            "a.sessbundle",
+            "-o",
+            "plain.json",
+            "--passphrase-file",
+            "pass",
+        ],
+    );
+    assert!(!text(&ok_output(o)).contains('\r'));
+    // A pseudo-terminal (script(1)): a bar over the bundle's size, cleared
+    // at the end; the bar never shows a secret.
+    let cmd = format!(
+        "{} unseal a.sessbundle -o tty.json --passphrase-file pass",
+        env!("CARGO_BIN_EXE_host")
+    );
+    let o = Command::new("script")
+        .args(["-qec", &cmd, "/dev/null"])
+        .current_dir(&d.0)
+        .env("SESSHOST_HOME", d.p("home"))
+        .env("SESSHOST_PROGRESS_DELAY_MS", "0")
+        .stdin(Stdio::null())
+        .output()
+        .expect("script(1) from bsdutils");
+    let t = text(&o);
+    assert!(o.status.success(), "{t}");
+    assert!(t.contains("unsealing a.sessbundle ["), "{t:?}");
+    assert!(t.contains("% "), "{t:?}");
+    assert!(t.contains("\r\x1b[2K"), "{t:?}");
+    for s in SECRETS {
+        assert!(!t.contains(s));
+    }
+    assert_eq!(
+        std::fs::read(d.p("tty.json")).unwrap(),
+        std::fs::read(d.p("plain.json")).unwrap()
+    );
+}
+
+fn ok_output(o: Output) -> Output {
+    ok(&o);
+    o
+}

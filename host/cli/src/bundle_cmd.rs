@@ -13,6 +13,7 @@ use sessbundle::state::{Cookie, OriginState, Tab};
 use sessbundle::{Argon2Params, BundleReader, SealOptions, SessionState, SigningKey, SymmetricKey};
 
 use crate::args::{KdfArgs, KeyArgs};
+use crate::progress::{Counted, Progress};
 use crate::secrets::{self, Purpose};
 
 pub fn refuse_overwrite(path: &Path, force: bool) -> Result<()> {
@@ -103,7 +104,16 @@ pub fn seal(
         argon2: argon2(kdf)?,
         ..Default::default()
     };
-    let summary = write_bundle(&state, output, &unlocks, opts, sign_key.as_ref(), signer)?;
+    let what = format!("sealing {}", input.display());
+    let summary = write_bundle(
+        &what,
+        &state,
+        output,
+        &unlocks,
+        opts,
+        sign_key.as_ref(),
+        signer,
+    )?;
     eprintln!(
         "sealed {} ({} records, {} bytes of state) into {} ({} bytes), bundle id {}{}",
         input.display(),
@@ -124,8 +134,10 @@ pub fn seal(
 }
 
 /// Seal `state` into `output` atomically (temp file, fsync, rename), with an
-/// embedded signature when `sign_key` is given. Shared by `seal` and `export`.
+/// embedded signature when `sign_key` is given, showing progress as `what`.
+/// Shared by `seal` and `export`.
 pub fn write_bundle(
+    what: &str,
     state: &SessionState,
     output: &Path,
     unlocks: &[sessbundle::Unlock],
@@ -134,12 +146,14 @@ pub fn write_bundle(
     signer: Option<String>,
 ) -> Result<sessbundle::SealSummary> {
     let mut f = AtomicFile::create(output, 0o644)?;
+    let progress = Progress::start(what, None);
     let summary = {
-        let w = BufWriter::with_capacity(256 * 1024, f.file());
+        let w = BufWriter::with_capacity(256 * 1024, progress.writer(f.file()));
         let (mut w, summary) = sessbundle::seal(state, w, unlocks, opts)?;
         w.flush()?;
         summary
     };
+    progress.finish();
     if let Some(k) = sign_key {
         sessbundle::sign::append_embedded(f.file(), k, &signer_name(signer))?;
     }
@@ -147,29 +161,33 @@ pub fn write_bundle(
     Ok(summary)
 }
 
-pub fn open_bundle(
-    path: &Path,
-    keys: &KeyArgs,
-) -> Result<BundleReader<std::io::BufReader<std::fs::File>>> {
+/// An opened bundle whose reads show progress (as a bar over the file size)
+/// until it is dropped.
+pub type OpenBundle = BundleReader<std::io::BufReader<Counted<std::fs::File>>>;
+
+pub fn open_bundle(path: &Path, keys: &KeyArgs, what: &str) -> Result<(OpenBundle, Progress)> {
     let f = std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
     // Read the header first so a non-bundle fails before asking for a passphrase.
     Layout::read(&mut std::fs::File::open(path)?)?;
     let unlock = secrets::one_unlock(keys)?;
-    Ok(BundleReader::open(
-        std::io::BufReader::with_capacity(128 * 1024, f),
+    let progress = Progress::start(what, f.metadata().ok().map(|m| m.len()));
+    let r = BundleReader::open(
+        std::io::BufReader::with_capacity(128 * 1024, progress.reader(f)),
         &unlock,
-    )?)
+    )?;
+    Ok((r, progress))
 }
 
 pub fn unseal(input: &Path, output: &Path, keys: &KeyArgs, force: bool) -> Result<()> {
     refuse_overwrite(output, force)?;
-    let mut r = open_bundle(input, keys)?;
+    let (mut r, progress) = open_bundle(input, keys, &format!("unsealing {}", input.display()))?;
     let mut f = AtomicFile::create(output, 0o600)?;
     {
         let mut w = BufWriter::with_capacity(256 * 1024, f.file());
         write_state_json(&mut r, &mut w)?;
         w.flush()?;
     }
+    progress.finish();
     f.commit()?;
     eprintln!(
         "unsealed {} into {} (mode 0600: it holds secrets)",
@@ -335,7 +353,7 @@ pub fn inspect(input: &Path, as_json: bool, decrypt: bool, keys: &KeyArgs) -> Re
         "signatures": sigs,
     });
     if decrypt || !keys.is_empty() {
-        let mut r = open_bundle(input, keys)?;
+        let (mut r, _progress) = open_bundle(input, keys, "reading")?;
         out["content"] = content_summary(&mut r)?;
     }
     if as_json {

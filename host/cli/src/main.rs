@@ -16,6 +16,7 @@ mod args;
 mod bundle_cmd;
 mod open_cmd;
 mod plugin_cmd;
+mod progress;
 mod secrets;
 mod session_cmd;
 mod transfer_cmd;

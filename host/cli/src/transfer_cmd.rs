@@ -3,7 +3,7 @@
 //! Netscape cookies.txt. Import never overwrites without `--force` and
 //! leaves nothing behind when it fails.
 
-use std::io::{IsTerminal, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
@@ -132,8 +132,8 @@ fn export_bundle(
         sanitizers,
         ..Default::default()
     };
-    let progress = Progress::start(&format!("sealing {}", a.name), state);
     let summary = crate::bundle_cmd::write_bundle(
+        &format!("exporting {}", a.name),
         state,
         &a.output,
         &unlocks,
@@ -141,7 +141,6 @@ fn export_bundle(
         sign_key.as_ref(),
         a.signer.clone(),
     )?;
-    progress.done();
     eprintln!(
         "exported session {} to {} ({} bytes of state, bundle id {}{})",
         a.name,
@@ -188,8 +187,11 @@ pub fn import(home: &Path, a: ImportArgs) -> Result<()> {
                 let v = sessbundle::sign::verify_file(&a.file, &key)?;
                 eprintln!("good signature by key {}: {}", hex(&v.key_id), v.comment);
             }
-            let mut r = crate::bundle_cmd::open_bundle(&a.file, &a.keys)?;
-            (r.read_state()?, true)
+            let what = format!("importing {}", a.file.display());
+            let (mut r, progress) = crate::bundle_cmd::open_bundle(&a.file, &a.keys, &what)?;
+            let state = r.read_state()?;
+            progress.finish();
+            (state, true)
         }
         other => {
             if a.require_signature.is_some() {
@@ -241,33 +243,4 @@ pub fn import(home: &Path, a: ImportArgs) -> Result<()> {
         report.logical_bytes
     );
     Ok(())
-}
-
-/// A one-line progress note on stderr for long work, only on a terminal.
-struct Progress {
-    active: bool,
-    start: std::time::Instant,
-}
-
-impl Progress {
-    fn start(what: &str, state: &SessionState) -> Progress {
-        let big = state.origins.len() > 50 || state.cookies.len() > 5_000;
-        let active = big && std::io::stderr().is_terminal();
-        if active {
-            eprint!(
-                "{what}: {} origins, {} cookies …",
-                state.origins.len(),
-                state.cookies.len()
-            );
-        }
-        Progress {
-            active,
-            start: std::time::Instant::now(),
-        }
-    }
-    fn done(self) {
-        if self.active {
-            eprintln!(" done in {:.1} s", self.start.elapsed().as_secs_f64());
-        }
-    }
 }
