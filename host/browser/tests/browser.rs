@@ -755,6 +755,24 @@ async fn headed_last_window_closed_can_still_be_captured() {
         ..Default::default()
     };
     let s = BrowserSession::launch(opts).await.expect("headed launch");
+    // Restoring storage opens (and closes) writer pages: that is not the
+    // user closing the last window.
+    let mut restored = SessionState::new("headed", 1);
+    restored.origins.push(OriginState {
+        origin: fx.site_b.clone(),
+        local_storage: vec![StorageItem {
+            key: "restored".into(),
+            value: "headed".into(),
+        }],
+        indexed_db: vec![],
+    });
+    s.restore(&restored).await.expect("headed restore");
+    assert!(
+        tokio::time::timeout(Duration::from_millis(500), s.wait_closed())
+            .await
+            .is_err(),
+        "writer pages must not count as the user's windows"
+    );
     let page = open(&s, &fx.a("/wizard")).await;
     page.evaluate("advance(); localStorage.setItem('headed', 'yes'); true")
         .await
@@ -793,6 +811,10 @@ async fn headed_last_window_closed_can_still_be_captured() {
         key: "headed".into(),
         value: "yes".into()
     }));
+    assert_eq!(
+        find(&state, &fx.site_b).local_storage,
+        restored.origins[0].local_storage
+    );
     assert!(state.tabs.is_empty());
     s.shutdown().await;
 }
