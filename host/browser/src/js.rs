@@ -140,7 +140,15 @@ const __t1 = performance.now();
 // only ask when there is something to write.
 const existing = (data.indexedDB || []).length ? new Set((await indexedDB.databases()).map((d) => d.name)) : new Set();
 for (const d of data.indexedDB || []) {{
-  if (existing.has(d.name)) await __req(indexedDB.deleteDatabase(d.name));
+  if (existing.has(d.name)) await new Promise((res, rej) => {{
+    // A page of this origin that keeps the database open and ignores
+    // 'versionchange' blocks the delete forever: give it 2 s, then fail.
+    const r = indexedDB.deleteDatabase(d.name);
+    let timer = null;
+    r.onsuccess = () => {{ clearTimeout(timer); res(); }};
+    r.onerror = () => {{ clearTimeout(timer); rej(r.error); }};
+    r.onblocked = () => {{ timer = setTimeout(() => rej(new Error('IndexedDB database ' + JSON.stringify(d.name) + ' is held open by another tab of this origin; close that tab and restore again')), 2000); }};
+  }});
   const db = await new Promise((res, rej) => {{
     const r = indexedDB.open(d.name, d.version);
     r.onupgradeneeded = () => {{

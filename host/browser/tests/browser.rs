@@ -944,3 +944,35 @@ async fn restore_is_in_force_before_storage_is_written() {
     );
     s.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_held_open_by_a_tab_fails_the_restore_clearly() {
+    let fx = Fixture::start();
+    let s = launch().await;
+    let state = SessionState {
+        origins: vec![heavy_origin(&fx.site_a, 3, 3)],
+        ..SessionState::new("held", 1)
+    };
+    s.restore_origins(&state.origins)
+        .await
+        .expect("first restore");
+    // A page that keeps the database open and ignores 'versionchange'.
+    let page = open(&s, &fx.a("/")).await;
+    page.evaluate(
+        "new Promise((res, rej) => { const r = indexedDB.open('heavy'); \
+         r.onsuccess = () => { window.held = r.result; res(true); }; r.onerror = () => rej(r.error); })",
+    )
+    .await
+    .unwrap();
+    let err = s
+        .restore_origins(&state.origins)
+        .await
+        .expect_err("the delete is blocked");
+    let msg = err.to_string();
+    assert!(msg.contains("held open by another tab"), "{msg}");
+    assert!(msg.contains(&fx.site_a), "{msg}");
+    // The gate holds nothing any more: the origin's pages load again.
+    let again = open(&s, &fx.a("/")).await;
+    assert_eq!(eval_str(&again, "document.title").await, "Fixture");
+    s.shutdown().await;
+}
