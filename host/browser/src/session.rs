@@ -61,7 +61,8 @@ pub struct BrowserSession {
     pub(crate) browser: Arc<Browser>,
     pub(crate) tracker: Arc<Mutex<Tracker>>,
     pub(crate) restored_origins: Arc<Mutex<BTreeSet<String>>>,
-    /// The storage gate of the latest restore, while it may be up.
+    /// The restore gate of the latest restore (cookies + storage), kept
+    /// until the next restore so capture can wait for it.
     pub(crate) gate: Mutex<Option<Arc<RestoreGate>>>,
     pub(crate) emulation: Emulation,
     closed_rx: watch::Receiver<Option<Closed>>,
