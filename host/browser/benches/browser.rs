@@ -216,8 +216,29 @@ async fn main() {
         small_cold.push(t0.elapsed());
         s.shutdown().await;
     }
+    // Eight tabs (no history): how tab opening scales.
+    let mut eight = base.clone();
+    eight.tabs = (0..8)
+        .map(|i| Tab {
+            url: if i % 2 == 0 { fx.a("/") } else { fx.b("/") },
+            title: "Fixture".into(),
+            ..Tab::default()
+        })
+        .collect();
+    let mut tabs8 = vec![];
+    for _ in 0..RUNS {
+        let s = BrowserSession::launch(LaunchOptions::default())
+            .await
+            .unwrap();
+        let t = Instant::now();
+        s.restore(&eight).await.unwrap();
+        tabs8.push(t.elapsed());
+        s.shutdown().await;
+    }
+    let tabs8 = median(tabs8);
     let small_force = median(small_force);
     if big_runs == 0 {
+        println!("  restore 8 tabs, settled                     {tabs8:8.1}");
         println!("  restore login-only session in force         {small_force:8.1}");
         println!(
             "  restore login-only session incl. tab        {:8.1}",
@@ -259,6 +280,7 @@ async fn main() {
         "    of which cookies (Storage.getCookies)     {:8.1}",
         median(capture_cookies)
     );
+    println!("  restore 8 tabs, settled                     {tabs8:8.1}");
     println!("  restore login-only session in force         {small_force:8.1}");
     println!(
         "  restore login-only session incl. tab        {:8.1}",

@@ -359,15 +359,7 @@ impl BrowserSession {
                 .await?;
                 let id = r["targetId"].as_str().unwrap_or("").to_string();
                 mark_internal(&self.tracker, &id);
-                let mut found = None;
-                for _ in 0..200 {
-                    if let Ok(p) = self.browser.get_page(id.clone().into()).await {
-                        found = Some(p);
-                        break;
-                    }
-                    tokio::time::sleep(Duration::from_millis(25)).await;
-                }
-                found.ok_or_else(|| BrowserError::Timeout("opening a hidden tab".into()))?
+                attached_page(&self.browser, &id, "opening a hidden tab").await?
             }
         };
         mark_internal(&self.tracker, page.target_id().as_ref());
@@ -404,6 +396,20 @@ impl Drop for BrowserSession {
         }
         // ChromiumProcess's own Drop kills the group.
     }
+}
+
+/// The chromiumoxide page of a target created with a raw
+/// `Target.createTarget`, once the handler has attached it (it attaches
+/// every target it discovers; commands sent before its initialisation ends
+/// wait for it).
+pub(crate) async fn attached_page(browser: &Browser, target_id: &str, what: &str) -> Result<Page> {
+    for _ in 0..1000 {
+        if let Ok(p) = browser.get_page(target_id.to_string().into()).await {
+            return Ok(p);
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    Err(BrowserError::Timeout(what.to_string()))
 }
 
 /// Hide one of our own targets from capture and last-window detection.
