@@ -30,6 +30,21 @@ use crate::error::{BrowserError, Result};
 use crate::js;
 use crate::session::{BrowserSession, Placeholder, navigate, now_ms};
 
+/// How many hidden tabs read origins' storage at once during capture.
+/// Cost: each is a renderer process (~30 MB) for the duration of a
+/// capture; beyond the number of cores it stops helping.
+pub const PARALLEL_TABS: usize = 4;
+
+/// Deal `items` round-robin into at most `n` non-empty groups.
+pub(crate) fn spread<T: Clone>(items: &[T], n: usize) -> Vec<Vec<T>> {
+    let n = n.max(1).min(items.len());
+    let mut groups = vec![Vec::new(); n];
+    for (i, it) in items.iter().enumerate() {
+        groups[i % n].push(it.clone());
+    }
+    groups
+}
+
 /// How long one tab may take to report its history and sessionStorage
 /// before capture skips it (it is most likely closing). Cost: a hung tab
 /// delays capture by this much.
@@ -279,7 +294,7 @@ impl BrowserSession {
     /// left out.
     async fn capture_origins(&self, origins: &BTreeSet<String>) -> Result<Vec<OriginState>> {
         let list: Vec<String> = origins.iter().cloned().collect();
-        let groups = crate::restore::spread(&list, crate::restore::PARALLEL_TABS);
+        let groups = spread(&list, PARALLEL_TABS);
         let results = futures::future::try_join_all(groups.into_iter().map(|g| async move {
             let page = self.internal_page().await?;
             let r = capture_origins_in(&page, &g).await;

@@ -55,6 +55,27 @@ pub async fn browser_cmd(browser: &Browser, method: &'static str, params: Value)
         .map_err(|e| map_err(method, e))
 }
 
+/// `Target.createTarget` with raw `params`; returns the new target's id.
+pub async fn create_target(browser: &Browser, params: Value) -> Result<String> {
+    let r = browser_cmd(browser, "Target.createTarget", params).await?;
+    Ok(r["targetId"].as_str().unwrap_or("").to_string())
+}
+
+/// `Fetch.fulfillRequest` params for a `code` response with `body`, of
+/// `content_type`, never cached.
+pub fn fulfil_params(request_id: &str, code: u16, content_type: &str, body: &str) -> Value {
+    use base64::Engine as _;
+    serde_json::json!({
+        "requestId": request_id,
+        "responseCode": code,
+        "responseHeaders": [
+            { "name": "Content-Type", "value": content_type },
+            { "name": "Cache-Control", "value": "no-store" },
+        ],
+        "body": base64::engine::general_purpose::STANDARD.encode(body.as_bytes()),
+    })
+}
+
 /// Run a command in a page's session.
 pub async fn page_cmd(page: &Page, method: &'static str, params: Value) -> Result<Value> {
     page.execute(Raw { method, params })

@@ -250,14 +250,6 @@ impl ChromiumProcess {
             .unwrap_or(Path::new(""))
     }
 
-    /// Whether the browser process has exited.
-    pub fn has_exited(&mut self) -> bool {
-        match &mut self.child {
-            Some(c) => !matches!(c.try_wait(), Ok(None)),
-            None => true,
-        }
-    }
-
     /// The last lines Chromium wrote to stderr (for error messages).
     pub fn stderr_tail(&self) -> String {
         let t = self.stderr_tail.lock().unwrap_or_else(|p| p.into_inner());

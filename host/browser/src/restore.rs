@@ -26,29 +26,14 @@ use sessbundle::state::{
 use tokio::task::JoinHandle;
 
 use crate::capture::origin_of;
-use crate::cdp::{browser_cmd, eval, page_cmd};
+use crate::cdp::{browser_cmd, create_target, eval, page_cmd};
 use crate::error::{BrowserError, Result};
 use crate::js;
 use crate::launch::Emulation;
 use crate::restore_gate::{GateContext, RestoreGate};
 use crate::session::{
-    BrowserSession, Placeholder, Tracker, apply_emulation, attached_page, navigate,
+    ATTACH_WAIT, BrowserSession, Placeholder, Tracker, apply_emulation, attached_page, navigate,
 };
-
-/// How many hidden tabs read origins' storage at once during capture.
-/// Cost: each is a renderer process (~30 MB) for the duration of a
-/// capture; beyond the number of cores it stops helping.
-pub const PARALLEL_TABS: usize = 4;
-
-/// Deal `items` round-robin into at most `n` non-empty groups.
-pub(crate) fn spread<T: Clone>(items: &[T], n: usize) -> Vec<Vec<T>> {
-    let n = n.max(1).min(items.len());
-    let mut groups = vec![Vec::new(); n];
-    for (i, it) in items.iter().enumerate() {
-        groups[i % n].push(it.clone());
-    }
-    groups
-}
 
 /// The model -> a CDP `CookieParam`.
 pub(crate) fn cookie_to_cdp(c: &Cookie) -> Value {
@@ -180,21 +165,14 @@ impl BrowserSession {
     pub async fn restore_in_background(&self, state: &SessionState) -> Result<Restoring<'_>> {
         let t0 = std::time::Instant::now();
         validate(state)?;
-        // One gate at a time: a second one would pause requests twice.
-        let _ = self.storage_settled().await;
         let blank = if state.tabs.is_empty() {
             Vec::new()
         } else {
             blank_tabs(&self.browser, &self.tracker).await?
         };
-        let gate = RestoreGate::start(
-            self.gate_context(),
-            &state.origins,
-            !state.cookies.is_empty(),
-        )
-        .await?
-        .map(Arc::new);
-        *self.gate.lock().unwrap_or_else(|p| p.into_inner()) = gate.clone();
+        let gate = self
+            .put_up_gate(&state.origins, !state.cookies.is_empty())
+            .await?;
         tracing::debug!("restore: in force after {:?}", t0.elapsed());
         if let Some(g) = gate.filter(|_| !state.cookies.is_empty()) {
             let browser = self.browser.clone();
@@ -210,10 +188,8 @@ impl BrowserSession {
             let emulation = self.emulation.clone();
             let tabs = state.tabs.clone();
             tokio::spawn(async move {
-                let pages = open_blank_tabs(&browser, &emulation, tabs.len()).await?;
-                load_tabs(&pages, &tabs).await?;
+                open_tabs(&browser, &emulation, &tabs, blank).await?;
                 tracing::debug!("restore: tabs loaded after {:?}", t0.elapsed());
-                close_targets(&browser, blank).await;
                 Ok(())
             })
         });
@@ -228,21 +204,30 @@ impl BrowserSession {
         set_cookies(&self.browser, cookies).await
     }
 
-    fn gate_context(&self) -> GateContext {
-        GateContext {
+    /// Wait for the previous gate (one at a time: a second one would pause
+    /// requests twice), put up a new one and keep it for capture.
+    async fn put_up_gate(
+        &self,
+        origins: &[OriginState],
+        cookies_pending: bool,
+    ) -> Result<Option<Arc<RestoreGate>>> {
+        let _ = self.storage_settled().await;
+        let ctx = GateContext {
             browser: self.browser.clone(),
             tracker: self.tracker.clone(),
             restored_origins: self.restored_origins.clone(),
-        }
+        };
+        let gate = RestoreGate::start(ctx, origins, cookies_pending)
+            .await?
+            .map(Arc::new);
+        *self.gate.lock().unwrap_or_else(|p| p.into_inner()) = gate.clone();
+        Ok(gate)
     }
 
     /// Replace localStorage and IndexedDB of each origin and wait until it
     /// is written (the gate of [`crate::restore_gate`], without tabs).
     pub async fn restore_origins(&self, origins: &[OriginState]) -> Result<()> {
-        let _ = self.storage_settled().await;
-        if let Some(g) = RestoreGate::start(self.gate_context(), origins, false).await? {
-            *self.gate.lock().unwrap_or_else(|p| p.into_inner()) = Some(Arc::new(g));
-        }
+        self.put_up_gate(origins, false).await?;
         self.storage_settled().await
     }
 
@@ -252,10 +237,7 @@ impl BrowserSession {
             return Ok(());
         }
         let blank = blank_tabs(&self.browser, &self.tracker).await?;
-        let pages = open_blank_tabs(&self.browser, &self.emulation, tabs.len()).await?;
-        load_tabs(&pages, tabs).await?;
-        close_targets(&self.browser, blank).await;
-        Ok(())
+        open_tabs(&self.browser, &self.emulation, tabs, blank).await
     }
 }
 
@@ -294,6 +276,20 @@ async fn close_targets(browser: &Browser, ids: Vec<String>) {
     }
 }
 
+/// Open `tabs` (history, sessionStorage, then the real page), then close
+/// the `blank` tabs that were there before.
+async fn open_tabs(
+    browser: &Browser,
+    emulation: &Emulation,
+    tabs: &[Tab],
+    blank: Vec<String>,
+) -> Result<()> {
+    let pages = open_blank_tabs(browser, emulation, tabs.len()).await?;
+    load_tabs(&pages, tabs).await?;
+    close_targets(browser, blank).await;
+    Ok(())
+}
+
 /// `n` new blank tabs with the session's emulation applied. The targets
 /// are created one after the other, so tab order (= creation order) is
 /// kept, with raw `Target.createTarget` (~20 ms each); attaching and
@@ -302,16 +298,10 @@ async fn close_targets(browser: &Browser, ids: Vec<String>) {
 async fn open_blank_tabs(browser: &Browser, emulation: &Emulation, n: usize) -> Result<Vec<Page>> {
     let mut ids = Vec::with_capacity(n);
     for _ in 0..n {
-        let r = browser_cmd(
-            browser,
-            "Target.createTarget",
-            json!({ "url": "about:blank" }),
-        )
-        .await?;
-        ids.push(r["targetId"].as_str().unwrap_or("").to_string());
+        ids.push(create_target(browser, json!({ "url": "about:blank" })).await?);
     }
     futures::future::try_join_all(ids.iter().map(|id| async move {
-        let page = attached_page(browser, id, "opening a restored tab").await?;
+        let page = attached_page(browser, id, ATTACH_WAIT, "opening a restored tab").await?;
         apply_emulation(&page, emulation).await?;
         Ok::<_, BrowserError>(page)
     }))

@@ -43,10 +43,10 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
 use crate::capture::origin_of;
-use crate::cdp::browser_cmd;
+use crate::cdp::{browser_cmd, create_target, fulfil_params};
 use crate::error::{BrowserError, Result};
 use crate::js;
-use crate::session::{Tracker, b64, mark_internal};
+use crate::session::{Tracker, mark_internal};
 
 /// How many writer pages run at once (an origin a page is waiting for
 /// starts at once, beyond this). Cost: each is a renderer process (~30 MB)
@@ -93,13 +93,20 @@ struct GateState {
     held_for_cookies: Vec<Held>,
     queue: VecDeque<String>,
     jobs: HashMap<String, Job>,
-    running: usize,
     /// Document requests per origin, released when it is written.
     held: HashMap<String, Vec<String>>,
     errors: Vec<BrowserError>,
 }
 
 impl GateState {
+    /// Writers started and not finished.
+    fn running(&self) -> usize {
+        self.jobs
+            .values()
+            .filter(|j| j.status == Status::Writing)
+            .count()
+    }
+
     fn up(&self) -> bool {
         self.cookies_pending || self.jobs.values().any(|j| j.status != Status::Done)
     }
@@ -322,7 +329,7 @@ impl Runner {
         loop {
             let origin = {
                 let mut st = self.lock();
-                if st.running >= MAX_WRITERS {
+                if st.running() >= MAX_WRITERS {
                     return;
                 }
                 let Some(o) = st.queue.pop_front() else {
@@ -346,7 +353,6 @@ impl Runner {
             }
             job.status = Status::Writing;
             job.started = Some(Instant::now());
-            st.running += 1;
         }
         let url = format!("{origin}{}write", self.marker);
         let browser = self.ctx.browser.clone();
@@ -355,22 +361,12 @@ impl Runner {
         tokio::spawn(async move {
             // Hidden targets stay out of the tab strip; Chromium builds that
             // refuse them get a background tab instead.
-            let mut r = browser_cmd(
-                &browser,
-                "Target.createTarget",
-                json!({ "url": url, "hidden": true }),
-            )
-            .await;
+            let mut r = create_target(&browser, json!({ "url": url, "hidden": true })).await;
             if r.is_err() {
-                r = browser_cmd(
-                    &browser,
-                    "Target.createTarget",
-                    json!({ "url": url, "background": true }),
-                )
-                .await;
+                r = create_target(&browser, json!({ "url": url, "background": true })).await;
             }
             let id = match r {
-                Ok(v) => v["targetId"].as_str().unwrap_or("").to_string(),
+                Ok(id) => id,
                 Err(e) => {
                     // The writer timeout fails the origin.
                     tracing::warn!("restore: could not open a writer page for {origin}: {e}");
@@ -410,7 +406,6 @@ impl Runner {
             job.data = None;
             let target = job.target.take();
             let took = job.started.map(|s| s.elapsed());
-            st.running = st.running.saturating_sub(1);
             match &error {
                 None => tracing::debug!("restore: {origin} written in {took:?}"),
                 Some(e) => st.errors.push(BrowserError::Storage {
@@ -598,15 +593,7 @@ impl Runner {
                         Reply::Continue => self.send("Fetch.continueRequest", json!({ "requestId": id })),
                         Reply::Fulfil { code, content_type, body } => self.send(
                             "Fetch.fulfillRequest",
-                            json!({
-                                "requestId": id,
-                                "responseCode": code,
-                                "responseHeaders": [
-                                    { "name": "Content-Type", "value": content_type },
-                                    { "name": "Cache-Control", "value": "no-store" },
-                                ],
-                                "body": b64(body.as_bytes()),
-                            }),
+                            fulfil_params(&id, code, content_type, &body),
                         ),
                     }
                 }

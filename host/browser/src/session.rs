@@ -17,7 +17,7 @@ use serde_json::json;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::cdp::{browser_cmd, page_cmd};
+use crate::cdp::{browser_cmd, create_target, fulfil_params, page_cmd};
 use crate::error::{BrowserError, Result};
 use crate::launch::{ChromiumProcess, Emulation, LaunchOptions};
 use crate::restore_gate::RestoreGate;
@@ -190,12 +190,9 @@ impl BrowserSession {
                                 let id = info.target_id.clone();
                                 let em = browser_emulation.clone();
                                 tokio::spawn(async move {
-                                    for _ in 0..50 {
-                                        if let Ok(page) = b.get_page(id.clone()).await {
-                                            let _ = apply_emulation(&page, &em).await;
-                                            return;
-                                        }
-                                        tokio::time::sleep(Duration::from_millis(20)).await;
+                                    let page = attached_page(&b, id.as_ref(), Duration::from_secs(1), "").await;
+                                    if let Ok(page) = page {
+                                        let _ = apply_emulation(&page, &em).await;
                                     }
                                 });
                             }
@@ -238,13 +235,11 @@ impl BrowserSession {
     /// hidden from capture) keeps it running; when the user's last tab is
     /// gone, `wait_closed` reports [`Closed::LastWindowClosed`].
     async fn open_keeper_window(&self) -> Result<()> {
-        let r = browser_cmd(
+        let id = create_target(
             &self.browser,
-            "Target.createTarget",
             json!({ "url": KEEPER_URL, "newWindow": true, "background": true }),
         )
         .await?;
-        let id = r["targetId"].as_str().unwrap_or("").to_string();
         mark_internal(&self.tracker, &id);
         let w = browser_cmd(
             &self.browser,
@@ -351,15 +346,13 @@ impl BrowserSession {
                 // create-and-wait path fails; create the target raw and wait
                 // for the handler to attach it.
                 tracing::debug!("new_page failed ({e}); creating the target raw");
-                let r = browser_cmd(
+                let id = create_target(
                     &self.browser,
-                    "Target.createTarget",
                     json!({ "url": "about:blank", "newWindow": true }),
                 )
                 .await?;
-                let id = r["targetId"].as_str().unwrap_or("").to_string();
                 mark_internal(&self.tracker, &id);
-                attached_page(&self.browser, &id, "opening a hidden tab").await?
+                attached_page(&self.browser, &id, ATTACH_WAIT, "opening a hidden tab").await?
             }
         };
         mark_internal(&self.tracker, page.target_id().as_ref());
@@ -398,18 +391,29 @@ impl Drop for BrowserSession {
     }
 }
 
-/// The chromiumoxide page of a target created with a raw
-/// `Target.createTarget`, once the handler has attached it (it attaches
-/// every target it discovers; commands sent before its initialisation ends
-/// wait for it).
-pub(crate) async fn attached_page(browser: &Browser, target_id: &str, what: &str) -> Result<Page> {
-    for _ in 0..1000 {
+/// How long [`attached_page`] waits for a target we created ourselves.
+pub(crate) const ATTACH_WAIT: Duration = Duration::from_secs(10);
+
+/// The chromiumoxide page of a target, once the handler has attached it
+/// (it attaches every target it discovers; commands sent before its
+/// initialisation ends wait for it). Polls every 10 ms for up to `wait`;
+/// `what` names the step in the timeout error.
+pub(crate) async fn attached_page(
+    browser: &Browser,
+    target_id: &str,
+    wait: Duration,
+    what: &str,
+) -> Result<Page> {
+    let start = Instant::now();
+    loop {
         if let Ok(p) = browser.get_page(target_id.to_string().into()).await {
             return Ok(p);
         }
+        if start.elapsed() >= wait {
+            return Err(BrowserError::Timeout(what.to_string()));
+        }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    Err(BrowserError::Timeout(what.to_string()))
 }
 
 /// Hide one of our own targets from capture and last-window detection.
@@ -507,15 +511,12 @@ impl Placeholder {
                         "<!doctype html><meta charset=utf-8><title>{}</title>",
                         html_escape(&title)
                     );
-                    json!({
-                        "requestId": ev.request_id.as_ref(),
-                        "responseCode": 200,
-                        "responseHeaders": [
-                            { "name": "Content-Type", "value": "text/html; charset=utf-8" },
-                            { "name": "Cache-Control", "value": "no-store" },
-                        ],
-                        "body": b64(body.as_bytes()),
-                    })
+                    fulfil_params(
+                        ev.request_id.as_ref(),
+                        200,
+                        "text/html; charset=utf-8",
+                        &body,
+                    )
                 } else {
                     json!({ "requestId": ev.request_id.as_ref(), "responseCode": 404, "body": "" })
                 };
@@ -549,11 +550,6 @@ fn html_escape(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")
-}
-
-pub(crate) fn b64(bytes: &[u8]) -> String {
-    use base64::Engine as _;
-    base64::engine::general_purpose::STANDARD.encode(bytes)
 }
 
 /// Navigate `page` and wait until the new document has loaded.
