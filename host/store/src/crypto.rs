@@ -301,11 +301,6 @@ impl Keys {
     }
 }
 
-/// Size of a sealed record holding `plain_len` bytes.
-pub(crate) fn sealed_record_len(plain_len: usize) -> usize {
-    RECORD_HEADER + plain_len + 16
-}
-
 fn chunk_aad(kind: RecordKind, id: &ChunkId, len: u32, codec: u8) -> Vec<u8> {
     let mut aad = Vec::with_capacity(64);
     aad.extend_from_slice(b"sesshost-store/v1/chunk\0");

@@ -18,16 +18,9 @@ use crate::crypto::RepoKey;
 use crate::error::{Result, StoreError};
 use crate::names::validate_name;
 use crate::store::Store;
+use sessbundle::keys::{hex, unhex};
 
 const KEY_PREFIX: &str = "sesshost-host-key-v1 ";
-
-/// The default home, `$HOME/.local/share/sesshost`. (The CLI resolves
-/// `--home` and `$SESSHOST_HOME` first and passes the directory in.)
-pub fn default_home() -> Option<PathBuf> {
-    std::env::var_os("HOME")
-        .filter(|h| !h.is_empty())
-        .map(|h| PathBuf::from(h).join(".local/share/sesshost"))
-}
 
 /// A home directory. Cheap to construct; nothing is created until used.
 #[derive(Debug, Clone)]
@@ -144,6 +137,12 @@ impl Home {
         validate_name(name)?;
         SessionLock::acquire(&self.locks_dir(), name)
     }
+
+    /// Whether a `host session open` holds the session's lock now (a probe
+    /// that neither creates the lock file nor takes the lock).
+    pub fn is_open(&self, name: &str) -> bool {
+        session_lock_holder(&self.locks_dir(), name).is_some()
+    }
 }
 
 enum KeyRead {
@@ -180,24 +179,10 @@ fn read_key(path: &Path) -> Result<RepoKey, KeyRead> {
         .trim_end()
         .strip_prefix(KEY_PREFIX)
         .ok_or_else(|| bad("is not a host key file; restore it from a backup".into()))?;
-    let bytes = unhex(hexpart).filter(|b| b.len() == 32).ok_or_else(|| {
+    let bytes = unhex::<32>(hexpart).ok_or_else(|| {
         bad("is damaged (expected 64 hex digits); restore it from a backup".into())
     })?;
-    Ok(RepoKey::from_bytes(bytes.try_into().expect("32 bytes")))
-}
-
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
-}
-
-fn unhex(s: &str) -> Option<Vec<u8>> {
-    if !s.len().is_multiple_of(2) {
-        return None;
-    }
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
-        .collect()
+    Ok(RepoKey::from_bytes(bytes))
 }
 
 /// An exclusive `flock` on `locks/<name>.lock`. The holder's pid is written

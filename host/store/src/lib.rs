@@ -29,7 +29,7 @@ pub mod store;
 pub use backend::{Backend, BackendError, BackendErrorKind, LocalDirBackend};
 pub use crypto::{ChunkId, RepoKey};
 pub use error::{Result, StoreError};
-pub use home::{Home, SessionLock, default_home};
+pub use home::{Home, SessionLock};
 pub use names::validate_name;
 pub use store::{
     CleanupReport, GcReport, KEEP_SNAPSHOTS, NewSession, Removed, SaveReport, SessionInfo,

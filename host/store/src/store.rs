@@ -413,6 +413,11 @@ impl Store {
     }
 
     fn read_manifest(&self, name: &str, seq: u64) -> Result<Manifest> {
+        self.read_manifest_sized(name, seq).map(|(m, _)| m)
+    }
+
+    /// A snapshot manifest and the size of its stored (sealed) object.
+    fn read_manifest_sized(&self, name: &str, seq: u64) -> Result<(Manifest, usize)> {
         let key = snapshot_key(name, seq);
         let obj = self.b_get(&key)?.ok_or(StoreError::SnapshotNotFound {
             name: name.to_owned(),
@@ -427,7 +432,7 @@ impl Store {
         if m.v != MANIFEST_VERSION || m.session != name || m.seq != seq {
             return Err(StoreError::corrupt(what, "manifest header does not match"));
         }
-        Ok(m)
+        Ok((m, obj.len()))
     }
 
     fn write_manifest(&self, m: &Manifest) -> Result<u64> {
@@ -514,7 +519,7 @@ impl Store {
             state.meta.viewport = new.viewport.clone();
             state.meta.locale = new.locale.clone();
             state.meta.timezone = new.timezone.clone();
-            self.save_locked(&rec, &state, now_ms, "create", None)?;
+            self.save_locked(&rec, &state, now_ms, "create", &[], None)?;
         }
         self.show(name)
     }
@@ -557,7 +562,7 @@ impl Store {
         };
         let result = self
             .write_session(&rec)
-            .and_then(|_| self.save_locked(&rec, state, now_ms, "import", None));
+            .and_then(|_| self.save_locked(&rec, state, now_ms, "import", &[], None));
         match result {
             Ok(mut r) => {
                 if exists {
@@ -597,27 +602,29 @@ impl Store {
     ) -> Result<SaveReport> {
         validate_name(name)?;
         let _g = self.guard()?;
-        let mut rec = self.read_session(name)?;
-        rec.updated_at = now_ms;
-        let latest = self.seqs(name)?.last().copied();
-        let replace = replace.filter(|r| Some(*r) == latest);
-        let mut report = self.save_locked(&rec, state, now_ms, "save", replace)?;
+        let rec = self.read_session(name)?;
+        let seqs = self.seqs(name)?;
+        let replace = replace.filter(|r| Some(r) == seqs.last());
+        let mut report = self.save_locked(&rec, state, now_ms, "save", &seqs, replace)?;
         if replace.is_some() {
             report.gc = self.gc_locked()?;
         }
         Ok(report)
     }
 
+    /// Write `state` as a new snapshot of `rec`'s session (or over
+    /// `replace`, one of `seqs`), where `seqs` are the snapshots it has now
+    /// (the caller holds the store lock, so they cannot change).
     fn save_locked(
         &self,
         rec: &SessionRecord,
         state: &SessionState,
         now_ms: i64,
         note: &str,
+        seqs: &[u64],
         replace: Option<u64>,
     ) -> Result<SaveReport> {
         let name = rec.name.as_str();
-        let seqs = self.seqs(name)?;
         let seq = replace.unwrap_or_else(|| seqs.last().map_or(1, |s| s + 1));
         // Stored sizes of chunks we already hold, from the previous snapshot.
         let mut known: HashMap<ChunkId, u32> = HashMap::new();
@@ -749,12 +756,17 @@ impl Store {
         let mut rec = rec.clone();
         rec.updated_at = now_ms;
         report.bytes_written += self.write_session(&rec)?;
-        self.prune_locked(name, &mut report)?;
+        let mut after = seqs.to_vec();
+        if replace.is_none() {
+            after.push(seq);
+        }
+        self.prune_locked(name, &after, &mut report)?;
         Ok(report)
     }
 
-    fn prune_locked(&self, name: &str, report: &mut SaveReport) -> Result<()> {
-        let seqs = self.seqs(name)?;
+    /// Delete all but the newest [`KEEP_SNAPSHOTS`] of `seqs` (ascending,
+    /// the session's snapshots after a save).
+    fn prune_locked(&self, name: &str, seqs: &[u64], report: &mut SaveReport) -> Result<()> {
         if seqs.len() > KEEP_SNAPSHOTS {
             for &s in &seqs[..seqs.len() - KEEP_SNAPSHOTS] {
                 self.b_delete(&snapshot_key(name, s))?;
@@ -846,8 +858,8 @@ impl Store {
         let mut distinct: BTreeMap<ChunkId, u32> = BTreeMap::new();
         let mut manifest_bytes = 0u64;
         for seq in self.seqs(name)? {
-            let m = self.read_manifest(name, seq)?;
-            manifest_bytes += crate::crypto::sealed_record_len(to_msgpack(&m).len()) as u64;
+            let (m, stored) = self.read_manifest_sized(name, seq)?;
+            manifest_bytes += stored as u64;
             distinct.extend(
                 m.chunk_refs()
                     .filter_map(|c| Some((c.chunk_id()?, c.stored))),
@@ -965,7 +977,9 @@ impl Store {
         report.bytes_written += self.write_manifest(&m)?;
         rec.updated_at = now_ms;
         report.bytes_written += self.write_session(&rec)?;
-        self.prune_locked(name, &mut report)?;
+        let mut after = seqs;
+        after.push(seq);
+        self.prune_locked(name, &after, &mut report)?;
         Ok(report)
     }
 
