@@ -166,9 +166,11 @@ pub fn write_bundle(
 pub type OpenBundle = BundleReader<std::io::BufReader<Counted<std::fs::File>>>;
 
 pub fn open_bundle(path: &Path, keys: &KeyArgs, what: &str) -> Result<(OpenBundle, Progress)> {
-    let f = std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
-    // Read the header first so a non-bundle fails before asking for a passphrase.
-    Layout::read(&mut std::fs::File::open(path)?)?;
+    let mut f =
+        std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    // Read the header first so a non-bundle fails before asking for a
+    // passphrase (`BundleReader::open` seeks back to the start).
+    Layout::read(&mut f)?;
     let unlock = secrets::one_unlock(keys)?;
     let progress = Progress::start(what, f.metadata().ok().map(|m| m.len()));
     let r = BundleReader::open(

@@ -57,12 +57,7 @@ pub fn run(home: &Path, a: OpenArgs) -> Result<()> {
         );
     }
     store.touch(&a.name, now)?;
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
-    rt.block_on(open(Arc::new(store), state, a))
+    crate::plugin_cmd::tokio_rt()?.block_on(open(Arc::new(store), state, a))
 }
 
 /// The comparable content of a state: what a save would change.

@@ -434,7 +434,7 @@ pub fn cleanup_with_strategy(
     let sessions: Vec<sesshost_plugin::SessionInfo> = infos
         .iter()
         .map(|i| {
-            let open = h.lock_session(&i.name).is_err();
+            let open = h.is_open(&i.name);
             sesshost_plugin::SessionInfo {
                 name: i.name.clone(),
                 tenant: None,

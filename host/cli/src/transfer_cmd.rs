@@ -224,15 +224,11 @@ pub fn import(home: &Path, a: ImportArgs) -> Result<()> {
     let store = Home::new(home).store()?;
     let report = store
         .import_state(&name, &state, a.force, now)
-        .map_err(|e| {
-            let s = e.to_string();
-            if s.contains("exists") && !a.force {
-                anyhow::anyhow!(
-                    "{s} (pass --force to replace it, or --as NAME to import under another name)"
-                )
-            } else {
-                e.into()
-            }
+        .map_err(|e| match e {
+            sesshost_store::StoreError::SessionExists { .. } if !a.force => anyhow::anyhow!(
+                "{e} (pass --force to replace it, or --as NAME to import under another name)"
+            ),
+            e => e.into(),
         })?;
     eprintln!(
         "imported {} as session {name} ({} cookies, {} origins, {} tabs; {} bytes)",
