@@ -155,10 +155,7 @@ impl Header {
             stream_nonce: Bin(keys::random(rng)),
             critical: vec![],
         };
-        let slots = unlocks
-            .iter()
-            .map(|u| make_slot(u, argon2, &file_key, &core.bundle_id.0, rng))
-            .collect::<Result<Vec<_>>>()?;
+        let slots = make_slots(unlocks, argon2, &file_key, &core.bundle_id.0, rng)?;
         Ok((Header::assemble(core, slots, &file_key), file_key))
     }
 
@@ -392,6 +389,7 @@ fn short(e: std::io::Error, what: &str) -> Error {
     }
 }
 
+/// MessagePack with struct fields as maps (the form the spec documents).
 pub(crate) fn to_msgpack<T: Serialize>(v: &T) -> Vec<u8> {
     rmp_serde::to_vec_named(v).expect("in-memory MessagePack encoding cannot fail")
 }

@@ -78,13 +78,7 @@ impl Serialize for Json {
         match self {
             Json::Null => s.serialize_unit(),
             Json::Bool(b) => s.serialize_bool(*b),
-            Json::Number(n) => {
-                if n.fract() == 0.0 && n.abs() < 9e15 {
-                    s.serialize_i64(*n as i64)
-                } else {
-                    s.serialize_f64(*n)
-                }
-            }
+            Json::Number(n) => whole_as_int(n, s),
             Json::String(t) => s.serialize_str(t),
             Json::Array(a) => {
                 let mut q = s.serialize_seq(Some(a.len()))?;
@@ -455,9 +449,7 @@ fn trivial(v: &JsValue) -> Option<Json> {
     Some(match v {
         JsValue::Null => Json::Null,
         JsValue::Bool(b) => Json::Bool(*b),
-        JsValue::Number(JsNumber(n)) if n.is_finite() && !(*n == 0.0 && n.is_sign_negative()) => {
-            Json::Number(*n)
-        }
+        JsValue::Number(n) if n.special_name().is_none() => Json::Number(n.0),
         JsValue::String(s) => Json::String(s.clone()),
         JsValue::Array(a) => Json::Array(a.iter().map(trivial).collect::<Option<_>>()?),
         JsValue::Object(es) => Json::Object(
@@ -513,19 +505,10 @@ fn encode_inner(v: &JsValue, loss: &mut Loss, id: &mut u32) -> Json {
         JsValue::Undefined => special("undefined"),
         JsValue::Null => special("null"),
         JsValue::Bool(b) => Json::Bool(*b),
-        JsValue::Number(JsNumber(n)) => {
-            if n.is_nan() {
-                special("NaN")
-            } else if *n == f64::INFINITY {
-                special("Infinity")
-            } else if *n == f64::NEG_INFINITY {
-                special("-Infinity")
-            } else if *n == 0.0 && n.is_sign_negative() {
-                special("-0")
-            } else {
-                Json::Number(*n)
-            }
-        }
+        JsValue::Number(n) => match n.special_name() {
+            Some(name) => special(name),
+            None => Json::Number(n.0),
+        },
         JsValue::BigInt(s) => obj(vec![("bi", Json::String(s.clone()))]),
         JsValue::String(s) => Json::String(s.clone()),
         JsValue::Date(JsNumber(ms)) => match format_iso(*ms) {
@@ -794,11 +777,9 @@ fn decode_inner(j: &Json, loss: &mut Loss, refs: &mut BTreeMap<u64, JsValue>) ->
             if let Some(v) = j.get("v").and_then(Json::as_str) {
                 return match v {
                     "null" => JsValue::Null,
-                    "NaN" => JsValue::Number(JsNumber(f64::NAN)),
-                    "Infinity" => JsValue::Number(JsNumber(f64::INFINITY)),
-                    "-Infinity" => JsValue::Number(JsNumber(f64::NEG_INFINITY)),
-                    "-0" => JsValue::Number(JsNumber(-0.0)),
-                    _ => JsValue::Undefined,
+                    other => {
+                        JsNumber::from_special(other).map_or(JsValue::Undefined, JsValue::Number)
+                    }
                 };
             }
             if let Some(d) = j.get("d") {

@@ -96,7 +96,7 @@ impl Manifest {
             let Some(kind) = RecordKind::from_u8(r.kind) else {
                 return bad(format!("record {n} has unknown kind {}", r.kind));
             };
-            if (n == 0) != (kind == RecordKind::Meta) || r.kind < last_kind {
+            if !kind.may_follow(n == 0, last_kind) {
                 return bad(format!("record {n} ({}) is out of order", kind.name()));
             }
             last_kind = r.kind;

@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::format::to_msgpack;
 use crate::state::{Cookie, Meta, OriginState, SessionState, Tab};
 
 /// What a record holds. The numeric value is part of the format (chunk ids
@@ -54,6 +55,13 @@ impl RecordKind {
             RecordKind::Tab => "tab",
         }
     }
+
+    /// The record-order rule: meta comes first and only first, and kinds
+    /// never decrease. `first` says whether this record is the first one;
+    /// `last_kind` is the previous record's kind (0 when there is none).
+    pub(crate) fn may_follow(self, first: bool, last_kind: u8) -> bool {
+        first == (self == RecordKind::Meta) && self as u8 >= last_kind
+    }
 }
 
 /// A record: its kind, its key, and its MessagePack body.
@@ -87,11 +95,6 @@ pub enum RecordError {
     Meta,
     #[error("record {kind} {key:?} is out of order or its key does not match its body")]
     Order { kind: &'static str, key: String },
-}
-
-/// MessagePack with struct fields as maps (the form the spec documents).
-pub(crate) fn to_msgpack<T: Serialize>(v: &T) -> Vec<u8> {
-    rmp_serde::to_vec_named(v).expect("in-memory MessagePack encoding cannot fail")
 }
 
 /// Split a state into records, in the order the format requires: meta,
@@ -190,14 +193,15 @@ pub struct Joiner {
 impl Joiner {
     pub fn push(&mut self, r: &Record) -> Result<(), RecordError> {
         let kind = r.kind;
-        if (kind as u8) < self.last_kind || (kind == RecordKind::Meta) == self.meta.is_some() {
+        let order = || RecordError::Order {
+            kind: kind.name(),
+            key: r.key.clone(),
+        };
+        if !kind.may_follow(self.meta.is_none(), self.last_kind) {
             return Err(if kind == RecordKind::Meta || self.meta.is_none() {
                 RecordError::Meta
             } else {
-                RecordError::Order {
-                    kind: kind.name(),
-                    key: r.key.clone(),
-                }
+                order()
             });
         }
         self.last_kind = kind as u8;
@@ -211,30 +215,21 @@ impl Joiner {
             RecordKind::Cookies => {
                 let cs: Vec<Cookie> = rmp_serde::from_slice(&r.body).map_err(dec)?;
                 if cs.iter().any(|c| c.site() != r.key) {
-                    return Err(RecordError::Order {
-                        kind: kind.name(),
-                        key: r.key.clone(),
-                    });
+                    return Err(order());
                 }
                 self.state.cookies.extend(cs);
             }
             RecordKind::Origin => {
                 let o: OriginState = rmp_serde::from_slice(&r.body).map_err(dec)?;
                 if o.origin != r.key {
-                    return Err(RecordError::Order {
-                        kind: kind.name(),
-                        key: r.key.clone(),
-                    });
+                    return Err(order());
                 }
                 self.state.origins.push(o);
             }
             RecordKind::Tab => {
                 let t: Tab = rmp_serde::from_slice(&r.body).map_err(dec)?;
                 if r.key != self.state.tabs.len().to_string() {
-                    return Err(RecordError::Order {
-                        kind: kind.name(),
-                        key: r.key.clone(),
-                    });
+                    return Err(order());
                 }
                 self.state.tabs.push(t);
             }

@@ -162,17 +162,28 @@ fn unix_now() -> u64 {
         .unwrap_or(0)
 }
 
+/// Hash the signed bytes (everything before any trailer) and sign them with
+/// a trusted comment stamped now.
+fn sign_layout<R: Read + Seek>(
+    src: &mut R,
+    layout: &Layout,
+    key: &SigningKey,
+    signer: &str,
+) -> Result<SignatureBlock> {
+    let hash = hash_prefix(src, layout.payload_end)?;
+    Ok(sign_hash(
+        key,
+        &hash,
+        &trusted_comment(unix_now(), &layout.header.bundle_id(), signer),
+    ))
+}
+
 /// Sign `bundle` into `bundle.sig` (written atomically). Returns its path.
 pub fn sign_detached(bundle: &Path, key: &SigningKey, signer: &str) -> Result<PathBuf> {
     let mut f = std::fs::File::open(bundle)
         .map_err(Error::io(format!("cannot open {}", bundle.display())))?;
     let layout = Layout::read(&mut f)?;
-    let hash = hash_prefix(&mut f, layout.payload_end)?;
-    let block = sign_hash(
-        key,
-        &hash,
-        &trusted_comment(unix_now(), &layout.header.bundle_id(), signer),
-    );
+    let block = sign_layout(&mut f, &layout, key, signer)?;
     let out = sig_path(bundle);
     let mut w = AtomicFile::create(&out, 0o644)?;
     w.write_all(block.to_text().as_bytes())
@@ -194,12 +205,8 @@ pub fn append_embedded<F: Read + Write + Seek>(
             "the bundle already has an embedded signature".into(),
         ));
     }
-    let hash = hash_prefix(file, layout.file_len)?;
-    let block = sign_hash(
-        key,
-        &hash,
-        &trusted_comment(unix_now(), &layout.header.bundle_id(), signer),
-    );
+    // No trailer, so payload_end == file_len: the whole file is signed.
+    let block = sign_layout(file, &layout, key, signer)?;
     let text = block.to_text();
     debug_assert!(text.len() <= MAX_TRAILER_BLOCK);
     file.seek(SeekFrom::End(0))

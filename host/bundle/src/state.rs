@@ -340,22 +340,45 @@ impl PartialEq for JsNumber {
     }
 }
 
+impl JsNumber {
+    /// The string name of a value JSON has no number for: `NaN`,
+    /// `Infinity`, `-Infinity` or `-0`; `None` for every other value.
+    pub fn special_name(&self) -> Option<&'static str> {
+        let v = self.0;
+        if v.is_nan() {
+            Some("NaN")
+        } else if v == f64::INFINITY {
+            Some("Infinity")
+        } else if v == f64::NEG_INFINITY {
+            Some("-Infinity")
+        } else if v == 0.0 && v.is_sign_negative() {
+            Some("-0")
+        } else {
+            None
+        }
+    }
+
+    /// The value a [`special_name`](Self::special_name) stands for; `None`
+    /// for any other string.
+    pub fn from_special(name: &str) -> Option<JsNumber> {
+        match name {
+            "NaN" => Some(JsNumber(f64::NAN)),
+            "Infinity" => Some(JsNumber(f64::INFINITY)),
+            "-Infinity" => Some(JsNumber(f64::NEG_INFINITY)),
+            "-0" => Some(JsNumber(-0.0)),
+            _ => None,
+        }
+    }
+}
+
 impl Serialize for JsNumber {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let v = self.0;
         if !s.is_human_readable() {
-            return s.serialize_f64(v);
+            return s.serialize_f64(self.0);
         }
-        if v.is_nan() {
-            s.serialize_str("NaN")
-        } else if v == f64::INFINITY {
-            s.serialize_str("Infinity")
-        } else if v == f64::NEG_INFINITY {
-            s.serialize_str("-Infinity")
-        } else if v == 0.0 && v.is_sign_negative() {
-            s.serialize_str("-0")
-        } else {
-            s.serialize_f64(v)
+        match self.special_name() {
+            Some(name) => s.serialize_str(name),
+            None => s.serialize_f64(self.0),
         }
     }
 }
@@ -381,13 +404,8 @@ impl<'de> Deserialize<'de> for JsNumber {
                 Ok(JsNumber(v as f64))
             }
             fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<JsNumber, E> {
-                match v {
-                    "NaN" => Ok(JsNumber(f64::NAN)),
-                    "Infinity" => Ok(JsNumber(f64::INFINITY)),
-                    "-Infinity" => Ok(JsNumber(f64::NEG_INFINITY)),
-                    "-0" => Ok(JsNumber(-0.0)),
-                    other => Err(E::invalid_value(serde::de::Unexpected::Str(other), &self)),
-                }
+                JsNumber::from_special(v)
+                    .ok_or_else(|| E::invalid_value(serde::de::Unexpected::Str(v), &self))
             }
         }
         d.deserialize_any(V)

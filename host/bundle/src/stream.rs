@@ -168,10 +168,6 @@ impl<R: Read + Seek> StreamReader<R> {
         self.plain_len
     }
 
-    pub fn segments(&self) -> u64 {
-        self.segments
-    }
-
     fn load(&mut self, i: u64) -> Result<()> {
         if self.cache_index == i {
             return Ok(());

@@ -120,7 +120,7 @@ impl<W: Write> BundleWriter<W> {
     fn add_prepared(&mut self, p: Prepared) -> Result<()> {
         let first = self.records.is_empty();
         let last_kind = self.records.last().map_or(0, |r| r.kind);
-        if first != (p.kind == RecordKind::Meta) || (p.kind as u8) < last_kind {
+        if !p.kind.may_follow(first, last_kind) {
             return Err(Error::Usage(format!(
                 "record {} {:?} is out of order: meta first, then cookies, origins, tabs",
                 p.kind.name(),
