@@ -144,15 +144,19 @@ impl Plugin<CleanupWorld> {
             reason,
         })?;
         let mut result: Vec<Option<Decision>> = vec![None; sessions.len()];
+        // Session name -> its first index (what `position` would find).
+        let mut index: std::collections::HashMap<&str, usize> = Default::default();
+        for (i, s) in sessions.iter().enumerate() {
+            index.entry(s.name.as_str()).or_insert(i);
+        }
         for d in decisions {
             let malformed = |detail: String| Error::Malformed {
                 plugin: name.clone(),
                 call: "decide".into(),
                 detail,
             };
-            let i = sessions
-                .iter()
-                .position(|s| s.name == d.name)
+            let i = *index
+                .get(d.name.as_str())
                 .ok_or_else(|| malformed(format!("a decision for unknown session `{}`", d.name)))?;
             if result[i].is_some() {
                 return Err(malformed(format!("two decisions for session `{}`", d.name)));

@@ -381,13 +381,18 @@ impl Grants {
     pub(crate) fn resolved_config(&self) -> Result<Vec<(String, String)>> {
         let mut out: Vec<(String, String)> = Vec::new();
         for (k, v) in &self.config {
-            let v = v.resolve(k)?;
-            match out.iter_mut().find(|(n, _)| n == k) {
-                Some(slot) => slot.1 = v,
-                None => out.push((k.clone(), v)),
-            }
+            set_config(&mut out, k, v.resolve(k)?);
         }
         Ok(out)
+    }
+}
+
+/// Set `key` in a plugin config list: replace its value where it already
+/// is (so the first-seen order stays), else append.
+pub(crate) fn set_config(config: &mut Vec<(String, String)>, key: &str, value: String) {
+    match config.iter_mut().find(|(n, _)| n == key) {
+        Some(slot) => slot.1 = value,
+        None => config.push((key.to_string(), value)),
     }
 }
 

@@ -229,11 +229,11 @@ impl WasiHttpHooks for AllowList {
             .to_string();
         let https = uri.scheme_str() == Some("https");
         let port = uri.port_u16().unwrap_or(if https { 443 } else { 80 });
-        let shown = if host.contains(':') {
-            format!("[{host}]:{port}")
-        } else {
-            format!("{host}:{port}")
-        };
+        let shown = HostGrant {
+            host: host.clone(),
+            port,
+        }
+        .to_string();
         if !allowed(&self.hosts.hosts, &host, port) {
             tracing::warn!(plugin = %self.plugin, target = %shown, "plugin tried to reach a host that is not allowed");
             lock(&self.diag).denied.push(shown);

@@ -258,8 +258,20 @@ impl Runtime {
 
     fn prepare<W: World>(&self, path: &Path, grants: &Grants) -> Result<Prepared<W>> {
         let bytes = read(path)?;
-        let name = plugin_name(path);
         let hash = blake3::hash(&bytes);
+        self.prepare_from(path, bytes, hash, grants)
+    }
+
+    /// [`Runtime::prepare`] for wasm already read from `path` (`hash` is
+    /// its BLAKE3), so a reload neither reads nor hashes the file twice.
+    fn prepare_from<W: World>(
+        &self,
+        path: &Path,
+        bytes: Vec<u8>,
+        hash: blake3::Hash,
+        grants: &Grants,
+    ) -> Result<Prepared<W>> {
+        let name = plugin_name(path);
         let manifest = manifest::read_manifest(path)?;
         let mut effective = manifest::effective(
             &name,
@@ -452,10 +464,13 @@ impl<W: World> Plugin<W> {
     /// stays. Returns whether a new version was swapped in.
     pub fn reload(&self) -> Result<bool> {
         let bytes = read(&self.path)?;
-        if blake3::hash(&bytes).to_hex().as_str() == self.prepared().hash {
+        let hash = blake3::hash(&bytes);
+        if hash.to_hex().as_str() == self.prepared().hash {
             return Ok(false);
         }
-        let next = self.rt.prepare::<W>(&self.path, &self.grants)?;
+        let next = self
+            .rt
+            .prepare_from::<W>(&self.path, bytes, hash, &self.grants)?;
         *self.current.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(next);
         Ok(true)
     }

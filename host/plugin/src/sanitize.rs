@@ -90,10 +90,7 @@ impl Plugin<SanitizerWorld> {
         let (mut store, cx) = self.begin("sanitize").await?;
         let mut config = cx.prepared.config.clone();
         for (k, v) in &ctx.config {
-            match config.iter_mut().find(|(n, _)| n == k) {
-                Some(slot) => slot.1 = v.clone(),
-                None => config.push((k.clone(), v.clone())),
-            }
+            crate::config::set_config(&mut config, k, v.clone());
         }
         let config: Vec<(&str, &str)> = config
             .iter()

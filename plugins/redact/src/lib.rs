@@ -370,7 +370,7 @@ impl Run<'_> {
             }
             if p.excluded(&site) {
                 self.note(
-                    format!("tab {}", url_site(&t.url)),
+                    format!("tab {site}"),
                     Action::Filtered,
                     "site not in only_domains".into(),
                 );

@@ -77,7 +77,8 @@ impl Guest for Ttl {
                 )
             })
             .collect();
-        alive.sort_by_key(|&i| (sessions[i].last_used_at, sessions[i].name.clone()));
+        let lru = |i: usize| (sessions[i].last_used_at, &sessions[i].name);
+        alive.sort_by(|&a, &b| lru(a).cmp(&lru(b)));
         let mut tenants: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
         for &i in &alive {
             tenants
