@@ -144,9 +144,7 @@ impl Header {
                 "a bundle needs at least one key: pass --passphrase-file, --passphrase-env or --key-file".into(),
             ));
         }
-        if unlocks.len() > MAX_SLOTS {
-            return Err(Error::Usage(format!("at most {MAX_SLOTS} keys per bundle")));
-        }
+        check_not_too_many(unlocks)?;
         argon2.check()?;
         let file_key: [u8; 32] = keys::random(rng);
         let core = Core {
@@ -354,6 +352,15 @@ fn make_slot(
             wrapped: Bin(keys::wrap_file_key(&k.kek(&salt), file_key, bundle_id)),
         },
     })
+}
+
+/// A reader refuses more than [`MAX_SLOTS`] slots, so no writer (seal or
+/// rekey) may make more.
+pub(crate) fn check_not_too_many(unlocks: &[Unlock]) -> Result<()> {
+    if unlocks.len() > MAX_SLOTS {
+        return Err(Error::Usage(format!("at most {MAX_SLOTS} keys per bundle")));
+    }
+    Ok(())
 }
 
 pub(crate) fn make_slots(

@@ -4,7 +4,7 @@
 use std::io::{Read, Seek, SeekFrom, Write};
 
 use crate::error::{Error, Result};
-use crate::format::{Layout, make_slots};
+use crate::format::{Layout, check_not_too_many, make_slots};
 use crate::keys::{Argon2Params, Randomness, Unlock};
 
 /// Copy the bundle in `src` to `out`, with its key slots replaced by one slot
@@ -18,11 +18,13 @@ pub fn rekey<R: Read + Seek, W: Write>(
     mut out: W,
     rng: &mut dyn Randomness,
 ) -> Result<W> {
-    let layout = Layout::read(&mut src)?;
-    let file_key = layout.header.unlock(unlock)?;
+    // Usage errors first, before an Argon2 run proves access.
     if new_unlocks.is_empty() {
         return Err(Error::Usage("a bundle needs at least one key".into()));
     }
+    check_not_too_many(new_unlocks)?;
+    let layout = Layout::read(&mut src)?;
+    let file_key = layout.header.unlock(unlock)?;
     let slots = make_slots(
         new_unlocks,
         argon2,

@@ -123,6 +123,40 @@ fn rekey_keeps_the_payload_and_changes_who_can_open() {
 }
 
 #[test]
+fn rekey_refuses_more_slots_than_a_reader_accepts() {
+    let s = session_like(1, 1, 100);
+    let b = seal_bytes(&s, &[pw("old")], b"r");
+    let many: Vec<_> = (0..17).map(|i| pw(&format!("k{i}"))).collect();
+    let fast = Argon2Params {
+        m_kib: 64,
+        t: 1,
+        p: 1,
+    };
+    let e = sessbundle::rekey::rekey(
+        Cursor::new(&b),
+        &pw("old"),
+        &many,
+        fast,
+        Vec::new(),
+        &mut SeededRandom::new(b"r3"),
+    )
+    .expect_err("17 slots would make a bundle no reader opens");
+    assert!(e.to_string().contains("at most 16 keys"), "{e}");
+    // 16 is still fine, and the result opens (a reader tries at most 4
+    // passphrase slots, so use the first).
+    let out = sessbundle::rekey::rekey(
+        Cursor::new(&b),
+        &pw("old"),
+        &many[..16],
+        fast,
+        Vec::new(),
+        &mut SeededRandom::new(b"r4"),
+    )
+    .unwrap();
+    assert!(unseal(Cursor::new(&out), &pw("k0")).is_ok());
+}
+
+#[test]
 fn signatures_embedded_and_detached() {
     let dir = std::env::temp_dir().join(format!("sb-sig-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
