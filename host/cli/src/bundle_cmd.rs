@@ -12,6 +12,7 @@ use sessbundle::records::{MetaRecord, RecordKind};
 use sessbundle::state::{Cookie, OriginState, Tab};
 use sessbundle::{Argon2Params, BundleReader, SealOptions, SessionState, SigningKey, SymmetricKey};
 
+use crate::args::bundle::RekeyArgs;
 use crate::args::{KdfArgs, KeyArgs};
 use crate::progress::{Counted, Progress};
 use crate::secrets::{self, Purpose};
@@ -467,22 +468,14 @@ fn content_summary<R: std::io::Read + std::io::Seek>(
 }
 
 #[allow(clippy::too_many_arguments)]
-pub fn rekey(
-    input: &Path,
-    output: &Path,
-    keys: &KeyArgs,
-    new_passphrase_file: Option<std::path::PathBuf>,
-    new_passphrase_env: Option<String>,
-    new_key_file: Vec<std::path::PathBuf>,
-    kdf: &KdfArgs,
-    force: bool,
-) -> Result<()> {
+pub fn rekey(a: &RekeyArgs) -> Result<()> {
+    let (input, output, keys, kdf, force) = (&a.input, &a.output, &a.keys, &a.kdf, a.force);
     refuse_overwrite(output, force)?;
     let unlock = secrets::one_unlock(keys)?;
     let new = KeyArgs {
-        passphrase_file: new_passphrase_file,
-        passphrase_env: new_passphrase_env,
-        key_file: new_key_file,
+        passphrase_file: a.new_passphrase_file.clone(),
+        passphrase_env: a.new_passphrase_env.clone(),
+        key_file: a.new_key_file.clone(),
     };
     let new_unlocks = secrets::unlocks(&new, Purpose::New, false)?;
     if new_unlocks.is_empty() {

@@ -1,22 +1,26 @@
-//! `host`: the sesshost binary. Parses flags into plain data (`args`), then
-//! acts. It wires the crates together and owns nothing of the formats:
-//! - `args`: the whole command-line surface, as data;
+//! `host`: the sesshost binary. Flags → plain data (`args`) → one call into
+//! the session engine (`sesshost-engine`) or the format library → printing.
+//! It owns no format, no crypto and no store internals.
+//! - `args`: the whole command-line surface, as data (imports nothing here);
+//! - `requests`: flag data → engine request data (grants, Argon2, sealing);
 //! - `secrets`: passphrase / key-file / prompt handling (never argv);
-//! - `bundle_cmd`: keygen, seal, unseal, sign, verify, inspect, rekey;
-//! - `session_cmd`: local sessions in the home's store (`sesshost-store`);
-//! - `open_cmd`: `host session open`, a stored session live in Chromium
-//!   (`sesshost-browser`), autosaved, saved on exit;
-//! - `transfer_cmd`: `host export` / `host import` (bundle, Playwright, cookies.txt);
-//! - `plugin_cmd`: wasm plugins (`sesshost-plugin`): inspect, sanitisers for
-//!   export, storage backends for push/pull, cleanup strategies.
+//! - `session_cmd`, `open_cmd`, `transfer_cmd`, `plugin_cmd`: one engine
+//!   call each, then printing; `print`: tables and times;
+//! - `bundle_cmd`: keygen, seal, unseal, sign, verify, inspect, rekey on
+//!   bundle files (the `sessbundle` library and the engine's `bundle_io`);
+//! - `progress`: the progress bar over the engine's byte counters.
 //!
-//! Exit codes: 0 ok, 1 error, 2 usage, 3 authentication or signature failure.
+//! The only async runtime is built here, in `main`, when a command needs it.
+//! Exit codes: 0 ok, 1 error, 2 usage, 3 authentication or signature
+//! failure. A closed stdout (`host … | head -1`) is a quiet exit 0.
 
 mod args;
 mod bundle_cmd;
 mod open_cmd;
 mod plugin_cmd;
+mod print;
 mod progress;
+mod requests;
 mod secrets;
 mod session_cmd;
 mod transfer_cmd;
@@ -25,23 +29,66 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
+use sesshost_engine::{Engine, HomeMode};
 
+use crate::args::session::SessionCommand;
 use crate::args::{Cli, Command};
+
+/// A request that can never work as given (exit code 2), found after
+/// parsing (clap reports its own with exit code 2).
+#[derive(Debug)]
+pub struct UsageError(pub String);
+
+impl std::fmt::Display for UsageError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for UsageError {}
+
+/// Return a [`UsageError`] from the current function.
+#[macro_export]
+macro_rules! usage {
+    ($($t:tt)*) => { return Err(anyhow::Error::new($crate::UsageError(format!($($t)*)))) };
+}
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.verbose);
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            let auth = e.chain().any(|c| {
-                c.downcast_ref::<sessbundle::Error>()
-                    .is_some_and(|b| b.is_auth_failure())
-            });
-            ExitCode::from(if auth { 3 } else { 1 })
-        }
+        Err(e) => exit_for(&e),
     }
+}
+
+/// Print `e` (unless stdout was closed under us) and choose the exit code.
+fn exit_for(e: &anyhow::Error) -> ExitCode {
+    let mut usage = false;
+    let mut auth = false;
+    for c in e.chain() {
+        if let Some(io) = c.downcast_ref::<std::io::Error>()
+            && io.kind() == std::io::ErrorKind::BrokenPipe
+        {
+            return ExitCode::SUCCESS;
+        }
+        usage |= c.is::<UsageError>()
+            || c.downcast_ref::<sesshost_engine::Error>()
+                .is_some_and(|x| x.is_usage());
+        auth |= c
+            .downcast_ref::<sessbundle::Error>()
+            .is_some_and(|b| b.is_auth_failure())
+            || c.downcast_ref::<sesshost_engine::Error>()
+                .is_some_and(|x| x.is_auth_failure());
+    }
+    eprintln!("error: {e:#}");
+    ExitCode::from(if auth {
+        3
+    } else if usage {
+        2
+    } else {
+        1
+    })
 }
 
 fn init_logging(verbose: u8) {
@@ -72,60 +119,74 @@ pub fn home_dir(flag: Option<PathBuf>) -> anyhow::Result<PathBuf> {
     Ok(base.join("sesshost"))
 }
 
+/// The one async runtime (two workers: the CLI runs one flow at a time).
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    use anyhow::Context;
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}
+
+fn engine(home: Option<PathBuf>, mode: HomeMode) -> anyhow::Result<Engine> {
+    Ok(Engine::open(&home_dir(home)?, mode)?)
+}
+
 fn run(cli: Cli) -> anyhow::Result<()> {
+    let mode_for = |reads: bool| {
+        if reads {
+            HomeMode::Existing
+        } else {
+            HomeMode::Create
+        }
+    };
     match cli.command {
-        Command::Session(c) => session_cmd::run(&home_dir(cli.home)?, c),
-        Command::Export(a) => transfer_cmd::export(&home_dir(cli.home)?, a),
-        Command::Import(a) => transfer_cmd::import(&home_dir(cli.home)?, a),
-        Command::Push(a) => plugin_cmd::push(&home_dir(cli.home)?, a),
-        Command::Pull(a) => plugin_cmd::pull(&home_dir(cli.home)?, a),
-        Command::Plugin(c) => plugin_cmd::run(&home_dir(cli.home)?, c),
-        Command::Keygen {
-            output,
-            symmetric,
-            force,
-        } => bundle_cmd::keygen(&output, symmetric, force),
-        Command::Seal {
-            input,
-            output,
-            sign,
-            signer,
-            keys,
-            kdf,
-            force,
-        } => bundle_cmd::seal(&input, &output, sign.as_deref(), signer, &keys, &kdf, force),
-        Command::Unseal {
-            input,
-            output,
-            keys,
-            force,
-        } => bundle_cmd::unseal(&input, &output, &keys, force),
-        Command::Sign { input, key, signer } => bundle_cmd::sign(&input, &key, signer),
-        Command::Verify { input, key, json } => bundle_cmd::verify(&input, &key, json),
-        Command::Inspect {
-            input,
-            json,
-            decrypt,
-            keys,
-        } => bundle_cmd::inspect(&input, json, decrypt, &keys),
-        Command::Rekey {
-            input,
-            output,
-            keys,
-            new_passphrase_file,
-            new_passphrase_env,
-            new_key_file,
-            kdf,
-            force,
-        } => bundle_cmd::rekey(
-            &input,
-            &output,
-            &keys,
-            new_passphrase_file,
-            new_passphrase_env,
-            new_key_file,
-            &kdf,
-            force,
+        Command::Session(SessionCommand::Open(a)) => {
+            let rt = runtime()?;
+            rt.block_on(async {
+                let e = engine(cli.home, HomeMode::Existing)?;
+                open_cmd::run(&e, a).await
+            })
+        }
+        Command::Session(c) => {
+            let mode = mode_for(session_cmd::reads_only(&c));
+            let rt = runtime()?;
+            rt.block_on(async {
+                let e = engine(cli.home, mode)?;
+                let stdout = std::io::stdout();
+                let mut out = stdout.lock();
+                session_cmd::run(&e, c, &mut out).await
+            })
+        }
+        Command::Export(a) => runtime()?.block_on(async {
+            transfer_cmd::export(&engine(cli.home, HomeMode::Existing)?, a).await
+        }),
+        Command::Import(a) => runtime()?.block_on(async {
+            transfer_cmd::import(&engine(cli.home, HomeMode::Create)?, a).await
+        }),
+        Command::Push(a) => runtime()?
+            .block_on(async { plugin_cmd::push(&engine(cli.home, HomeMode::Existing)?, a).await }),
+        Command::Pull(a) => runtime()?
+            .block_on(async { plugin_cmd::pull(&engine(cli.home, HomeMode::Create)?, a).await }),
+        Command::Plugin(c) => {
+            let stdout = std::io::stdout();
+            plugin_cmd::run(&home_dir(cli.home)?, c, &mut stdout.lock())
+        }
+        Command::Keygen(a) => bundle_cmd::keygen(&a.output, a.symmetric, a.force),
+        Command::Seal(a) => bundle_cmd::seal(
+            &a.input,
+            &a.output,
+            a.sign.as_deref(),
+            a.signer,
+            &a.keys,
+            &a.kdf,
+            a.force,
         ),
+        Command::Unseal(a) => bundle_cmd::unseal(&a.input, &a.output, &a.keys, a.force),
+        Command::Sign(a) => bundle_cmd::sign(&a.input, &a.key, a.signer),
+        Command::Verify(a) => bundle_cmd::verify(&a.input, &a.key, a.json),
+        Command::Inspect(a) => bundle_cmd::inspect(&a.input, a.json, a.decrypt, &a.keys),
+        Command::Rekey(a) => bundle_cmd::rekey(&a),
     }
 }

@@ -7,9 +7,11 @@
 //! with a percentage, otherwise a running byte count. A background thread
 //! redraws every 100 ms, so the hot path only adds to an atomic counter.
 
-use std::io::{IsTerminal, Read, Seek, SeekFrom, Write};
+use std::io::{IsTerminal, Write};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+pub use sesshost_engine::progress::{Counted, Counter};
 use std::time::{Duration, Instant};
 
 /// Work shorter than this shows no bar. `SESSHOST_PROGRESS_DELAY_MS`
@@ -19,7 +21,7 @@ pub const DELAY: Duration = Duration::from_millis(500);
 struct Inner {
     what: String,
     total: Option<u64>,
-    done: AtomicU64,
+    done: Counter,
     stop: AtomicBool,
 }
 
@@ -35,7 +37,7 @@ impl Progress {
         let inner = Arc::new(Inner {
             what: what.to_string(),
             total,
-            done: AtomicU64::new(0),
+            done: Counter::new(),
             stop: AtomicBool::new(false),
         });
         let thread = std::io::stderr().is_terminal().then(|| {
@@ -49,20 +51,19 @@ impl Progress {
         Progress { inner, thread }
     }
 
+    /// The counter the work adds to (hand it to an engine call).
+    pub fn counter(&self) -> Counter {
+        self.inner.done.clone()
+    }
+
     /// `r` counted into this progress.
     pub fn reader<R>(&self, r: R) -> Counted<R> {
-        Counted {
-            inner: r,
-            progress: self.inner.clone(),
-        }
+        self.inner.done.wrap(r)
     }
 
     /// `w` counted into this progress.
     pub fn writer<W>(&self, w: W) -> Counted<W> {
-        Counted {
-            inner: w,
-            progress: self.inner.clone(),
-        }
+        self.inner.done.wrap(w)
     }
 
     /// Stop drawing and clear the line.
@@ -94,7 +95,7 @@ fn draw_loop(inner: &Inner, delay: Duration) {
     while std::mem::take(&mut first) || !inner.stop.load(Ordering::Relaxed) {
         let line = render(
             &inner.what,
-            inner.done.load(Ordering::Relaxed),
+            inner.done.get(),
             inner.total,
             start.elapsed(),
         );
@@ -136,39 +137,10 @@ pub fn render(what: &str, done: u64, total: Option<u64>, elapsed: Duration) -> S
     }
 }
 
-/// A reader or writer whose bytes count into a [`Progress`].
-pub struct Counted<T> {
-    inner: T,
-    progress: Arc<Inner>,
-}
-
-impl<R: Read> Read for Counted<R> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.progress.done.fetch_add(n as u64, Ordering::Relaxed);
-        Ok(n)
-    }
-}
-
-impl<S: Seek> Seek for Counted<S> {
-    fn seek(&mut self, pos: SeekFrom) -> std::io::Result<u64> {
-        self.inner.seek(pos)
-    }
-}
-
-impl<W: Write> Write for Counted<W> {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        let n = self.inner.write(buf)?;
-        self.progress.done.fetch_add(n as u64, Ordering::Relaxed);
-        Ok(n)
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        self.inner.flush()
-    }
-}
-
 #[cfg(test)]
 mod tests {
+    use std::io::Read;
+
     use super::*;
 
     #[test]
@@ -198,7 +170,7 @@ mod tests {
         let mut r = p.reader(&b"abc"[..]);
         let mut s = String::new();
         r.read_to_string(&mut s).unwrap();
-        assert_eq!(p.inner.done.load(Ordering::Relaxed), 8);
+        assert_eq!(p.inner.done.get(), 8);
         p.finish();
     }
 }

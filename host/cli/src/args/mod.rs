@@ -1,5 +1,13 @@
-//! Command-line surface, parsed into plain data (no I/O here). `main.rs`
-//! turns it into actions.
+//! The whole command-line surface, parsed into plain data (no I/O here).
+//! Nothing in `args` refers to the command modules; they refer to it.
+//! - [`session`]: `host session …`; [`transfer`]: export/import;
+//!   [`plugin`]: plugin grants, push/pull; [`parse`]: value parsers.
+
+pub mod bundle;
+pub mod parse;
+pub mod plugin;
+pub mod session;
+pub mod transfer;
 
 use std::path::PathBuf;
 
@@ -29,116 +37,32 @@ pub struct Cli {
 pub enum Command {
     /// Local sessions in the home's encrypted store: create, list, show, extend, delete, cleanup, history, rollback.
     #[command(subcommand)]
-    Session(crate::session_cmd::SessionCommand),
+    Session(session::SessionCommand),
     /// Write a stored session to a file: a sealed .sessbundle (default), Playwright storageState JSON, or cookies.txt.
-    Export(crate::transfer_cmd::ExportArgs),
+    Export(transfer::ExportArgs),
     /// Read a .sessbundle, Playwright storageState JSON or cookies.txt into a stored session.
-    Import(crate::transfer_cmd::ImportArgs),
+    Import(transfer::ImportArgs),
     /// Store a session through a storage-backend plugin (only chunks the backend lacks are sent), encrypted with a repository key.
-    Push(crate::plugin_cmd::PushArgs),
+    Push(plugin::PushArgs),
     /// Fetch a session pushed with `host push` into the local store.
-    Pull(crate::plugin_cmd::PullArgs),
+    Pull(plugin::PullArgs),
     /// WebAssembly plugins.
     #[command(subcommand)]
-    Plugin(crate::plugin_cmd::PluginCommand),
+    Plugin(plugin::PluginCommand),
     /// Make a signing key pair (KEY secret, mode 0600, and KEY.pub), or with --symmetric a raw 256-bit key file for --key-file.
-    Keygen {
-        #[arg(short, long, value_name = "KEY")]
-        output: PathBuf,
-        /// A raw 256-bit key for --key-file instead of a signing key pair.
-        #[arg(long)]
-        symmetric: bool,
-        /// Overwrite existing files.
-        #[arg(long)]
-        force: bool,
-    },
+    Keygen(bundle::KeygenArgs),
     /// Seal a session state (JSON) into an encrypted .sessbundle.
-    Seal {
-        #[arg(value_name = "STATE.json")]
-        input: PathBuf,
-        #[arg(short, long, value_name = "OUT.sessbundle")]
-        output: PathBuf,
-        /// Sign with this secret key (the signature is embedded in the bundle).
-        #[arg(long, value_name = "KEY")]
-        sign: Option<PathBuf>,
-        /// Free text for the signature's trusted comment (default: $USER).
-        #[arg(long, value_name = "TEXT")]
-        signer: Option<String>,
-        #[command(flatten)]
-        keys: KeyArgs,
-        #[command(flatten)]
-        kdf: KdfArgs,
-        /// Overwrite OUT if it exists.
-        #[arg(long)]
-        force: bool,
-    },
+    Seal(bundle::SealArgs),
     /// Decrypt a .sessbundle into session state JSON (mode 0600: it holds secrets).
-    Unseal {
-        #[arg(value_name = "IN.sessbundle")]
-        input: PathBuf,
-        #[arg(short, long, value_name = "STATE.json")]
-        output: PathBuf,
-        #[command(flatten)]
-        keys: KeyArgs,
-        /// Overwrite STATE.json if it exists.
-        #[arg(long)]
-        force: bool,
-    },
+    Unseal(bundle::UnsealArgs),
     /// Sign a bundle: writes IN.sessbundle.sig.
-    Sign {
-        #[arg(value_name = "IN.sessbundle")]
-        input: PathBuf,
-        /// The secret signing key (from `host keygen`).
-        #[arg(long, value_name = "KEY")]
-        key: PathBuf,
-        /// Free text for the trusted comment (default: $USER).
-        #[arg(long, value_name = "TEXT")]
-        signer: Option<String>,
-    },
+    Sign(bundle::SignArgs),
     /// Verify a bundle's signature (embedded or IN.sessbundle.sig) with a public key. No passphrase needed.
-    Verify {
-        #[arg(value_name = "IN.sessbundle")]
-        input: PathBuf,
-        #[arg(long, value_name = "KEY.pub")]
-        key: PathBuf,
-        #[arg(long)]
-        json: bool,
-    },
+    Verify(bundle::VerifyArgs),
     /// Show a bundle's header facts; with a key or passphrase, a summary of its content (never values).
-    Inspect {
-        #[arg(value_name = "IN.sessbundle")]
-        input: PathBuf,
-        #[arg(long)]
-        json: bool,
-        /// Ask for the passphrase on the terminal to show the content summary.
-        #[arg(long)]
-        decrypt: bool,
-        #[command(flatten)]
-        keys: KeyArgs,
-    },
+    Inspect(bundle::InspectArgs),
     /// Replace a bundle's keys (add or rotate a passphrase or key file) without re-encrypting its payload.
-    Rekey {
-        #[arg(value_name = "IN.sessbundle")]
-        input: PathBuf,
-        #[arg(short, long, value_name = "OUT.sessbundle")]
-        output: PathBuf,
-        /// How to open the input.
-        #[command(flatten)]
-        keys: KeyArgs,
-        /// New passphrase from this file (one slot).
-        #[arg(long, value_name = "F")]
-        new_passphrase_file: Option<PathBuf>,
-        /// New passphrase from this environment variable (one slot).
-        #[arg(long, value_name = "VAR")]
-        new_passphrase_env: Option<String>,
-        /// New key file (one slot each).
-        #[arg(long, value_name = "K")]
-        new_key_file: Vec<PathBuf>,
-        #[command(flatten)]
-        kdf: KdfArgs,
-        #[arg(long)]
-        force: bool,
-    },
+    Rekey(bundle::RekeyArgs),
 }
 
 /// Where the passphrase or key comes from. Never from argv.

@@ -1,0 +1,101 @@
+//! Bundles as files: sealing a state into an output path atomically, and
+//! opening one for reading with its signature checked on the same handle.
+//! Shared by `host seal` and export (writing), `host unseal`/`inspect` and
+//! import (reading).
+
+use std::fs::File;
+use std::io::{BufReader, BufWriter, Seek, SeekFrom, Write};
+use std::path::Path;
+
+use sessbundle::atomic::AtomicFile;
+use sessbundle::format::Layout;
+use sessbundle::{BundleReader, PublicKey, SealOptions, SealSummary, SessionState, SigningKey, Unlock};
+
+use crate::error::{Error, Result};
+use crate::progress::{Counted, Counter};
+
+/// How to seal: the key slots, their Argon2id cost, an optional signer.
+pub struct SealSpec {
+    pub unlocks: Vec<Unlock>,
+    pub argon2: sessbundle::Argon2Params,
+    pub sign: Option<SigningKey>,
+    /// The signature's trusted comment (free text, e.g. the user name).
+    pub signer: String,
+}
+
+/// Refuse to replace `path` unless `force`.
+pub fn refuse_overwrite(path: &Path, force: bool) -> Result<()> {
+    if !force && path.exists() {
+        return Err(Error::Usage(format!(
+            "{} exists: pass --force to replace it, or choose another output",
+            path.display()
+        )));
+    }
+    Ok(())
+}
+
+/// Seal `state` into `output` atomically (temp file, fsync, rename, fsync
+/// the directory), with an embedded signature when the spec has a key.
+pub fn write_bundle(
+    state: &SessionState,
+    output: &Path,
+    spec: &SealSpec,
+    opts: SealOptions,
+    progress: Option<&Counter>,
+) -> Result<SealSummary> {
+    let mut f = AtomicFile::create(output, 0o644)?;
+    let summary = {
+        let counter = progress.cloned().unwrap_or_default();
+        let w = BufWriter::with_capacity(256 * 1024, counter.wrap(f.file()));
+        let (mut w, summary) = sessbundle::seal(state, w, &spec.unlocks, opts)?;
+        w.flush().map_err(|e| Error::io("cannot write", output, e))?;
+        summary
+    };
+    if let Some(k) = &spec.sign {
+        sessbundle::sign::append_embedded(f.file(), k, &spec.signer)?;
+    }
+    f.commit()?;
+    Ok(summary)
+}
+
+/// A bundle being read, counted into a progress counter.
+pub type OpenBundle = BundleReader<BufReader<Counted<File>>>;
+
+/// Who signed a bundle that was verified on open.
+#[derive(Debug, Clone)]
+pub struct Signed {
+    pub key_id: [u8; 8],
+    pub comment: String,
+}
+
+/// Open `path` once: check it is a bundle (before any secret is asked for),
+/// verify its signature against `trusted` on the same handle if given, then
+/// unlock it with the key `unlock` supplies. The bytes read are the bytes
+/// verified: the file is never reopened by name.
+pub fn open_bundle(
+    path: &Path,
+    trusted: Option<&PublicKey>,
+    unlock: impl FnOnce() -> Result<Unlock>,
+    progress: Option<&Counter>,
+) -> Result<(OpenBundle, Option<Signed>)> {
+    let mut f = File::open(path).map_err(|e| Error::io("cannot open", path, e))?;
+    Layout::read(&mut f)?;
+    let signed = match trusted {
+        Some(key) => {
+            f.seek(SeekFrom::Start(0))
+                .map_err(|e| Error::io("cannot read", path, e))?;
+            let v = sessbundle::sign::verify_open(&mut f, path, key)?;
+            Some(Signed {
+                key_id: v.key_id,
+                comment: v.comment,
+            })
+        }
+        None => None,
+    };
+    f.seek(SeekFrom::Start(0))
+        .map_err(|e| Error::io("cannot read", path, e))?;
+    let unlock = unlock()?;
+    let counter = progress.cloned().unwrap_or_default();
+    let r = BundleReader::open(BufReader::with_capacity(128 * 1024, counter.wrap(f)), &unlock)?;
+    Ok((r, signed))
+}

@@ -1,0 +1,113 @@
+//! The engine's one public error. It wraps the lower crates' errors (whose
+//! messages already say what to do next) and adds the engine's own cases.
+//! No message holds a secret or a stored value.
+
+/// Everything an engine flow can fail with.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    #[error(transparent)]
+    Bundle(#[from] sessbundle::Error),
+    #[error(transparent)]
+    Store(#[from] sesshost_store::StoreError),
+    #[error(transparent)]
+    Browser(#[from] sesshost_browser::BrowserError),
+    #[error(transparent)]
+    Plugin(#[from] sesshost_plugin::Error),
+    #[error(transparent)]
+    Interop(#[from] sessbundle::interop::InteropError),
+    /// The request itself is wrong (a combination of options that cannot
+    /// work); the CLI maps it to exit code 2.
+    #[error("{0}")]
+    Usage(String),
+    /// The home directory does not exist and the command only reads.
+    #[error(
+        "no sesshost home at {}: nothing is stored there yet. Create a session first (`host session create NAME`), or pass --home DIR / set SESSHOST_HOME to the home you meant",
+        .0.display()
+    )]
+    NoHome(std::path::PathBuf),
+    /// Input that is not what it claims to be.
+    #[error("{0}")]
+    Invalid(String),
+    /// A file could not be read or written.
+    #[error("{what} {}: {source}", path.display())]
+    Io {
+        what: &'static str,
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// A lower error, with what the engine was doing when it happened.
+    #[error("{what}: {source}")]
+    Context {
+        what: String,
+        #[source]
+        source: Box<Error>,
+    },
+    /// A blocking task died (a bug: it panicked).
+    #[error("an internal task failed ({0}); please report this")]
+    Task(String),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// Wrap with what the engine was doing.
+    pub fn context(self, what: impl Into<String>) -> Error {
+        Error::Context {
+            what: what.into(),
+            source: Box::new(self),
+        }
+    }
+
+    pub(crate) fn io(what: &'static str, path: &std::path::Path, source: std::io::Error) -> Error {
+        Error::Io {
+            what,
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+
+    /// The innermost engine error (under any [`Error::Context`]).
+    pub fn root(&self) -> &Error {
+        match self {
+            Error::Context { source, .. } => source.root(),
+            e => e,
+        }
+    }
+
+    /// A wrong passphrase or key, tampered data, or a bad or missing
+    /// signature (exit code 3 in the CLI).
+    pub fn is_auth_failure(&self) -> bool {
+        let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(self);
+        while let Some(e) = cur {
+            if let Some(b) = e.downcast_ref::<sessbundle::Error>()
+                && b.is_auth_failure()
+            {
+                return true;
+            }
+            cur = e.source();
+        }
+        false
+    }
+
+    /// A request that could never work as given (exit code 2).
+    pub fn is_usage(&self) -> bool {
+        matches!(self.root(), Error::Usage(_))
+    }
+}
+
+/// `.context(...)` on engine results.
+pub trait ResultExt<T> {
+    fn context(self, what: impl Into<String>) -> Result<T>;
+    fn with_context<S: Into<String>>(self, what: impl FnOnce() -> S) -> Result<T>;
+}
+
+impl<T, E: Into<Error>> ResultExt<T> for std::result::Result<T, E> {
+    fn context(self, what: impl Into<String>) -> Result<T> {
+        self.map_err(|e| e.into().context(what))
+    }
+    fn with_context<S: Into<String>>(self, what: impl FnOnce() -> S) -> Result<T> {
+        self.map_err(|e| e.into().context(what()))
+    }
+}

@@ -1,0 +1,48 @@
+//! `sesshost-engine`: every session flow of sesshost behind one async API,
+//! shared by the `host` CLI and the service. The CLI parses flags into the
+//! request structs here, makes one engine call and prints the report.
+//!
+//! # Layout (follow the data)
+//! - [`engine`]: [`Engine`], one home (store + host key), the plugin
+//!   runtime made on first use, store work moved to the blocking pool.
+//! - [`sessions`]: stored sessions without a browser: create, list, show,
+//!   extend, delete, history, rollback, cleanup (built-in or a strategy).
+//! - [`live`]: a session live in Chromium: restore → CDP URL → autosave →
+//!   capture → save → close ([`LiveSession`]).
+//! - [`transfer`]: export (load → [`sanitize`] → [`bundle_io`] seal or
+//!   Playwright/cookies.txt → atomic write) and import (open once → verify
+//!   that handle → read → store).
+//! - [`sync`]: push/pull through a storage-backend plugin with the
+//!   repository key (format in `sesshost_store::repo`).
+//! - [`bundle_io`]: bundles as files: atomic sealed writes, one-open reads.
+//! - [`progress`]: byte counters the caller can show.
+//! - [`error`]: [`Error`], the one public error.
+//!
+//! `host export` to bytes on disk: `host/cli/src/main.rs` (flags → request)
+//! → [`transfer`] (`Engine::export`) → [`bundle_io::write_bundle`] →
+//! `sessbundle::writer` (records, chunks, encryption) → `sessbundle::atomic`
+//! (temp file, fsync, rename, fsync the directory).
+//!
+//! # What this crate does not do
+//! It parses no command line and prints nothing (reports are returned), owns
+//! no format (that is `sessbundle`, `sesshost-store`), builds no async
+//! runtime (callers bring one), and never blocks an executor thread.
+
+pub mod bundle_io;
+pub mod engine;
+pub mod error;
+pub mod live;
+pub mod progress;
+pub mod sanitize;
+pub mod sessions;
+pub mod sync;
+pub mod transfer;
+
+pub use engine::{Engine, HomeMode, plugin_runtime};
+pub use error::{Error, Result, ResultExt};
+pub use live::{CloseReport, LiveSession, OpenRequest, StopReason};
+pub use progress::Counter;
+pub use sanitize::SanitizeRequest;
+pub use sessions::{Decision, DecisionOutcome, StrategyCleanup};
+pub use sync::{PullReport, PullRequest, PushRequest, Remote};
+pub use transfer::{ExportReport, ExportRequest, FileFormat, ImportReport, ImportRequest};

@@ -1,0 +1,231 @@
+//! A stored session live in its own Chromium: restore, hand out the CDP
+//! URL, autosave, capture and save on the way out.
+//!
+//! One open is one entry of the session's history: the first save adds a
+//! snapshot, autosaves and the final save replace it (`Store::save_over`),
+//! so a rollback steps back one open, not one autosave.
+
+use std::future::Future;
+use std::time::Duration;
+
+use sessbundle::SessionState;
+use sessbundle::records::normalize_cookie_order;
+use sessbundle::state::{Meta, Tab};
+use sesshost_browser::{BrowserSession, Closed, Emulation, LaunchOptions};
+use sesshost_store::{SessionLock, now_ms};
+
+use crate::engine::{Engine, blocking};
+use crate::error::{Error, Result, ResultExt};
+
+/// What to open and how.
+#[derive(Debug, Clone, Default)]
+pub struct OpenRequest {
+    pub name: String,
+    /// Extra tabs to open after the restored ones.
+    pub urls: Vec<String>,
+    /// Show windows (needs a display); closing the last one ends the open.
+    pub headed: bool,
+}
+
+/// Why a live session should stop (given by the caller's stop future).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StopReason {
+    Interrupt,
+    Terminate,
+}
+
+/// How a live session ended.
+#[derive(Debug, Clone)]
+pub struct CloseReport {
+    /// The snapshot this open wrote, if it saved anything.
+    pub seq: Option<u64>,
+    pub why: &'static str,
+}
+
+/// An open session: a restored Chromium plus what is needed to save it.
+/// Dropping it kills the browser without saving (use [`LiveSession::run`]
+/// or [`LiveSession::close`]).
+pub struct LiveSession {
+    engine: Engine,
+    name: String,
+    browser: BrowserSession,
+    /// The snapshot this open writes to, once it has written one.
+    seq: Option<u64>,
+    last: SessionState,
+    loaded_meta: Meta,
+    _lock: SessionLock,
+}
+
+impl Engine {
+    /// Restore session `req.name` into a new Chromium. Fails at once if the
+    /// session is open elsewhere or expired; on a failed restore the stored
+    /// session is unchanged and no browser is left behind.
+    pub async fn open_live(&self, req: OpenRequest) -> Result<LiveSession> {
+        let home = self.home().clone();
+        let name = req.name.clone();
+        // Held for the whole open: a second open of this session fails at once.
+        let lock = blocking(move || Ok(home.lock_session(&name)?)).await?;
+        let name = req.name.clone();
+        let state = self
+            .with_store(move |s| {
+                let state = s.load(&name)?;
+                let now = now_ms();
+                if let Some(exp) = state.meta.expires_at.filter(|&e| e <= now) {
+                    return Err(Error::Invalid(format!(
+                        "session {name} expired {} minutes ago: extend it with `host session extend {name} --by 7d`, or delete it",
+                        (now - exp) / 60_000
+                    )));
+                }
+                s.touch(&name, now)?;
+                Ok(state)
+            })
+            .await?;
+        let opts = LaunchOptions {
+            headed: req.headed,
+            emulation: Emulation::from_meta(&state.meta),
+            ..Default::default()
+        };
+        let browser = BrowserSession::launch(opts).await?;
+        let mut shown = state.clone();
+        shown.tabs.extend(req.urls.iter().map(|u| Tab {
+            url: u.clone(),
+            ..Default::default()
+        }));
+        if let Err(e) = browser.restore(&shown).await {
+            browser.shutdown().await;
+            return Err(Error::from(e).context(
+                "restoring the session into Chromium failed; the stored session is unchanged",
+            ));
+        }
+        Ok(LiveSession {
+            engine: self.clone(),
+            name: req.name,
+            browser,
+            seq: None,
+            loaded_meta: state.meta.clone(),
+            last: state,
+            _lock: lock,
+        })
+    }
+}
+
+/// The comparable content of a state: what a save would change.
+fn content(s: &SessionState) -> SessionState {
+    let mut c = s.clone();
+    normalize_cookie_order(&mut c);
+    c.meta.updated_at = 0;
+    c.meta.last_used_at = None;
+    c
+}
+
+impl LiveSession {
+    /// The CDP websocket URL (full control of this browser: hand it only to
+    /// the session's user).
+    pub fn ws_url(&self) -> &str {
+        self.browser.ws_url()
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn is_headed(&self) -> bool {
+        self.browser.is_headed()
+    }
+
+    /// The browser, for callers that drive it directly.
+    pub fn browser(&self) -> &BrowserSession {
+        &self.browser
+    }
+
+    /// Capture and save if anything changed. Returns whether it saved.
+    pub async fn save(&mut self, why: &str) -> Result<bool> {
+        let mut captured = self
+            .browser
+            .capture(Some(&self.last))
+            .await
+            .with_context(|| format!("capture for {why} failed"))?;
+        // The session's emulation and lifecycle facts are the store's, not
+        // what this browser happened to report.
+        let browser = captured.meta.browser.take();
+        captured.meta = Meta {
+            browser,
+            ..self.loaded_meta.clone()
+        };
+        if content(&captured) == content(&self.last) {
+            tracing::debug!("{why}: nothing changed");
+            return Ok(false);
+        }
+        let (name, seq) = (self.name.clone(), self.seq);
+        let to_save = captured.clone();
+        let report = self
+            .engine
+            .with_store(move |s| Ok(s.save_over(&name, &to_save, now_ms(), seq)?))
+            .await?;
+        self.seq = Some(report.seq);
+        self.last = captured;
+        tracing::info!(
+            "{why}: saved snapshot {} ({} of {} chunks new, {} bytes written)",
+            report.seq,
+            report.chunks_written,
+            report.chunks_total,
+            report.bytes_written
+        );
+        Ok(true)
+    }
+
+    /// Autosave every `autosave` until `stop` resolves or (headed) the last
+    /// window closes; then capture, save and close the browser. A failed
+    /// autosave is logged and retried at the next tick.
+    pub async fn run(
+        mut self,
+        autosave: Duration,
+        stop: impl Future<Output = StopReason>,
+    ) -> Result<CloseReport> {
+        let mut tick = tokio::time::interval(autosave);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tick.tick().await;
+        tokio::pin!(stop);
+        let outcome: Result<&'static str> = loop {
+            tokio::select! {
+                why = &mut stop => {
+                    let why = match why {
+                        StopReason::Interrupt => "interrupt",
+                        StopReason::Terminate => "terminate",
+                    };
+                    break self.save(why).await.map(|_| why);
+                }
+                c = self.browser.wait_closed() => match c {
+                    Closed::LastWindowClosed => {
+                        break self.save("last window closed").await.map(|_| "last window closed");
+                    }
+                    Closed::BrowserGone => break Err(Error::Invalid(format!(
+                        "Chromium exited on its own; the session keeps its last autosave ({})",
+                        self.seq.map_or("none in this run".to_string(), |s| format!("snapshot {s}"))
+                    ))),
+                },
+                _ = tick.tick() => {
+                    if let Err(e) = self.save("autosave").await {
+                        tracing::warn!("autosave failed, will retry: {e}");
+                    }
+                }
+            }
+        };
+        let seq = self.seq;
+        self.browser.shutdown().await;
+        Ok(CloseReport { seq, why: outcome? })
+    }
+
+    /// Save (if `save`) and close the browser.
+    pub async fn close(mut self, save: bool) -> Result<CloseReport> {
+        let r = if save {
+            self.save("close").await.map(|_| ())
+        } else {
+            Ok(())
+        };
+        let seq = self.seq;
+        self.browser.shutdown().await;
+        r?;
+        Ok(CloseReport { seq, why: "close" })
+    }
+}

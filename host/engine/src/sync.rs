@@ -1,0 +1,87 @@
+//! Push and pull: a session through a storage-backend plugin into a
+//! repository encrypted with the repository key (from a passphrase or a key
+//! file, never the home's host key), sending only chunks the backend lacks.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use sesshost_plugin::Grants;
+use sesshost_store::{SaveReport, Store, now_ms};
+
+use crate::engine::{Engine, blocking};
+use crate::error::Result;
+
+/// Which backend plugin, with what grants, and the repository key.
+pub struct Remote {
+    pub plugin: PathBuf,
+    pub grants: Grants,
+    pub unlock: sessbundle::Unlock,
+}
+
+pub struct PushRequest {
+    pub name: String,
+    pub remote: Remote,
+}
+
+pub struct PullRequest {
+    pub name: String,
+    /// Store it locally under another name.
+    pub as_name: Option<String>,
+    /// Replace a local session of that name.
+    pub force: bool,
+    pub remote: Remote,
+}
+
+pub struct PullReport {
+    pub name: String,
+    pub stored: SaveReport,
+}
+
+impl Engine {
+    /// A store over the remote repository (`create`: make its `config` if
+    /// the backend holds none).
+    async fn remote_store(&self, r: Remote, create: bool) -> Result<Arc<Store>> {
+        let backend = self.plugins()?.load_storage(&r.plugin, &r.grants)?;
+        let handle = tokio::runtime::Handle::current();
+        blocking(move || {
+            let pb = sesshost_plugin::store_backend::PluginBackend::new(Arc::new(backend), handle);
+            let key = sesshost_store::repo::open_repo_key(&pb, &r.unlock, create)?;
+            Ok(Arc::new(Store::new(Box::new(pb), &key)))
+        })
+        .await
+    }
+
+    /// Store local session `req.name` in the remote repository.
+    pub async fn push(&self, req: PushRequest) -> Result<SaveReport> {
+        let name = req.name.clone();
+        let state = self.with_store(move |s| Ok(s.load(&name)?)).await?;
+        let remote = self.remote_store(req.remote, true).await?;
+        let name = req.name;
+        blocking(move || {
+            let now = now_ms();
+            Ok(if remote.exists(&name)? {
+                remote.save(&name, &state, now)?
+            } else {
+                remote.import_state(&name, &state, false, now)?
+            })
+        })
+        .await
+    }
+
+    /// Fetch session `req.name` from the remote repository into the home.
+    pub async fn pull(&self, req: PullRequest) -> Result<PullReport> {
+        let remote = self.remote_store(req.remote, false).await?;
+        let name = req.name.clone();
+        let state = blocking(move || Ok(remote.load(&name)?)).await?;
+        let local_name = req.as_name.unwrap_or(req.name);
+        let n = local_name.clone();
+        let force = req.force;
+        let stored = self
+            .with_store(move |s| Ok(s.import_state(&n, &state, force, now_ms())?))
+            .await?;
+        Ok(PullReport {
+            name: local_name,
+            stored,
+        })
+    }
+}
