@@ -369,3 +369,150 @@ pub(super) fn more(
         )
     });
 }
+
+/// Each reader cap refuses, and (so the test can fail without the check)
+/// the same input gets through, or fails differently, when the cap is raised.
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ReaderLimits;
+
+    fn open_with(b: &[u8], u: &Unlock, l: &ReaderLimits) -> crate::Result<crate::SessionState> {
+        reader::unseal_with(Cursor::new(b), u, l)
+    }
+
+    fn ok_bytes() -> Vec<u8> {
+        let st = sample::session_like(1, 1, 200);
+        seal_with(
+            &st,
+            Vec::new(),
+            &[pw()],
+            small_opts(),
+            &mut SeededRandom::new(b"t"),
+        )
+        .unwrap()
+        .0
+    }
+
+    #[test]
+    fn a_repeated_chunk_is_capped_by_total_plaintext() {
+        let b = repeated(b"rep", 100);
+        assert!(b.len() < 2_000, "{} bytes", b.len());
+        let l = ReaderLimits {
+            max_total_plaintext: 4096,
+            ..Default::default()
+        };
+        let e = open_with(&b, &pw(), &l).unwrap_err();
+        assert!(e.is_limit(), "{e}");
+        assert!(e.to_string().contains("--max-plaintext"), "{e}");
+        // Uncapped, the manifest is valid and the reader reads all 100 copies.
+        let r = open_with(&b, &pw(), &ReaderLimits::default());
+        assert!(!r.as_ref().is_err_and(|e| e.is_limit()), "{:?}", r.err());
+    }
+
+    #[test]
+    fn a_declared_record_length_is_capped_before_reading() {
+        let b = raw_bundle(b"5t", vec![], |k, id| {
+            payload(k, id, &[(RecordKind::Meta, "", meta_body())], |m| {
+                m.records[0].len = 5 << 40
+            })
+        });
+        let e = open_with(&b, &pw(), &ReaderLimits::default()).unwrap_err();
+        assert!(
+            e.is_limit() && e.to_string().contains("--max-record"),
+            "{e}"
+        );
+        let huge = ReaderLimits {
+            max_record: u64::MAX,
+            max_total_plaintext: u64::MAX,
+            ..Default::default()
+        };
+        let e = open_with(&b, &pw(), &huge).unwrap_err();
+        assert_eq!(e.outcome(), "malformed_manifest", "{e}");
+    }
+
+    #[test]
+    fn refs_per_record_are_capped() {
+        let b = repeated(b"refs", 5);
+        let l = ReaderLimits {
+            max_refs_per_record: 4,
+            ..Default::default()
+        };
+        assert!(open_with(&b, &pw(), &l).unwrap_err().is_limit());
+        let r = open_with(&b, &pw(), &ReaderLimits::default());
+        assert!(!r.as_ref().is_err_and(|e| e.is_limit()));
+    }
+
+    #[test]
+    fn argon2_reader_caps_refuse_before_deriving() {
+        let b = ok_bytes();
+        for l in [
+            ReaderLimits {
+                max_argon2_m_kib: 32,
+                ..Default::default()
+            },
+            ReaderLimits {
+                max_argon2_t: 0,
+                ..Default::default()
+            },
+            ReaderLimits {
+                max_argon2_p: 0,
+                ..Default::default()
+            },
+        ] {
+            assert!(open_with(&b, &pw(), &l).unwrap_err().is_limit(), "{l:?}");
+        }
+        assert!(open_with(&b, &pw(), &ReaderLimits::default()).is_ok());
+    }
+
+    #[test]
+    fn argon2_tries_are_capped() {
+        let st = sample::session_like(1, 1, 100);
+        let u = |s: &str| Unlock::Passphrase(Passphrase::new(s));
+        let b = seal_with(
+            &st,
+            Vec::new(),
+            &[u("a"), u("b"), u("c")],
+            small_opts(),
+            &mut SeededRandom::new(b"3"),
+        )
+        .unwrap()
+        .0;
+        assert!(open_with(&b, &u("c"), &ReaderLimits::default()).is_ok());
+        let l = ReaderLimits {
+            max_argon2_tries: 2,
+            ..Default::default()
+        };
+        assert_eq!(
+            open_with(&b, &u("c"), &l).unwrap_err().outcome(),
+            "no_matching_key"
+        );
+    }
+
+    #[test]
+    fn header_and_signature_sizes_are_capped() {
+        let b = ok_bytes();
+        let l = ReaderLimits {
+            max_header_len: 100,
+            ..Default::default()
+        };
+        assert!(open_with(&b, &pw(), &l).unwrap_err().is_limit());
+        let sk = SigningKey(ed25519_dalek::SigningKey::from_bytes(&seq(0x60)));
+        let mut c = Cursor::new(b);
+        sign_embedded_fixed(&mut c, &sk);
+        let signed = c.into_inner();
+        assert!(open_with(&signed, &pw(), &ReaderLimits::default()).is_ok());
+        let l = ReaderLimits {
+            max_sig_len: 100,
+            ..Default::default()
+        };
+        assert!(open_with(&signed, &pw(), &l).unwrap_err().is_limit());
+        // A detached .sig over the cap is refused from its size.
+        let d = tempfile::tempdir().unwrap();
+        let f = d.path().join("b.sessbundle");
+        std::fs::write(&f, &signed).unwrap();
+        std::fs::write(sign::sig_path(&f), vec![b'x'; 200]).unwrap();
+        let e = sign::verify_file_with(&f, &[sk.public()], &l).unwrap_err();
+        assert!(e.is_limit(), "{e}");
+    }
+}
