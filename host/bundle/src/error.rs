@@ -74,9 +74,9 @@ pub enum Error {
     )]
     NoSignature { key_id: String, sig_path: PathBuf },
     #[error(
-        "{what}: {value}, over this reader's cap of {cap} ({}; raise it with {}) — or ask the sender for a smaller bundle",
+        "{what}: {value}, over this reader's cap of {cap} ({}; {}), or ask the sender for a smaller bundle",
         limit.option(),
-        limit.flag()
+        limit.how_to_raise()
     )]
     Limit {
         limit: crate::limits::Limit,

@@ -305,6 +305,7 @@ impl Header {
                 .collect::<Vec<_>>()
                 .join(", ");
             let mut flags: Vec<&str> = self.slots.iter().map(Slot::flag).collect();
+            flags.sort_unstable();
             flags.dedup();
             return Err(Error::NoSlotForKeyKind {
                 available,

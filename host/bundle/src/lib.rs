@@ -18,12 +18,15 @@
 //!   and the on-disk layout (payload range, signature trailer).
 //! - [`stream`]: the AES-256-GCM STREAM of 64 KiB segments.
 //! - [`manifest`]: the authenticated chunk and record table.
-//! - [`writer`] / [`reader`]: sealing and opening, one pass, bounded memory.
-//! - [`sign`]: Ed25519 signatures, detached or embedded.
+//! - [`writer`] / [`reader`]: sealing and opening, one pass, bounded memory;
+//!   [`BundleReader::open_verified`] verifies and reads through one handle.
+//! - [`sign`]: Ed25519 signatures, detached or embedded; verification
+//!   against one or more trusted keys (SPEC.md §8.4).
 //! - [`interop`]: Playwright `storageState` JSON and Netscape cookies.txt,
 //!   both ways, with warnings for what the other format cannot hold.
 //! - [`rekey`]: add or remove key slots without re-encrypting the payload.
-//! - [`atomic`]: temp file + fsync + rename for every file we write.
+//! - [`atomic`]: temp file + fsync + rename + directory fsync for every file
+//!   we write ([`atomic::write_atomic`], [`atomic::AtomicFile`]).
 //! - [`error`]: the one public [`Error`]; each message says what to do next.
 
 pub mod atomic;

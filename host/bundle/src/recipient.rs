@@ -195,6 +195,26 @@ mod tests {
         assert!(Recipient::parse(&zero, p).is_err());
     }
 
+    /// Cost of one x25519 slot try (what a reader pays per slot). Prints
+    /// the figure: `cargo test -p sessbundle x25519_try_cost -- --ignored --nocapture`.
+    #[test]
+    #[ignore]
+    fn x25519_try_cost() {
+        let mut rng = SeededRandom::new(b"cost");
+        let id = Identity::generate(&mut rng);
+        let other = Identity::generate(&mut rng);
+        let (epk, w) = wrap_to(&other.public(), &[1; 32], &[2; 16], &mut rng).unwrap();
+        let n = 2000;
+        let t = std::time::Instant::now();
+        for _ in 0..n {
+            assert!(unwrap_with(&id, &epk, &w, &[2; 16]).is_none());
+        }
+        println!(
+            "x25519 slot try: {:.1} µs",
+            t.elapsed().as_secs_f64() * 1e6 / n as f64
+        );
+    }
+
     #[test]
     fn wrap_and_unwrap() {
         let mut rng = SeededRandom::new(b"w");
