@@ -36,12 +36,9 @@ pub enum Error {
     )]
     NoMatchingKey,
     #[error(
-        "no key slot of this bundle can use the given kind of key (it has {available}): pass {hint}"
+        "no key slot of this bundle can use the given kind of key (it has {available}): pass {hint} instead"
     )]
-    NoSlotForKeyKind {
-        available: String,
-        hint: &'static str,
-    },
+    NoSlotForKeyKind { available: String, hint: String },
     #[error(
         "the bundle header was changed after sealing (header tag mismatch): do not trust this file; ask the sender for a fresh copy"
     )]
@@ -76,6 +73,17 @@ pub enum Error {
         "no signature by key {key_id} (looked for an embedded signature and {sig_path}): sign it with `host sign`, or check you have the signer's public key"
     )]
     NoSignature { key_id: String, sig_path: PathBuf },
+    #[error(
+        "{what}: {value}, over this reader's cap of {cap} ({}; {}), or ask the sender for a smaller bundle",
+        limit.option(),
+        limit.how_to_raise()
+    )]
+    Limit {
+        limit: crate::limits::Limit,
+        what: String,
+        value: u64,
+        cap: u64,
+    },
     #[error("{path}: {why}")]
     KeyFile { path: PathBuf, why: String },
     #[error("{0}")]
@@ -104,11 +112,18 @@ impl Error {
             Error::BadState(_) => "bad_state",
             Error::BadSignature(_) => "bad_signature",
             Error::NoSignature { .. } => "no_signature",
+            Error::Limit { .. } => "limit_exceeded",
             Error::Io { .. } => "io",
             Error::StateJson { .. } => "state_json",
             Error::KeyFile { .. } => "key_file",
             Error::Usage(_) => "usage",
         }
+    }
+
+    /// A [`crate::ReaderLimits`] cap refused the bundle: not damage, a local
+    /// policy (CLI exit code 1; the message names the flag that raises it).
+    pub fn is_limit(&self) -> bool {
+        matches!(self, Error::Limit { .. })
     }
 
     /// Authentication or signature failure: wrong key, tampered or truncated

@@ -8,7 +8,8 @@ use std::io::{Read, Seek, SeekFrom};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::keys::{self, Argon2Params, Randomness, Unlock};
+use crate::keys::{self, Argon2Params, Randomness, SlotSpec, ToSlotSpec, Unlock};
+use crate::limits::{Limit, ReaderLimits, refuse};
 use crate::sign::SignatureBlock;
 
 pub const MAGIC: [u8; 8] = [0x89, b'S', b'B', b'D', b'L', 0x0D, 0x0A, 0x1A];
@@ -81,6 +82,10 @@ pub enum Slot {
         salt: Bin<16>,
         wrapped: Bin<48>,
     },
+    /// SPEC.md §3.2 (format 1.1): sealed to an X25519 recipient. `epk` is
+    /// the slot's ephemeral public key; nothing names the recipient.
+    #[serde(rename = "x25519")]
+    X25519 { epk: Bin<32>, wrapped: Bin<48> },
 }
 
 impl Slot {
@@ -90,6 +95,16 @@ impl Slot {
                 format!("passphrase (Argon2id m={m_kib} KiB t={t} p={p})")
             }
             Slot::Key { key_id, .. } => format!("key file {}", keys::hex(&key_id.0)),
+            Slot::X25519 { .. } => "recipient (X25519 identity)".into(),
+        }
+    }
+
+    /// The `host` flag that passes a key for this kind of slot.
+    pub fn flag(&self) -> &'static str {
+        match self {
+            Slot::Argon2id { .. } => "--passphrase-file or --passphrase-env",
+            Slot::Key { .. } => "--key-file",
+            Slot::X25519 { .. } => "--identity",
         }
     }
 }
@@ -134,8 +149,8 @@ impl Header {
     /// Build a new header: fresh bundle id, stream nonce, file key and one
     /// slot per unlock. Returns the header (prefix and tag computed) and the
     /// file key.
-    pub(crate) fn create(
-        unlocks: &[Unlock],
+    pub(crate) fn create<S: ToSlotSpec>(
+        unlocks: &[S],
         argon2: Argon2Params,
         rng: &mut dyn Randomness,
     ) -> Result<(Header, [u8; 32])> {
@@ -144,7 +159,7 @@ impl Header {
                 "a bundle needs at least one key: pass --passphrase-file, --passphrase-env or --key-file".into(),
             ));
         }
-        check_not_too_many(unlocks)?;
+        check_not_too_many(unlocks.len())?;
         argon2.check()?;
         let file_key: [u8; 32] = keys::random(rng);
         let core = Core {
@@ -191,6 +206,12 @@ impl Header {
     /// Read and strictly parse the header (no key needed; nothing here is
     /// authenticated until [`Header::unlock`]).
     pub fn read_from(r: &mut impl Read) -> Result<Header> {
+        Self::read_from_with(r, &ReaderLimits::default())
+    }
+
+    /// [`Header::read_from`] under `limits` (`max_header_len` is checked
+    /// before the header is allocated).
+    pub fn read_from_with(r: &mut impl Read, limits: &ReaderLimits) -> Result<Header> {
         let mut fixed = [0u8; 16];
         r.read_exact(&mut fixed)
             .map_err(|e| short(e, "the file is shorter than a bundle header"))?;
@@ -202,11 +223,19 @@ impl Header {
         if major != MAJOR {
             return Err(Error::UnsupportedVersion { major, minor });
         }
-        let len = u32::from_be_bytes(fixed[12..16].try_into().unwrap()) as usize;
+        let len = u32::from_be_bytes([fixed[12], fixed[13], fixed[14], fixed[15]]) as usize;
         if len == 0 || len > MAX_HEADER_LEN {
             return Err(Error::MalformedHeader(format!(
                 "header length {len} is outside 1..={MAX_HEADER_LEN}"
             )));
+        }
+        if len as u64 > limits.max_header_len {
+            return Err(refuse(
+                Limit::HeaderLen,
+                "the header is this many bytes".into(),
+                len as u64,
+                limits.max_header_len,
+            ));
         }
         let mut prefix = vec![0u8; 16 + len];
         prefix[..16].copy_from_slice(&fixed);
@@ -244,63 +273,30 @@ impl Header {
 
     /// Find the file key with `unlock` and verify the header tag.
     pub fn unlock(&self, unlock: &Unlock) -> Result<[u8; 32]> {
-        let id = &self.core.bundle_id.0;
+        self.unlock_with(unlock, &ReaderLimits::default())
+    }
+
+    /// [`Header::unlock`] under `limits`: Argon2id parameters are checked
+    /// against them before each KDF run, and at most
+    /// `max_argon2_tries` passphrase / `max_slot_tries` other slots are tried.
+    pub fn unlock_with(&self, unlock: &Unlock, limits: &ReaderLimits) -> Result<[u8; 32]> {
+        self.unlock_any(std::slice::from_ref(unlock), limits)
+    }
+
+    /// Try each of `unlocks` in turn (e.g. an identity and a passphrase);
+    /// the first that opens a slot wins. Errors other than "no slot matched"
+    /// (a limit, a KDF refusal) stop the search.
+    pub fn unlock_any(&self, unlocks: &[Unlock], limits: &ReaderLimits) -> Result<[u8; 32]> {
         let mut tried_any = false;
-        let file_key = match unlock {
-            Unlock::Key(k) => {
-                let kid = k.key_id();
-                let mut found = None;
-                for s in &self.slots {
-                    if let Slot::Key {
-                        key_id,
-                        salt,
-                        wrapped,
-                    } = s
-                    {
-                        tried_any = true;
-                        if key_id.0 == kid {
-                            found = keys::unwrap_file_key(&k.kek(&salt.0), &wrapped.0, id);
-                            if found.is_some() {
-                                break;
-                            }
-                        }
-                    }
-                }
-                found
+        let mut found = None;
+        for u in unlocks {
+            let (tried, key) = self.try_unlock(u, limits)?;
+            tried_any |= tried;
+            if key.is_some() {
+                found = key;
+                break;
             }
-            Unlock::Passphrase(p) => {
-                let mut found = None;
-                let mut tries = 0;
-                for s in &self.slots {
-                    if let Slot::Argon2id {
-                        salt,
-                        m_kib,
-                        t,
-                        p: lanes,
-                        wrapped,
-                    } = s
-                    {
-                        tried_any = true;
-                        let params = Argon2Params {
-                            m_kib: *m_kib,
-                            t: *t,
-                            p: *lanes,
-                        };
-                        params.check()?;
-                        tries += 1;
-                        if tries > MAX_ARGON2_TRIES {
-                            break;
-                        }
-                        let kek = params.derive_kek(p.as_bytes(), &salt.0)?;
-                        found = keys::unwrap_file_key(&kek, &wrapped.0, id);
-                        if found.is_some() {
-                            break;
-                        }
-                    }
-                }
-                found
-            }
-        };
+        }
         if !tried_any {
             let available = self
                 .slots
@@ -308,22 +304,95 @@ impl Header {
                 .map(Slot::describe)
                 .collect::<Vec<_>>()
                 .join(", ");
-            let hint = match unlock {
-                Unlock::Key(_) => "the passphrase (--passphrase-file or --passphrase-env) instead",
-                Unlock::Passphrase(_) => "the key file it was sealed for (--key-file) instead",
-            };
-            return Err(Error::NoSlotForKeyKind { available, hint });
+            let mut flags: Vec<&str> = self.slots.iter().map(Slot::flag).collect();
+            flags.sort_unstable();
+            flags.dedup();
+            return Err(Error::NoSlotForKeyKind {
+                available,
+                hint: flags.join(" or "),
+            });
         }
-        let file_key = file_key.ok_or(Error::NoMatchingKey)?;
+        let file_key = found.ok_or(Error::NoMatchingKey)?;
         if !constant_time_eq(&header_tag(&file_key, &self.prefix), &self.tag) {
             return Err(Error::HeaderAuth);
         }
         Ok(file_key)
     }
+
+    /// (whether any slot of this key's kind exists, the file key if one opened).
+    fn try_unlock(
+        &self,
+        unlock: &Unlock,
+        limits: &ReaderLimits,
+    ) -> Result<(bool, Option<[u8; 32]>)> {
+        let id = &self.core.bundle_id.0;
+        let (mut kind_seen, mut argon_tries, mut tries) = (false, 0usize, 0usize);
+        for s in &self.slots {
+            let key = match (unlock, s) {
+                (
+                    Unlock::Key(k),
+                    Slot::Key {
+                        key_id,
+                        salt,
+                        wrapped,
+                    },
+                ) => {
+                    kind_seen = true;
+                    if key_id.0 != k.key_id() {
+                        continue;
+                    }
+                    tries += 1;
+                    if tries > limits.max_slot_tries {
+                        break;
+                    }
+                    keys::unwrap_file_key(&k.kek(&salt.0), &wrapped.0, id)
+                }
+                (
+                    Unlock::Passphrase(p),
+                    Slot::Argon2id {
+                        salt,
+                        m_kib,
+                        t,
+                        p: lanes,
+                        wrapped,
+                    },
+                ) => {
+                    kind_seen = true;
+                    let params = Argon2Params {
+                        m_kib: *m_kib,
+                        t: *t,
+                        p: *lanes,
+                    };
+                    limits.check_argon2(&params)?;
+                    argon_tries += 1;
+                    if argon_tries > limits.max_argon2_tries {
+                        break;
+                    }
+                    let mut kek = params.derive_kek(p.as_bytes(), &salt.0)?;
+                    let r = keys::unwrap_file_key(&kek, &wrapped.0, id);
+                    zeroize::Zeroize::zeroize(&mut kek);
+                    r
+                }
+                (Unlock::Identity(i), Slot::X25519 { epk, wrapped }) => {
+                    kind_seen = true;
+                    tries += 1;
+                    if tries > limits.max_slot_tries {
+                        break;
+                    }
+                    crate::recipient::unwrap_with(i, &epk.0, &wrapped.0, id)
+                }
+                _ => continue,
+            };
+            if key.is_some() {
+                return Ok((true, key));
+            }
+        }
+        Ok((kind_seen, None))
+    }
 }
 
 fn make_slot(
-    u: &Unlock,
+    u: &SlotSpec,
     argon2: Argon2Params,
     file_key: &[u8; 32],
     bundle_id: &[u8; 16],
@@ -331,7 +400,7 @@ fn make_slot(
 ) -> Result<Slot> {
     let salt: [u8; 16] = keys::random(rng);
     Ok(match u {
-        Unlock::Passphrase(p) => {
+        SlotSpec::Passphrase(p) => {
             if p.is_empty() {
                 return Err(Error::Usage(
                     "the passphrase is empty: choose a non-empty passphrase".into(),
@@ -346,25 +415,32 @@ fn make_slot(
                 wrapped: Bin(keys::wrap_file_key(&kek, file_key, bundle_id)),
             }
         }
-        Unlock::Key(k) => Slot::Key {
+        SlotSpec::Key(k) => Slot::Key {
             key_id: Bin(k.key_id()),
             salt: Bin(salt),
             wrapped: Bin(keys::wrap_file_key(&k.kek(&salt), file_key, bundle_id)),
         },
+        SlotSpec::Recipient(r) => {
+            let (epk, wrapped) = crate::recipient::wrap_to(r, file_key, bundle_id, rng)?;
+            Slot::X25519 {
+                epk: Bin(epk),
+                wrapped: Bin(wrapped),
+            }
+        }
     })
 }
 
 /// A reader refuses more than [`MAX_SLOTS`] slots, so no writer (seal or
 /// rekey) may make more.
-pub(crate) fn check_not_too_many(unlocks: &[Unlock]) -> Result<()> {
-    if unlocks.len() > MAX_SLOTS {
+pub(crate) fn check_not_too_many(n: usize) -> Result<()> {
+    if n > MAX_SLOTS {
         return Err(Error::Usage(format!("at most {MAX_SLOTS} keys per bundle")));
     }
     Ok(())
 }
 
-pub(crate) fn make_slots(
-    unlocks: &[Unlock],
+pub(crate) fn make_slots<S: ToSlotSpec>(
+    unlocks: &[S],
     argon2: Argon2Params,
     file_key: &[u8; 32],
     bundle_id: &[u8; 16],
@@ -372,7 +448,7 @@ pub(crate) fn make_slots(
 ) -> Result<Vec<Slot>> {
     unlocks
         .iter()
-        .map(|u| make_slot(u, argon2, file_key, bundle_id, rng))
+        .map(|u| make_slot(&u.to_slot_spec(), argon2, file_key, bundle_id, rng))
         .collect()
 }
 
@@ -430,12 +506,17 @@ pub struct Layout {
 impl Layout {
     /// Read the header and find the payload and any signature trailer.
     pub fn read<R: Read + Seek>(r: &mut R) -> Result<Layout> {
+        Self::read_with(r, &ReaderLimits::default())
+    }
+
+    /// [`Layout::read`] under `limits` (header length, trailer size).
+    pub fn read_with<R: Read + Seek>(r: &mut R, limits: &ReaderLimits) -> Result<Layout> {
         let file_len = r
             .seek(SeekFrom::End(0))
             .map_err(Error::io("cannot read the bundle"))?;
         r.seek(SeekFrom::Start(0))
             .map_err(Error::io("cannot read the bundle"))?;
-        let header = Header::read_from(r)?;
+        let header = Header::read_from_with(r, limits)?;
         let payload_start = header.len() as u64;
         let mut payload_end = file_len;
         let mut trailer = None;
@@ -446,10 +527,18 @@ impl Layout {
             r.read_exact(&mut tail)
                 .map_err(Error::io("cannot read the bundle"))?;
             if tail[4..] == TRAILER_MAGIC {
-                let blen = u32::from_be_bytes(tail[..4].try_into().unwrap()) as u64;
+                let blen = u32::from_be_bytes([tail[0], tail[1], tail[2], tail[3]]) as u64;
                 if blen as usize > MAX_TRAILER_BLOCK || payload_start + blen + 12 > file_len {
                     return Err(Error::PayloadAuth(
                         "the signature trailer is malformed".into(),
+                    ));
+                }
+                if blen > limits.max_sig_len {
+                    return Err(refuse(
+                        Limit::SignatureLen,
+                        "the embedded signature block is this many bytes".into(),
+                        blen,
+                        limits.max_sig_len,
                     ));
                 }
                 let start = file_len - 12 - blen;

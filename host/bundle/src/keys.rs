@@ -8,6 +8,7 @@ use aes_gcm::{Aes256Gcm, Nonce};
 use base64::Engine as _;
 
 use crate::error::{Error, Result};
+pub use crate::recipient::{Identity, Recipient};
 
 pub(crate) const CTX_HEADER_MAC: &str = "sessbundle v1 2026-11-22 header mac";
 pub(crate) const CTX_STREAM: &str = "sessbundle v1 2026-11-22 payload stream";
@@ -126,9 +127,15 @@ impl Argon2Params {
     }
 }
 
-/// A passphrase, held only in memory and never printed.
+/// A passphrase, held only in memory and never printed; zeroed on drop.
 #[derive(Clone)]
 pub struct Passphrase(Vec<u8>);
+
+impl Drop for Passphrase {
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.0);
+    }
+}
 
 impl Passphrase {
     pub fn new(s: impl Into<Vec<u8>>) -> Self {
@@ -158,9 +165,15 @@ impl std::fmt::Debug for Passphrase {
     }
 }
 
-/// A raw 256-bit key (`host keygen --symmetric`), for automation.
+/// A raw 256-bit key (`host keygen --symmetric`), for automation; zeroed on drop.
 #[derive(Clone)]
 pub struct SymmetricKey(pub(crate) [u8; 32]);
+
+impl Drop for SymmetricKey {
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.0);
+    }
+}
 
 impl std::fmt::Debug for SymmetricKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -263,14 +276,14 @@ const SYMMETRIC_PREFIX: &str = "sessbundle-symmetric-key-v1";
 const SECRET_PREFIX: &str = "sessbundle-signing-secret-key-v1";
 const PUBLIC_PREFIX: &str = "sessbundle-signing-public-key-v1";
 
-fn key_line(prefix: &str, bytes: &[u8]) -> String {
+pub(crate) fn key_line(prefix: &str, bytes: &[u8]) -> String {
     format!(
         "{prefix}:{}\n",
         base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
     )
 }
 
-fn read_key_text(path: &Path) -> Result<String> {
+pub(crate) fn read_key_text(path: &Path) -> Result<String> {
     let b = std::fs::read(path).map_err(Error::io(format!(
         "cannot read key file {}",
         path.display()
@@ -287,7 +300,7 @@ fn read_key_text(path: &Path) -> Result<String> {
     })
 }
 
-fn parse_key_line(text: &str, prefix: &str, path: &Path) -> Result<[u8; 32]> {
+pub(crate) fn parse_key_line(text: &str, prefix: &str, path: &Path) -> Result<[u8; 32]> {
     let bad = |why: String| Error::KeyFile {
         path: path.into(),
         why,
@@ -338,6 +351,59 @@ pub fn unhex<const N: usize>(s: &str) -> Option<[u8; N]> {
 pub enum Unlock {
     Passphrase(Passphrase),
     Key(SymmetricKey),
+    /// An X25519 identity: opens `x25519` slots sealed to its public key.
+    Identity(Identity),
+}
+
+impl Unlock {
+    /// The `host` flag that passes this kind of key.
+    pub fn flag(&self) -> &'static str {
+        match self {
+            Unlock::Passphrase(_) => "--passphrase-file or --passphrase-env",
+            Unlock::Key(_) => "--key-file",
+            Unlock::Identity(_) => "--identity",
+        }
+    }
+}
+
+/// Whom a bundle is sealed for: one key slot each (SPEC.md §3.1–§3.2).
+#[derive(Debug, Clone)]
+pub enum SlotSpec {
+    /// An `argon2id` slot.
+    Passphrase(Passphrase),
+    /// A `key` (key-file) slot.
+    Key(SymmetricKey),
+    /// An `x25519` slot: anyone can seal to a public recipient.
+    Recipient(Recipient),
+}
+
+/// What [`crate::seal`], [`crate::BundleWriter::new`] and [`crate::rekey::rekey`]
+/// accept as slot specifications: [`SlotSpec`] or an [`Unlock`] (an identity
+/// seals to its own public key).
+pub trait ToSlotSpec {
+    fn to_slot_spec(&self) -> SlotSpec;
+}
+
+impl ToSlotSpec for SlotSpec {
+    fn to_slot_spec(&self) -> SlotSpec {
+        self.clone()
+    }
+}
+
+impl ToSlotSpec for Unlock {
+    fn to_slot_spec(&self) -> SlotSpec {
+        match self {
+            Unlock::Passphrase(p) => SlotSpec::Passphrase(p.clone()),
+            Unlock::Key(k) => SlotSpec::Key(k.clone()),
+            Unlock::Identity(i) => SlotSpec::Recipient(i.public()),
+        }
+    }
+}
+
+impl ToSlotSpec for Recipient {
+    fn to_slot_spec(&self) -> SlotSpec {
+        SlotSpec::Recipient(*self)
+    }
 }
 
 /// AES-256-GCM with a single-use key and the all-zero nonce (SPEC.md §3.1).

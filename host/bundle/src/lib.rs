@@ -10,17 +10,23 @@
 //!   (cookies, storage, IndexedDB with typed values, tabs, meta).
 //! - [`records`]: split a state into per-site/origin/tab records and join
 //!   them back; content-defined chunk bounds. Shared with the session store.
-//! - [`keys`]: randomness, Argon2id and key-file slots, key file formats.
+//! - [`keys`]: randomness, Argon2id and key-file slots, key file formats,
+//!   [`keys::SlotSpec`] (whom a bundle is sealed for).
+//! - [`recipient`]: X25519 identities and recipients (`x25519` slots).
+//! - [`limits`]: [`ReaderLimits`], what a reader spends on one bundle.
 //! - [`format`]: magic, version, the strict canonical header, header tag,
 //!   and the on-disk layout (payload range, signature trailer).
 //! - [`stream`]: the AES-256-GCM STREAM of 64 KiB segments.
 //! - [`manifest`]: the authenticated chunk and record table.
-//! - [`writer`] / [`reader`]: sealing and opening, one pass, bounded memory.
-//! - [`sign`]: Ed25519 signatures, detached or embedded.
+//! - [`writer`] / [`reader`]: sealing and opening, one pass, bounded memory;
+//!   [`BundleReader::open_verified`] verifies and reads through one handle.
+//! - [`sign`]: Ed25519 signatures, detached or embedded; verification
+//!   against one or more trusted keys (SPEC.md §8.4).
 //! - [`interop`]: Playwright `storageState` JSON and Netscape cookies.txt,
 //!   both ways, with warnings for what the other format cannot hold.
 //! - [`rekey`]: add or remove key slots without re-encrypting the payload.
-//! - [`atomic`]: temp file + fsync + rename for every file we write.
+//! - [`atomic`]: temp file + fsync + rename + directory fsync for every file
+//!   we write ([`atomic::write_atomic`], [`atomic::AtomicFile`]).
 //! - [`error`]: the one public [`Error`]; each message says what to do next.
 
 pub mod atomic;
@@ -30,8 +36,10 @@ pub mod format;
 pub mod fuzzing;
 pub mod interop;
 pub mod keys;
+pub mod limits;
 pub mod manifest;
 pub mod reader;
+pub mod recipient;
 pub mod records;
 pub mod rekey;
 #[doc(hidden)]
@@ -45,7 +53,11 @@ pub mod writer;
 mod vectors;
 
 pub use error::{Error, Result};
-pub use keys::{Argon2Params, Passphrase, PublicKey, SigningKey, SymmetricKey, Unlock};
-pub use reader::{BundleReader, unseal};
+pub use keys::{
+    Argon2Params, Identity, Passphrase, PublicKey, Recipient, SigningKey, SlotSpec, SymmetricKey,
+    ToSlotSpec, Unlock,
+};
+pub use limits::ReaderLimits;
+pub use reader::{BundleReader, VerifiedSigner, unseal, unseal_with};
 pub use state::SessionState;
 pub use writer::{BundleWriter, SealOptions, SealSummary, seal, seal_with};

@@ -11,6 +11,7 @@ use crate::atomic::AtomicFile;
 use crate::error::{Error, Result};
 use crate::format::{Layout, MAX_TRAILER_BLOCK, TRAILER_MAGIC};
 use crate::keys::{PublicKey, SigningKey, hex};
+use crate::limits::{Limit, ReaderLimits, refuse};
 
 const DOMAIN: &[u8] = b"sessbundle-sig-v1\0";
 const FIRST_LINE: &str = "sessbundle-signature-v1";
@@ -53,7 +54,7 @@ impl SignatureBlock {
         {
             return Err("key-id is not 16 lower-case hex digits".into());
         }
-        let key_id = crate::keys::unhex::<8>(kid).expect("checked above");
+        let key_id = crate::keys::unhex::<8>(kid).ok_or("key-id is not hex")?;
         let comment = comment
             .strip_prefix("trusted-comment: ")
             .ok_or("no trusted-comment line")?
@@ -238,28 +239,108 @@ pub struct Verified {
 }
 
 /// Verify `bundle` against `key`: its embedded signature and/or `bundle.sig`
-/// (SPEC.md §8). No passphrase needed.
+/// (SPEC.md §8). No passphrase needed. Default [`ReaderLimits`].
 pub fn verify_file(bundle: &Path, key: &PublicKey) -> Result<Verified> {
+    verify_file_with(bundle, std::slice::from_ref(key), &ReaderLimits::default()).map(|(_, v)| v)
+}
+
+/// [`verify_file`] against any of `trusted`, under `limits` (the `.sig`
+/// file's size is checked before it is read). Returns the index in
+/// `trusted` of the key that verified.
+pub fn verify_file_with(
+    bundle: &Path,
+    trusted: &[PublicKey],
+    limits: &ReaderLimits,
+) -> Result<(usize, Verified)> {
     let mut f = std::fs::File::open(bundle)
         .map_err(Error::io(format!("cannot open {}", bundle.display())))?;
-    let layout = Layout::read(&mut f)?;
+    let layout = Layout::read_with(&mut f, limits)?;
     let detached_path = sig_path(bundle);
-    let detached = match std::fs::read(&detached_path) {
-        Ok(b) => Some(SignatureBlock::parse(&b).map_err(|e| {
-            Error::BadSignature(format!(
-                "{} is not a sessbundle signature: {e}",
-                detached_path.display()
-            ))
-        })?),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+    let detached = read_sig_file(&detached_path, limits)?;
+    verify_layout(
+        &mut f,
+        &layout,
+        trusted,
+        detached.as_deref(),
+        Some(&detached_path),
+        limits,
+    )
+}
+
+/// The content of a detached `.sig`, `None` if there is none; refused
+/// before reading when over `limits.max_sig_len`.
+pub fn read_sig_file(path: &Path, limits: &ReaderLimits) -> Result<Option<Vec<u8>>> {
+    let f = match std::fs::File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => {
             return Err(Error::Io {
-                what: format!("cannot read {}", detached_path.display()),
+                what: format!("cannot read {}", path.display()),
                 source: e,
             });
         }
     };
-    let want = key.key_id();
+    let len = f
+        .metadata()
+        .map_err(Error::io(format!("cannot read {}", path.display())))?
+        .len();
+    let too_big = |n: u64| {
+        refuse(
+            Limit::SignatureLen,
+            format!("{} is this many bytes", path.display()),
+            n,
+            limits.max_sig_len,
+        )
+    };
+    if len > limits.max_sig_len {
+        return Err(too_big(len));
+    }
+    let mut b = Vec::new();
+    f.take(limits.max_sig_len + 1)
+        .read_to_end(&mut b)
+        .map_err(Error::io(format!("cannot read {}", path.display())))?;
+    if b.len() as u64 > limits.max_sig_len {
+        return Err(too_big(b.len() as u64));
+    }
+    Ok(Some(b))
+}
+
+/// SPEC.md §8 verification over an open bundle, in the spec's order:
+/// parse the signature blocks; keep those whose key id is one of
+/// `trusted`'s (none: [`Error::NoSignature`]); hash `src[0..payload_end]`
+/// from this same handle; every kept block must verify (Ed25519 strict) and
+/// name this bundle in its trusted comment. Returns the index in `trusted`
+/// of the first key that verified.
+pub fn verify_layout<R: Read + Seek>(
+    src: &mut R,
+    layout: &Layout,
+    trusted: &[PublicKey],
+    detached: Option<&[u8]>,
+    detached_path: Option<&Path>,
+    limits: &ReaderLimits,
+) -> Result<(usize, Verified)> {
+    let shown = detached_path
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("the detached signature"));
+    if let Some(d) = detached
+        && d.len() as u64 > limits.max_sig_len
+    {
+        return Err(refuse(
+            Limit::SignatureLen,
+            format!("{} is this many bytes", shown.display()),
+            d.len() as u64,
+            limits.max_sig_len,
+        ));
+    }
+    let detached = match detached {
+        Some(b) => Some(SignatureBlock::parse(b).map_err(|e| {
+            Error::BadSignature(format!(
+                "{} is not a sessbundle signature: {e}",
+                shown.display()
+            ))
+        })?),
+        None => None,
+    };
     let mut others = Vec::new();
     let mut candidates = Vec::new();
     for (src, b) in [
@@ -267,32 +348,45 @@ pub fn verify_file(bundle: &Path, key: &PublicKey) -> Result<Verified> {
         (SignatureSource::Detached, &detached),
     ] {
         if let Some(b) = b {
-            if b.key_id == want {
-                candidates.push((src, b.clone()));
-            } else {
-                others.push(b.key_id);
+            match trusted.iter().position(|k| k.key_id() == b.key_id) {
+                Some(i) => candidates.push((src, i, b.clone())),
+                None => others.push(b.key_id),
             }
         }
     }
     if candidates.is_empty() {
+        let key_id = trusted
+            .iter()
+            .map(|k| hex(&k.key_id()))
+            .collect::<Vec<_>>()
+            .join(", ");
         return Err(Error::NoSignature {
-            key_id: hex(&want),
-            sig_path: detached_path,
+            key_id: if key_id.is_empty() {
+                "(no trusted key given)".into()
+            } else {
+                key_id
+            },
+            sig_path: shown,
         });
     }
-    let hash = hash_prefix(&mut f, layout.payload_end)?;
+    let hash = hash_prefix(src, layout.payload_end)?;
     let bundle_id = layout.header.bundle_id();
-    let mut verified = None;
-    for (src, b) in candidates {
-        check(&b, key, &hash, &bundle_id)?;
-        verified.get_or_insert(Verified {
-            source: src,
-            key_id: b.key_id,
-            comment: b.comment,
-            others: vec![],
-        });
+    let mut verified: Option<(usize, Verified)> = None;
+    for (source, i, b) in candidates {
+        check(&b, &trusted[i], &hash, &bundle_id)?;
+        verified.get_or_insert((
+            i,
+            Verified {
+                source,
+                key_id: b.key_id,
+                comment: b.comment,
+                others: vec![],
+            },
+        ));
     }
-    let mut v = verified.expect("at least one candidate");
+    let Some((i, mut v)) = verified else {
+        return Err(Error::BadSignature("no candidate signature".into()));
+    };
     v.others = others;
-    Ok(v)
+    Ok((i, v))
 }

@@ -7,7 +7,7 @@ use std::io::Write;
 
 use crate::error::{Error, Result};
 use crate::format::{Bin, Header};
-use crate::keys::{self, Argon2Params, OsRandom, Randomness, Unlock};
+use crate::keys::{self, Argon2Params, OsRandom, Randomness, ToSlotSpec};
 use crate::manifest::{
     CODEC_NONE, CODEC_ZSTD, ChunkEntry, Manifest, RecordEntry, SCHEMA, SanitizerEntry,
 };
@@ -75,10 +75,11 @@ pub struct BundleWriter<W: Write> {
 }
 
 impl<W: Write> BundleWriter<W> {
-    /// Write the header for `unlocks` (one slot each) and start the payload.
-    pub fn new(
+    /// Write the header for `unlocks` (one slot each: [`crate::Unlock`]s
+    /// or [`crate::SlotSpec`]s, e.g. a recipient) and start the payload.
+    pub fn new<S: ToSlotSpec>(
         mut out: W,
-        unlocks: &[Unlock],
+        unlocks: &[S],
         opts: SealOptions,
         rng: &mut dyn Randomness,
     ) -> Result<Self> {
@@ -339,20 +340,20 @@ pub(crate) fn chunk_id(key: &[u8; 32], kind: RecordKind, plain: &[u8]) -> [u8; 3
 }
 
 /// Seal a whole state with fresh OS randomness.
-pub fn seal<W: Write>(
+pub fn seal<W: Write, S: ToSlotSpec>(
     state: &SessionState,
     out: W,
-    unlocks: &[Unlock],
+    unlocks: &[S],
     opts: SealOptions,
 ) -> Result<(W, SealSummary)> {
     seal_with(state, out, unlocks, opts, &mut OsRandom)
 }
 
 /// Seal with injected randomness (tests, vectors).
-pub fn seal_with<W: Write>(
+pub fn seal_with<W: Write, S: ToSlotSpec>(
     state: &SessionState,
     out: W,
-    unlocks: &[Unlock],
+    unlocks: &[S],
     opts: SealOptions,
     rng: &mut dyn Randomness,
 ) -> Result<(W, SealSummary)> {

@@ -86,7 +86,8 @@ fn primitives() -> Value {
             "secret_key_file": sk.to_file_string(), "public_key_file": sk.public().to_file_string(),
             "file_hash": h(&file_hash), "trusted_comment": comment, "signature": h(&block.sig), "block": block.to_text()
         },
-        "symmetric_key_file": {"raw_key": h(&raw), "file": sym.to_file_string()}
+        "symmetric_key_file": {"raw_key": h(&raw), "file": sym.to_file_string()},
+        "x25519_slot": cases::x25519_kat(&file_key, &bundle_id)
     })
 }
 
@@ -172,6 +173,7 @@ fn one_chunk_payload(file_key: &[u8; 32], bundle_id: [u8; 16], lie: &str) -> Vec
     [stored, mb.clone(), (mb.len() as u64).to_be_bytes().to_vec()].concat()
 }
 
+#[derive(Default)]
 struct Vector {
     name: &'static str,
     description: &'static str,
@@ -181,7 +183,13 @@ struct Vector {
     expect: &'static str,
     state: Option<crate::SessionState>,
     public_key: Option<String>,
+    /// Reader limits that differ from the defaults (field name -> number).
+    limits: Option<Value>,
+    /// The content of a detached `FILE.sig` next to the bundle.
+    detached_sig: Option<Vec<u8>>,
 }
+
+mod cases;
 
 fn build_bundles() -> Vec<Vector> {
     let mut v = Vec::new();
@@ -210,6 +218,7 @@ fn build_bundles() -> Vec<Vector> {
         expect: "ok",
         state: Some(normalized.clone()),
         public_key: None,
+        ..Default::default()
     });
     let raw: [u8; 32] = seq(0x20);
     let key = SymmetricKey(raw);
@@ -223,6 +232,7 @@ fn build_bundles() -> Vec<Vector> {
         expect: "ok",
         state: Some(normalized.clone()),
         public_key: None,
+        ..Default::default()
     });
     // Incompressible, multi-segment bundle for the segment attacks.
     let mut big = crate::SessionState::new("segments", 1);
@@ -250,6 +260,7 @@ fn build_bundles() -> Vec<Vector> {
         expect: "ok",
         state: Some(bign),
         public_key: None,
+        ..Default::default()
     });
     v.push(Vector {
         name: "truncated_at_segment_boundary",
@@ -260,6 +271,7 @@ fn build_bundles() -> Vec<Vector> {
         expect: "payload_auth",
         state: None,
         public_key: None,
+        ..Default::default()
     });
     v.push(Vector {
         name: "missing_last_segment",
@@ -270,6 +282,7 @@ fn build_bundles() -> Vec<Vector> {
         expect: "payload_auth",
         state: None,
         public_key: None,
+        ..Default::default()
     });
     let mut sw = segs.clone();
     sw.swap(1, 2);
@@ -282,6 +295,7 @@ fn build_bundles() -> Vec<Vector> {
         expect: "payload_auth",
         state: None,
         public_key: None,
+        ..Default::default()
     });
     let mut dup = segs.clone();
     dup[2] = segs[1];
@@ -294,6 +308,7 @@ fn build_bundles() -> Vec<Vector> {
         expect: "payload_auth",
         state: None,
         public_key: None,
+        ..Default::default()
     });
     let other = seal(&big, &[pw()], b"other");
     let ohl = Header::read_from(&mut &other[..]).unwrap().len();
@@ -309,6 +324,7 @@ fn build_bundles() -> Vec<Vector> {
         expect: "payload_auth",
         state: None,
         public_key: None,
+        ..Default::default()
     });
     v.push(Vector {
         name: "trailing_bytes",
@@ -319,6 +335,7 @@ fn build_bundles() -> Vec<Vector> {
         expect: "payload_auth",
         state: None,
         public_key: None,
+        ..Default::default()
     });
     // Header attacks.
     let mut tag = ok.clone();
@@ -333,6 +350,7 @@ fn build_bundles() -> Vec<Vector> {
         expect: "header_auth",
         state: None,
         public_key: None,
+        ..Default::default()
     });
     v.push(Vector {
         name: "wrong_passphrase",
@@ -343,6 +361,7 @@ fn build_bundles() -> Vec<Vector> {
         expect: "no_matching_key",
         state: None,
         public_key: None,
+        ..Default::default()
     });
     v.push(Vector {
         name: "non_canonical_header",
@@ -353,6 +372,7 @@ fn build_bundles() -> Vec<Vector> {
         expect: "malformed_header",
         state: None,
         public_key: None,
+        ..Default::default()
     });
     v.push(Vector {
         name: "unknown_critical_field",
@@ -365,6 +385,7 @@ fn build_bundles() -> Vec<Vector> {
         expect: "malformed_header",
         state: None,
         public_key: None,
+        ..Default::default()
     });
     v.push(Vector {
         name: "oversize_argon2_params",
@@ -375,6 +396,7 @@ fn build_bundles() -> Vec<Vector> {
         expect: "kdf_rejected",
         state: None,
         public_key: None,
+        ..Default::default()
     });
     v.push(Vector {
         name: "chunk_id_mismatch",
@@ -385,6 +407,7 @@ fn build_bundles() -> Vec<Vector> {
         expect: "chunk_mismatch",
         state: None,
         public_key: None,
+        ..Default::default()
     });
     v.push(Vector {
         name: "decompression_bomb",
@@ -395,6 +418,7 @@ fn build_bundles() -> Vec<Vector> {
         expect: "decompression",
         state: None,
         public_key: None,
+        ..Default::default()
     });
     // Signatures.
     let sk = SigningKey(ed25519_dalek::SigningKey::from_bytes(&seq(0x60)));
@@ -411,6 +435,7 @@ fn build_bundles() -> Vec<Vector> {
         expect: "ok",
         state: None,
         public_key: Some(pubkey.clone()),
+        ..Default::default()
     });
     let mut bad = signed.clone();
     bad[ohl + 10] ^= 1;
@@ -423,6 +448,7 @@ fn build_bundles() -> Vec<Vector> {
         expect: "bad_signature",
         state: None,
         public_key: Some(pubkey.clone()),
+        ..Default::default()
     });
     let pos = signed
         .windows(14)
@@ -439,6 +465,7 @@ fn build_bundles() -> Vec<Vector> {
         expect: "bad_signature",
         state: None,
         public_key: Some(pubkey.clone()),
+        ..Default::default()
     });
     let other_key = SigningKey(ed25519_dalek::SigningKey::from_bytes(&seq(0x61)));
     v.push(Vector {
@@ -450,7 +477,9 @@ fn build_bundles() -> Vec<Vector> {
         expect: "no_signature",
         state: None,
         public_key: Some(other_key.public().to_file_string()),
+        ..Default::default()
     });
+    cases::more(&mut v, &ok, &state, &normalized);
     v
 }
 
@@ -510,19 +539,45 @@ fn oversize_argon(b: &[u8]) -> Vec<u8> {
     })
 }
 
+/// The reader limits a vector names (`limits`: field -> number), over the
+/// defaults.
+fn limits_of(v: &Value) -> crate::ReaderLimits {
+    let mut l = crate::ReaderLimits::default();
+    if let Some(m) = v["limits"].as_object() {
+        for (k, n) in m {
+            let n = n.as_u64().unwrap();
+            match k.as_str() {
+                "max_record" => l.max_record = n,
+                "max_total_plaintext" => l.max_total_plaintext = n,
+                "max_refs_per_record" => l.max_refs_per_record = n,
+                "max_argon2_m_kib" => l.max_argon2_m_kib = n as u32,
+                "max_argon2_t" => l.max_argon2_t = n as u32,
+                "max_argon2_p" => l.max_argon2_p = n as u32,
+                "max_sig_len" => l.max_sig_len = n,
+                "max_header_len" => l.max_header_len = n,
+                other => panic!("unknown limit {other}"),
+            }
+        }
+    }
+    l
+}
+
 fn outcome_of(v: &Value, bytes: &[u8]) -> (String, Option<crate::SessionState>) {
+    let limits = limits_of(v);
     let res = match v["op"].as_str().unwrap() {
         "open" => {
             let u = &v["unlock"];
             let unlock = if let Some(p) = u["passphrase"].as_str() {
                 Unlock::Passphrase(Passphrase::new(p))
+            } else if let Some(i) = u["identity"].as_str() {
+                Unlock::Identity(Identity::parse(i, "vector".as_ref()).unwrap())
             } else {
                 Unlock::Key(
                     SymmetricKey::parse(u["key_file"].as_str().unwrap(), "vector".as_ref())
                         .unwrap(),
                 )
             };
-            reader::unseal(Cursor::new(bytes), &unlock).map(Some)
+            reader::unseal_with(Cursor::new(bytes), &unlock, &limits).map(Some)
         }
         "verify" => {
             let d = std::env::temp_dir().join(format!(
@@ -534,7 +589,11 @@ fn outcome_of(v: &Value, bytes: &[u8]) -> (String, Option<crate::SessionState>) 
             let (f, k) = (d.join("b.sessbundle"), d.join("k.pub"));
             std::fs::write(&f, bytes).unwrap();
             std::fs::write(&k, v["public_key"].as_str().unwrap()).unwrap();
-            let r = sign::verify_file(&f, &PublicKey::read(&k).unwrap()).map(|_| None);
+            if let Some(sf) = v["detached_sig_file"].as_str() {
+                std::fs::copy(dir().join(sf), sign::sig_path(&f)).unwrap();
+            }
+            let key = PublicKey::read(&k).unwrap();
+            let r = sign::verify_file_with(&f, &[key], &limits).map(|_| None);
             std::fs::remove_dir_all(&d).unwrap();
             r
         }
@@ -567,6 +626,14 @@ fn vectors() {
             if let Some(pk) = v.public_key {
                 e["public_key_file"] = json!(pk);
             }
+            if let Some(l) = v.limits {
+                e["limits"] = l;
+            }
+            if let Some(sig) = v.detached_sig {
+                let sf = format!("{}.sessbundle.sig", v.name);
+                std::fs::write(d.join(&sf), sig).unwrap();
+                e["detached_sig_file"] = json!(sf);
+            }
             if let Some(st) = v.state {
                 let sf = format!("{}.state.json", v.name);
                 std::fs::write(
@@ -593,7 +660,28 @@ fn vectors() {
     // Bundles: each file gives its expected outcome.
     let index: Vec<Value> =
         serde_json::from_slice(&std::fs::read(d.join("bundles.json")).unwrap()).unwrap();
-    assert!(index.len() >= 20, "{} vectors", index.len());
+    assert!(index.len() >= 39, "{} vectors", index.len());
+    let outcomes: std::collections::BTreeSet<&str> =
+        index.iter().filter_map(|v| v["expect"].as_str()).collect();
+    for o in [
+        "ok",
+        "not_a_bundle",
+        "unsupported_version",
+        "malformed_header",
+        "kdf_rejected",
+        "no_matching_key",
+        "header_auth",
+        "payload_auth",
+        "malformed_manifest",
+        "chunk_mismatch",
+        "decompression",
+        "bad_state",
+        "bad_signature",
+        "no_signature",
+        "limit_exceeded",
+    ] {
+        assert!(outcomes.contains(o), "no vector for outcome {o}");
+    }
     for v in &index {
         let mut v = v.clone();
         if v.get("public_key_file").is_some() {
