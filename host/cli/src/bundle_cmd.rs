@@ -12,7 +12,9 @@ use sessbundle::records::{MetaRecord, RecordKind};
 use sessbundle::state::{Cookie, OriginState, Tab};
 use sessbundle::{Argon2Params, BundleReader, SealOptions, SessionState, SigningKey, SymmetricKey};
 
-use crate::args::bundle::RekeyArgs;
+use crate::args::bundle::{InspectArgs, KeygenArgs, RekeyArgs, SealArgs, UnsealArgs};
+use crate::requests;
+use sesshost_engine::bundle_io::write_bundle;
 use crate::args::{KdfArgs, KeyArgs};
 use crate::progress::{Counted, Progress};
 use crate::secrets::{self, Purpose};
@@ -42,8 +44,12 @@ pub fn argon2(k: &KdfArgs) -> Result<Argon2Params> {
     Ok(p)
 }
 
-pub fn keygen(output: &Path, symmetric: bool, force: bool) -> Result<()> {
+pub fn keygen(a: &KeygenArgs) -> Result<()> {
+    let (output, symmetric, force) = (a.output.as_path(), a.symmetric, a.force);
     refuse_overwrite(output, force)?;
+    if a.identity {
+        return keygen_identity(output, force);
+    }
     if symmetric {
         let key = SymmetricKey::generate(&mut OsRandom);
         let mut f = AtomicFile::create(output, 0o600)?;
@@ -56,9 +62,7 @@ pub fn keygen(output: &Path, symmetric: bool, force: bool) -> Result<()> {
         );
         return Ok(());
     }
-    let mut pub_path = output.as_os_str().to_owned();
-    pub_path.push(".pub");
-    let pub_path = std::path::PathBuf::from(pub_path);
+    let pub_path = pub_path(output);
     refuse_overwrite(&pub_path, force)?;
     let key = SigningKey::generate(&mut OsRandom);
     let mut s = AtomicFile::create(output, 0o600)?;
@@ -76,6 +80,33 @@ pub fn keygen(output: &Path, symmetric: bool, force: bool) -> Result<()> {
     Ok(())
 }
 
+/// `keygen --identity`: ID (secret, 0600) and ID.pub (one line).
+fn keygen_identity(output: &Path, force: bool) -> Result<()> {
+    let pub_path = pub_path(output);
+    refuse_overwrite(&pub_path, force)?;
+    let id = sessbundle::Identity::generate(&mut OsRandom);
+    let mut s = AtomicFile::create(output, 0o600)?;
+    s.write_all(id.to_file_string().as_bytes())?;
+    let mut p = AtomicFile::create(&pub_path, 0o644)?;
+    p.write_all(id.public().to_file_string().as_bytes())?;
+    s.commit()?;
+    p.commit()?;
+    eprintln!(
+        "wrote identity {} (secret, mode 0600) and recipient {}: give the .pub to whoever sends you bundles (`--recipient {}`), open them with `--identity {}`",
+        output.display(),
+        pub_path.display(),
+        pub_path.display(),
+        output.display()
+    );
+    Ok(())
+}
+
+fn pub_path(output: &Path) -> std::path::PathBuf {
+    let mut p = output.as_os_str().to_owned();
+    p.push(".pub");
+    std::path::PathBuf::from(p)
+}
+
 pub fn read_state_json(path: &Path) -> Result<SessionState> {
     let f = std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
     serde_json::from_reader(std::io::BufReader::new(f)).map_err(|e| {
@@ -87,34 +118,19 @@ pub fn read_state_json(path: &Path) -> Result<SessionState> {
     })
 }
 
-#[allow(clippy::too_many_arguments)]
-pub fn seal(
-    input: &Path,
-    output: &Path,
-    sign: Option<&Path>,
-    signer: Option<String>,
-    keys: &KeyArgs,
-    kdf: &KdfArgs,
-    force: bool,
-) -> Result<()> {
-    refuse_overwrite(output, force)?;
+pub fn seal(a: &SealArgs) -> Result<()> {
+    let (input, output) = (a.input.as_path(), a.output.as_path());
+    refuse_overwrite(output, a.force)?;
     let state = read_state_json(input)?;
-    let sign_key = sign.map(SigningKey::read).transpose()?;
-    let unlocks = secrets::unlocks(keys, Purpose::New, true)?;
+    let spec = requests::seal_spec(&a.keys, &a.recipients, &a.kdf, a.sign.as_deref(), a.signer.clone())?;
     let opts = SealOptions {
-        argon2: argon2(kdf)?,
+        argon2: spec.argon2,
         ..Default::default()
     };
-    let what = format!("sealing {}", input.display());
-    let summary = write_bundle(
-        &what,
-        &state,
-        output,
-        &unlocks,
-        opts,
-        sign_key.as_ref(),
-        signer,
-    )?;
+    let progress = Progress::start(&format!("sealing {}", input.display()), None);
+    let summary = write_bundle(&state, output, &spec, opts, Some(&progress.counter()));
+    progress.finish();
+    let summary = summary?;
     eprintln!(
         "sealed {} ({} records, {} bytes of state) into {} ({} bytes), bundle id {}{}",
         input.display(),
@@ -125,7 +141,7 @@ pub fn seal(
             .map(|m| m.len())
             .unwrap_or(summary.file_bytes),
         hex(&summary.bundle_id),
-        if sign_key.is_some() {
+        if spec.sign.is_some() {
             ", signed (embedded)"
         } else {
             ""
@@ -134,56 +150,44 @@ pub fn seal(
     Ok(())
 }
 
-/// Seal `state` into `output` atomically (temp file, fsync, rename), with an
-/// embedded signature when `sign_key` is given, showing progress as `what`.
-/// Shared by `seal` and `export`.
-pub fn write_bundle(
-    what: &str,
-    state: &SessionState,
-    output: &Path,
-    unlocks: &[sessbundle::Unlock],
-    opts: SealOptions,
-    sign_key: Option<&SigningKey>,
-    signer: Option<String>,
-) -> Result<sessbundle::SealSummary> {
-    let mut f = AtomicFile::create(output, 0o644)?;
-    let progress = Progress::start(what, None);
-    let summary = {
-        let w = BufWriter::with_capacity(256 * 1024, progress.writer(f.file()));
-        let (mut w, summary) = sessbundle::seal(state, w, unlocks, opts)?;
-        w.flush()?;
-        summary
-    };
-    progress.finish();
-    if let Some(k) = sign_key {
-        sessbundle::sign::append_embedded(f.file(), k, &signer_name(signer))?;
-    }
-    f.commit()?;
-    Ok(summary)
-}
-
 /// An opened bundle whose reads show progress (as a bar over the file size)
 /// until it is dropped.
-pub type OpenBundle = BundleReader<std::io::BufReader<Counted<std::fs::File>>>;
+pub use sesshost_engine::bundle_io::OpenBundle;
 
-pub fn open_bundle(path: &Path, keys: &KeyArgs, what: &str) -> Result<(OpenBundle, Progress)> {
-    let mut f =
-        std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
-    // Read the header first so a non-bundle fails before asking for a
-    // passphrase (`BundleReader::open` seeks back to the start).
-    Layout::read(&mut f)?;
-    let unlock = secrets::one_unlock(keys)?;
-    let progress = Progress::start(what, f.metadata().ok().map(|m| m.len()));
-    let r = BundleReader::open(
-        std::io::BufReader::with_capacity(128 * 1024, progress.reader(f)),
-        &unlock,
+/// Open a bundle through the engine's one reading path (header checked
+/// before a secret is asked for, every read under `limits`), with a
+/// progress bar over the file size.
+pub fn open_bundle(
+    path: &Path,
+    keys: &KeyArgs,
+    limits: &sessbundle::ReaderLimits,
+    what: &str,
+) -> Result<(OpenBundle, Progress)> {
+    let total = std::fs::metadata(path).ok().map(|m| m.len());
+    let progress = Progress::start(what, total);
+    let keys = keys.clone();
+    let (r, _) = sesshost_engine::bundle_io::open_bundle(
+        path,
+        None,
+        move || {
+            secrets::one_unlock(&keys)
+                .map_err(|e| sesshost_engine::Error::Invalid(format!("{e:#}")))
+        },
+        limits,
+        Some(&progress.counter()),
     )?;
     Ok((r, progress))
 }
 
-pub fn unseal(input: &Path, output: &Path, keys: &KeyArgs, force: bool) -> Result<()> {
-    refuse_overwrite(output, force)?;
-    let (mut r, progress) = open_bundle(input, keys, &format!("unsealing {}", input.display()))?;
+pub fn unseal(a: &UnsealArgs) -> Result<()> {
+    let (input, output) = (a.input.as_path(), a.output.as_path());
+    refuse_overwrite(output, a.force)?;
+    let (mut r, progress) = open_bundle(
+        input,
+        &a.keys,
+        &a.limits.limits(),
+        &format!("unsealing {}", input.display()),
+    )?;
     let mut f = AtomicFile::create(output, 0o600)?;
     {
         let mut w = BufWriter::with_capacity(256 * 1024, f.file());
@@ -319,7 +323,8 @@ pub fn verify(input: &Path, key: &Path, as_json: bool) -> Result<()> {
     Ok(())
 }
 
-pub fn inspect(input: &Path, as_json: bool, decrypt: bool, keys: &KeyArgs) -> Result<()> {
+pub fn inspect(a: &InspectArgs) -> Result<()> {
+    let (input, as_json, decrypt, keys) = (a.input.as_path(), a.json, a.decrypt, &a.keys);
     let mut f =
         std::fs::File::open(input).with_context(|| format!("cannot open {}", input.display()))?;
     let layout = Layout::read(&mut f)?;
@@ -332,6 +337,7 @@ pub fn inspect(input: &Path, as_json: bool, decrypt: bool, keys: &KeyArgs) -> Re
                 json!({"type": "passphrase", "kdf": "argon2id", "m_kib": m_kib, "t": t, "p": p})
             }
             Slot::Key { key_id, .. } => json!({"type": "key-file", "key_id": hex(&key_id.0)}),
+            Slot::X25519 { .. } => json!({"type": "recipient", "kem": "x25519"}),
         })
         .collect();
     let detached = sessbundle::sign::sig_path(input);
@@ -356,7 +362,7 @@ pub fn inspect(input: &Path, as_json: bool, decrypt: bool, keys: &KeyArgs) -> Re
         "signatures": sigs,
     });
     if decrypt || !keys.is_empty() {
-        let (mut r, _progress) = open_bundle(input, keys, "reading")?;
+        let (mut r, _progress) = open_bundle(input, keys, &a.limits.limits(), "reading")?;
         out["content"] = content_summary(&mut r)?;
     }
     if as_json {
@@ -477,9 +483,23 @@ pub fn rekey(a: &RekeyArgs) -> Result<()> {
         passphrase_env: a.new_passphrase_env.clone(),
         key_file: a.new_key_file.clone(),
     };
-    let new_unlocks = secrets::unlocks(&new, Purpose::New, false)?;
+    let mut new_unlocks: Vec<sessbundle::SlotSpec> = secrets::unlocks(&new, Purpose::New, false)?
+        .into_iter()
+        .filter_map(|u| match u {
+            sessbundle::Unlock::Passphrase(p) => Some(sessbundle::SlotSpec::Passphrase(p)),
+            sessbundle::Unlock::Key(k) => Some(sessbundle::SlotSpec::Key(k)),
+            sessbundle::Unlock::Identity(_) => None,
+        })
+        .collect();
+    new_unlocks.extend(
+        secrets::recipients(&a.recipients)?
+            .into_iter()
+            .map(sessbundle::SlotSpec::Recipient),
+    );
     if new_unlocks.is_empty() {
-        bail!("give the new keys: --new-passphrase-file, --new-passphrase-env or --new-key-file");
+        crate::usage!(
+            "give the new keys: --new-passphrase-file, --new-passphrase-env, --new-key-file or --recipient"
+        );
     }
     let src =
         std::fs::File::open(input).with_context(|| format!("cannot open {}", input.display()))?;

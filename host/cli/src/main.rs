@@ -173,20 +173,12 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let stdout = std::io::stdout();
             plugin_cmd::run(&home_dir(cli.home)?, c, &mut stdout.lock())
         }
-        Command::Keygen(a) => bundle_cmd::keygen(&a.output, a.symmetric, a.force),
-        Command::Seal(a) => bundle_cmd::seal(
-            &a.input,
-            &a.output,
-            a.sign.as_deref(),
-            a.signer,
-            &a.keys,
-            &a.kdf,
-            a.force,
-        ),
-        Command::Unseal(a) => bundle_cmd::unseal(&a.input, &a.output, &a.keys, a.force),
+        Command::Keygen(a) => bundle_cmd::keygen(&a),
+        Command::Seal(a) => bundle_cmd::seal(&a),
+        Command::Unseal(a) => bundle_cmd::unseal(&a),
         Command::Sign(a) => bundle_cmd::sign(&a.input, &a.key, a.signer),
         Command::Verify(a) => bundle_cmd::verify(&a.input, &a.key, a.json),
-        Command::Inspect(a) => bundle_cmd::inspect(&a.input, a.json, a.decrypt, &a.keys),
+        Command::Inspect(a) => bundle_cmd::inspect(&a),
         Command::Rekey(a) => bundle_cmd::rekey(&a),
     }
 }

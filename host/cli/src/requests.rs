@@ -8,8 +8,8 @@ use sesshost_engine::bundle_io::SealSpec;
 use sesshost_plugin::{DirGrant, Grants, read_config_file};
 
 use crate::args::plugin::GrantArgs;
-use crate::args::{KdfArgs, KeyArgs};
-use crate::secrets::{self, Purpose};
+use crate::args::{KdfArgs, KeyArgs, RecipientArgs};
+use crate::secrets;
 
 /// What the operator grants a plugin (nothing by default).
 pub fn grants(a: &GrantArgs) -> Result<Grants> {
@@ -61,13 +61,14 @@ pub fn signer_name(s: Option<String>) -> String {
 /// given), cost, optional signing key.
 pub fn seal_spec(
     keys: &KeyArgs,
+    recipients: &RecipientArgs,
     kdf: &KdfArgs,
     sign: Option<&std::path::Path>,
     signer: Option<String>,
 ) -> Result<SealSpec> {
     let sign = sign.map(sessbundle::SigningKey::read).transpose()?;
     Ok(SealSpec {
-        unlocks: secrets::unlocks(keys, Purpose::New, true)?,
+        slots: secrets::slots(keys, recipients)?,
         argon2: argon2(kdf)?,
         sign,
         signer: signer_name(signer),

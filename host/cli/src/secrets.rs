@@ -5,9 +5,9 @@
 use std::io::IsTerminal;
 
 use anyhow::{Context, Result, bail};
-use sessbundle::{Passphrase, SymmetricKey, Unlock};
+use sessbundle::{Identity, Passphrase, Recipient, SlotSpec, SymmetricKey, Unlock};
 
-use crate::args::KeyArgs;
+use crate::args::{KeyArgs, RecipientArgs};
 
 /// Whether a prompt would ask for the passphrase twice (new secrets).
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -46,9 +46,50 @@ pub fn unlocks(k: &KeyArgs, purpose: Purpose, prompt: bool) -> Result<Vec<Unlock
     for f in &k.key_file {
         out.push(Unlock::Key(SymmetricKey::read(f)?));
     }
+    for f in &k.identity {
+        out.push(Unlock::Identity(Identity::read(f)?));
+    }
     if out.is_empty() && prompt {
         out.push(Unlock::Passphrase(prompt_passphrase(purpose)?));
     }
+    Ok(out)
+}
+
+/// The recipients named by `--recipient`: a file, or the line itself.
+pub fn recipients(r: &RecipientArgs) -> Result<Vec<Recipient>> {
+    r.recipient
+        .iter()
+        .map(|v| {
+            let p = std::path::Path::new(v);
+            if p.exists() {
+                Ok(Recipient::read(p)?)
+            } else if v.contains(':') && !v.contains('/') {
+                Ok(Recipient::parse_line(v.trim())?)
+            } else {
+                bail!("--recipient {v}: no such file, and not a recipient line (sessbundle-recipient-v1:…); give the ID.pub from `host keygen --identity`")
+            }
+        })
+        .collect()
+}
+
+/// Key slots for a new bundle: passphrase and key files from `k`, plus the
+/// recipients. Prompts on a terminal only when neither names any key.
+pub fn slots(k: &KeyArgs, r: &RecipientArgs) -> Result<Vec<SlotSpec>> {
+    if !k.identity.is_empty() {
+        crate::usage!(
+            "--identity opens bundles; to seal to someone, give their ID.pub with --recipient"
+        );
+    }
+    let recipients = recipients(r)?;
+    let mut out: Vec<SlotSpec> = unlocks(k, Purpose::New, recipients.is_empty())?
+        .into_iter()
+        .filter_map(|u| match u {
+            Unlock::Passphrase(p) => Some(SlotSpec::Passphrase(p)),
+            Unlock::Key(key) => Some(SlotSpec::Key(key)),
+            Unlock::Identity(_) => None,
+        })
+        .collect();
+    out.extend(recipients.into_iter().map(SlotSpec::Recipient));
     Ok(out)
 }
 
@@ -56,7 +97,9 @@ pub fn unlocks(k: &KeyArgs, purpose: Purpose, prompt: bool) -> Result<Vec<Unlock
 pub fn one_unlock(k: &KeyArgs) -> Result<Unlock> {
     let mut u = unlocks(k, Purpose::Existing, true)?;
     if u.len() > 1 {
-        bail!("give one way to open the bundle: --passphrase-file, --passphrase-env or --key-file");
+        crate::usage!(
+            "give one way to open the bundle: --passphrase-file, --passphrase-env, --key-file or --identity"
+        );
     }
     Ok(u.remove(0))
 }
@@ -65,7 +108,7 @@ fn prompt_passphrase(purpose: Purpose) -> Result<Passphrase> {
     if !std::io::stdin().is_terminal() {
         bail!(
             "no passphrase or key given, and stdin is not a terminal so I will not prompt: \
-             pass --passphrase-file F, --passphrase-env VAR or --key-file K"
+             pass --passphrase-file F, --passphrase-env VAR, --key-file K or --identity ID"
         );
     }
     let first = rpassword::prompt_password("Passphrase: ")

@@ -28,10 +28,10 @@ fn warn_all(what: &str, warnings: &[String]) {
 pub async fn export(engine: &Engine, a: ExportArgs) -> Result<()> {
     let format = format(a.format);
     let seal = if format == FileFormat::Sessbundle {
-        requests::seal_spec(&a.keys, &a.kdf, a.sign.as_deref(), a.signer.clone())?
+        requests::seal_spec(&a.keys, &a.recipients, &a.kdf, a.sign.as_deref(), a.signer.clone())?
     } else {
         sesshost_engine::bundle_io::SealSpec {
-            unlocks: vec![],
+            slots: vec![],
             argon2: requests::argon2(&a.kdf)?,
             sign: a.sign.as_deref().map(sessbundle::SigningKey::read).transpose()?,
             signer: String::new(),
@@ -101,6 +101,7 @@ pub async fn import(engine: &Engine, a: ImportArgs) -> Result<()> {
                 secrets::one_unlock(&keys).map_err(|e| sesshost_engine::Error::Invalid(format!("{e:#}")))
             }),
             force: a.force,
+            limits: a.limits.limits(),
             progress: Some(progress.counter()),
         })
         .await;

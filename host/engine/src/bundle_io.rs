@@ -9,14 +9,18 @@ use std::path::Path;
 
 use sessbundle::atomic::AtomicFile;
 use sessbundle::format::Layout;
-use sessbundle::{BundleReader, PublicKey, SealOptions, SealSummary, SessionState, SigningKey, Unlock};
+use sessbundle::{
+    BundleReader, PublicKey, ReaderLimits, SealOptions, SealSummary, SessionState, SigningKey, SlotSpec,
+    Unlock,
+};
 
 use crate::error::{Error, Result};
 use crate::progress::{Counted, Counter};
 
 /// How to seal: the key slots, their Argon2id cost, an optional signer.
 pub struct SealSpec {
-    pub unlocks: Vec<Unlock>,
+    /// Passphrases, key files and recipients, one slot each.
+    pub slots: Vec<SlotSpec>,
     pub argon2: sessbundle::Argon2Params,
     pub sign: Option<SigningKey>,
     /// The signature's trusted comment (free text, e.g. the user name).
@@ -47,7 +51,7 @@ pub fn write_bundle(
     let summary = {
         let counter = progress.cloned().unwrap_or_default();
         let w = BufWriter::with_capacity(256 * 1024, counter.wrap(f.file()));
-        let (mut w, summary) = sessbundle::seal(state, w, &spec.unlocks, opts)?;
+        let (mut w, summary) = sessbundle::seal(state, w, &spec.slots, opts)?;
         w.flush().map_err(|e| Error::io("cannot write", output, e))?;
         summary
     };
@@ -68,34 +72,42 @@ pub struct Signed {
     pub comment: String,
 }
 
-/// Open `path` once: check it is a bundle (before any secret is asked for),
-/// verify its signature against `trusted` on the same handle if given, then
-/// unlock it with the key `unlock` supplies. The bytes read are the bytes
-/// verified: the file is never reopened by name.
+/// Open `path` once: check it is a bundle (before any secret is asked
+/// for), then, with `trusted`, verify its signature (embedded or
+/// `PATH.sig`) on that same handle before a key is tried, and read from it.
+/// The bytes read are the bytes verified: the file is never reopened by
+/// name (see `BundleReader::open_verified`). Every read is bounded by
+/// `limits`.
 pub fn open_bundle(
     path: &Path,
     trusted: Option<&PublicKey>,
     unlock: impl FnOnce() -> Result<Unlock>,
+    limits: &ReaderLimits,
     progress: Option<&Counter>,
 ) -> Result<(OpenBundle, Option<Signed>)> {
     let mut f = File::open(path).map_err(|e| Error::io("cannot open", path, e))?;
-    Layout::read(&mut f)?;
-    let signed = match trusted {
-        Some(key) => {
-            f.seek(SeekFrom::Start(0))
-                .map_err(|e| Error::io("cannot read", path, e))?;
-            let v = sessbundle::sign::verify_open(&mut f, path, key)?;
-            Some(Signed {
-                key_id: v.key_id,
-                comment: v.comment,
-            })
-        }
-        None => None,
-    };
+    Layout::read_with(&mut f, limits)?;
     f.seek(SeekFrom::Start(0))
         .map_err(|e| Error::io("cannot read", path, e))?;
     let unlock = unlock()?;
     let counter = progress.cloned().unwrap_or_default();
-    let r = BundleReader::open(BufReader::with_capacity(128 * 1024, counter.wrap(f)), &unlock)?;
-    Ok((r, signed))
+    let src = BufReader::with_capacity(128 * 1024, counter.wrap(f));
+    Ok(match trusted {
+        Some(key) => {
+            let detached = sessbundle::sign::read_sig_file(&sessbundle::sign::sig_path(path), limits)?;
+            let (r, v) = BundleReader::open_verified(
+                src,
+                &unlock,
+                limits,
+                std::slice::from_ref(key),
+                detached.as_deref(),
+            )?;
+            let signed = Signed {
+                key_id: v.verified.key_id,
+                comment: v.verified.comment,
+            };
+            (r, Some(signed))
+        }
+        None => (BundleReader::open_with(src, &unlock, limits)?, None),
+    })
 }

@@ -9,7 +9,7 @@ use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
 use sessbundle::atomic::AtomicFile;
-use sessbundle::{PublicKey, SealOptions, Unlock};
+use sessbundle::{PublicKey, ReaderLimits, SealOptions, Unlock};
 use sesshost_plugin::Report;
 use sesshost_store::{SaveReport, StoreError, now_ms};
 
@@ -69,6 +69,8 @@ pub struct ImportRequest {
     pub unlock: Box<dyn FnOnce() -> Result<Unlock> + Send>,
     /// Replace an existing session (written first, the old one removed after).
     pub force: bool,
+    /// Caps on what the bundle may make the reader allocate or derive.
+    pub limits: ReaderLimits,
     pub progress: Option<Counter>,
 }
 
@@ -162,6 +164,7 @@ impl Engine {
                         &req.file,
                         req.require_signature.as_ref(),
                         req.unlock,
+                        &req.limits,
                         req.progress.as_ref(),
                     )?;
                     (r.read_state()?, true, signed, vec![])

@@ -5,16 +5,20 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use super::{KdfArgs, KeyArgs};
+use super::{KdfArgs, KeyArgs, LimitArgs, RecipientArgs};
 
-/// Make a signing key pair (KEY secret, mode 0600, and KEY.pub), or with --symmetric a raw 256-bit key file for --key-file.
+/// Make a signing key pair (KEY secret, mode 0600, and KEY.pub), or with --symmetric a raw 256-bit key file for --key-file, or with --identity an X25519 identity (ID, mode 0600) and its recipient ID.pub.
 #[derive(Debug, Clone, Args)]
 pub struct KeygenArgs {
+    /// Where to write the key (the public half goes to KEY.pub).
     #[arg(short, long, value_name = "KEY")]
     pub output: PathBuf,
     /// A raw 256-bit key for --key-file instead of a signing key pair.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "identity")]
     pub symmetric: bool,
+    /// An identity to receive bundles: give ID.pub to senders (`--recipient ID.pub`), open with `--identity ID`.
+    #[arg(long)]
+    pub identity: bool,
     /// Overwrite existing files.
     #[arg(long)]
     pub force: bool,
@@ -36,6 +40,8 @@ pub struct SealArgs {
     #[command(flatten)]
     pub keys: KeyArgs,
     #[command(flatten)]
+    pub recipients: RecipientArgs,
+    #[command(flatten)]
     pub kdf: KdfArgs,
     /// Overwrite OUT if it exists.
     #[arg(long)]
@@ -51,6 +57,8 @@ pub struct UnsealArgs {
     pub output: PathBuf,
     #[command(flatten)]
     pub keys: KeyArgs,
+    #[command(flatten)]
+    pub limits: LimitArgs,
     /// Overwrite STATE.json if it exists.
     #[arg(long)]
     pub force: bool,
@@ -92,6 +100,8 @@ pub struct InspectArgs {
     pub decrypt: bool,
     #[command(flatten)]
     pub keys: KeyArgs,
+    #[command(flatten)]
+    pub limits: LimitArgs,
 }
 
 /// Replace a bundle's keys (add or rotate a passphrase or key file) without re-encrypting its payload.
@@ -113,6 +123,9 @@ pub struct RekeyArgs {
     /// New key file (one slot each).
     #[arg(long, value_name = "K")]
     pub new_key_file: Vec<PathBuf>,
+    /// Also seal to these recipients (the `--recipient` slots are added).
+    #[command(flatten)]
+    pub recipients: RecipientArgs,
     #[command(flatten)]
     pub kdf: KdfArgs,
     #[arg(long)]

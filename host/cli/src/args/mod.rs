@@ -77,11 +77,58 @@ pub struct KeyArgs {
     /// A raw key file from `host keygen --symmetric` (repeat to seal for several).
     #[arg(long, value_name = "K")]
     pub key_file: Vec<PathBuf>,
+    /// Open with this identity from `host keygen --identity` (the secret half; opens bundles sealed to its .pub).
+    #[arg(long, value_name = "ID")]
+    pub identity: Vec<PathBuf>,
 }
 
 impl KeyArgs {
     pub fn is_empty(&self) -> bool {
-        self.passphrase_file.is_none() && self.passphrase_env.is_none() && self.key_file.is_empty()
+        self.passphrase_file.is_none()
+            && self.passphrase_env.is_none()
+            && self.key_file.is_empty()
+            && self.identity.is_empty()
+    }
+}
+
+/// Public keys to seal to: whoever holds the matching identity can open
+/// the bundle, with no shared secret.
+#[derive(Debug, Args, Clone, Default)]
+pub struct RecipientArgs {
+    /// Seal to this recipient: an ID.pub file from `host keygen --identity`, or its one line (repeatable).
+    #[arg(long, value_name = "ID.pub")]
+    pub recipient: Vec<String>,
+}
+
+/// Caps on what an untrusted bundle may make the reader allocate or
+/// derive (SPEC.md §12). The defaults suit sessions; raise one only for a
+/// bundle you trust.
+#[derive(Debug, Args, Clone, Default)]
+pub struct LimitArgs {
+    /// Most plaintext a bundle may hold, in bytes (default 1 GiB).
+    #[arg(long, value_name = "BYTES")]
+    pub max_plaintext: Option<u64>,
+    /// Most plaintext one record may hold, in bytes (default 256 MiB).
+    #[arg(long, value_name = "BYTES")]
+    pub max_record: Option<u64>,
+    /// Most Argon2id memory a passphrase slot may ask for, in KiB (default 1048576 = 1 GiB).
+    #[arg(long, value_name = "KIB")]
+    pub max_argon2_memory: Option<u32>,
+}
+
+impl LimitArgs {
+    pub fn limits(&self) -> sessbundle::ReaderLimits {
+        let mut l = sessbundle::ReaderLimits::default();
+        if let Some(v) = self.max_plaintext {
+            l.max_total_plaintext = v;
+        }
+        if let Some(v) = self.max_record {
+            l.max_record = v;
+        }
+        if let Some(v) = self.max_argon2_memory {
+            l.max_argon2_m_kib = v;
+        }
+        l
     }
 }
 

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Args, ValueEnum};
 
-use super::{KdfArgs, KeyArgs};
+use super::{KdfArgs, KeyArgs, LimitArgs, RecipientArgs};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum FileFormat {
@@ -32,8 +32,11 @@ pub struct ExportArgs {
     /// Free text for the signature's trusted comment (default: $USER).
     #[arg(long, value_name = "TEXT")]
     pub signer: Option<String>,
+    /// How to seal it (.sessbundle): a passphrase, key files, recipients; prompts on a terminal if none is given.
     #[command(flatten)]
     pub keys: KeyArgs,
+    #[command(flatten)]
+    pub recipients: RecipientArgs,
     #[command(flatten)]
     pub kdf: KdfArgs,
     /// Overwrite FILE if it exists.
@@ -62,8 +65,11 @@ pub struct ImportArgs {
     /// Default: detected from the content.
     #[arg(long, value_enum)]
     pub format: Option<FileFormat>,
+    /// How to open a bundle: passphrase, key file or identity.
     #[command(flatten)]
     pub keys: KeyArgs,
+    #[command(flatten)]
+    pub limits: LimitArgs,
     /// Replace an existing session of that name.
     #[arg(long)]
     pub force: bool,
