@@ -11,9 +11,15 @@
 //!   and [`LocalDirBackend`] (atomic file writes).
 //! - [`crypto`]: [`RepoKey`], derived subkeys, sealed chunks (keyed BLAKE3
 //!   ids, AES-256-GCM, optional zstd) and sealed records (manifests).
-//! - [`store`]: [`Store`], sessions and their snapshots: create, save with
-//!   deduplication, load, list/show, extend, delete, history, rollback,
-//!   cleanup, garbage collection.
+//! - [`store`]: the [`Store`] handle, its backend helpers and the read side
+//!   (load, exists, list, show).
+//! - `layout`: object names and AAD strings (where each object lives).
+//! - `objects`: the stored session record and snapshot manifest, their
+//!   read/write, and rebuilding a state from a manifest's chunks.
+//! - `save`: the save pipeline (dedup, sealing on threads, pruning).
+//! - `lifecycle`: create, import, touch, extend, delete, history, rollback.
+//! - `gc`: cleanup and garbage collection.
+//! - [`report`]: the public value types (infos and reports).
 //! - [`home`]: [`Home`], the `$SESSHOST_HOME` directory: host key generated
 //!   on first use, the store in `HOME/store/`, per-session open locks.
 //! - [`names`]: session name rules.
@@ -24,14 +30,23 @@ pub mod crypto;
 pub mod error;
 pub mod home;
 pub mod names;
+pub mod report;
 pub mod store;
+
+mod gc;
+mod layout;
+mod lifecycle;
+mod objects;
+mod save;
 
 pub use backend::{Backend, BackendError, BackendErrorKind, LocalDirBackend};
 pub use crypto::{ChunkId, RepoKey};
 pub use error::{Result, StoreError};
 pub use home::{Home, SessionLock};
+pub use layout::now_ms;
 pub use names::validate_name;
-pub use store::{
-    CleanupReport, GcReport, KEEP_SNAPSHOTS, NewSession, Removed, SaveReport, SessionInfo,
-    SnapshotInfo, Store, Summary, now_ms,
+pub use report::{
+    CleanupReport, GcReport, NewSession, Removed, SaveReport, SessionInfo, SnapshotInfo, Summary,
 };
+pub use save::{KEEP_SNAPSHOTS, WRITE_THREADS};
+pub use store::Store;
