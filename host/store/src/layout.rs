@@ -51,3 +51,25 @@ pub fn now_ms() -> i64 {
         .map(ms)
         .unwrap_or(0)
 }
+
+/// `index/<name>`: the session's summary for `list` (see `index.rs`).
+pub(crate) fn index_key(name: &str) -> String {
+    format!("index/{name}")
+}
+
+pub(crate) fn index_aad(name: &str) -> Vec<u8> {
+    [b"sesshost-store/v1/index\0".as_slice(), name.as_bytes()].concat()
+}
+
+/// `gc/touched/<name>`: written after each manifest write; tells a garbage
+/// collection's sweep which sessions changed since its mark (see `gc.rs`).
+pub(crate) fn touched_key(name: &str) -> String {
+    format!("gc/touched/{name}")
+}
+
+pub(crate) const TOUCHED_PREFIX: &str = "gc/touched/";
+
+/// `gc/mark`: the last mark phase's unreferenced chunks and its time.
+pub(crate) const MARK_KEY: &str = "gc/mark";
+
+pub(crate) const MARK_AAD: &[u8] = b"sesshost-store/v1/gc-mark";

@@ -150,6 +150,12 @@ impl Store {
             .keys
             .seal_record(&manifest_aad(&m.session, m.seq), &to_msgpack(m))?;
         self.b_put(&snapshot_key(&m.session, m.seq), &obj)?;
+        // After the manifest, never before: a GC mark that deleted this
+        // marker before the manifest existed reads the manifest itself.
+        let touched = touched_key(&m.session);
+        if !self.b_has(&touched)? {
+            self.b_put(&touched, b"")?;
+        }
         Ok(obj.len() as u64)
     }
 

@@ -70,7 +70,7 @@ impl Summary {
 }
 
 /// One kept snapshot.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SnapshotInfo {
     pub seq: u64,
@@ -87,7 +87,7 @@ pub struct SnapshotInfo {
 }
 
 /// What `list` and `show` report about a session.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SessionInfo {
     pub name: String,
@@ -131,6 +131,9 @@ pub struct SaveReport {
     pub bytes_written: u64,
     /// Snapshots dropped because more than [`KEEP_SNAPSHOTS`] were kept.
     pub pruned: Vec<u64>,
+    /// Always empty: a save no longer collects garbage (chunks of pruned
+    /// snapshots are freed by [`crate::Store::gc`] / `cleanup`). Kept so
+    /// callers that print it still compile.
     pub gc: GcReport,
 }
 
@@ -138,6 +141,13 @@ pub struct SaveReport {
 #[serde(rename_all = "camelCase")]
 pub struct GcReport {
     pub chunks_deleted: u64,
+    /// Unreferenced chunks found by this run's mark phase; they are deleted
+    /// by a later run once the grace period has passed (at once with a
+    /// zero grace) unless a save references them again.
+    pub chunks_marked: u64,
+    /// Age of the previous mark when it was too young to sweep (ms).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub waiting_for_grace_ms: Option<i64>,
     /// Why nothing was collected (a manifest could not be read: deleting
     /// chunks then might delete chunks it needs).
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -27,16 +27,22 @@ pub const KEEP_SNAPSHOTS: usize = 5;
 pub const WRITE_THREADS: usize = 4;
 
 impl Store {
-    /// pruned and unreferenced chunks collected.
+    /// Saves `state` as the newest snapshot of session `name` (which must
+    /// exist). Only chunks the store does not hold yet are written. The
+    /// session's lifecycle facts (name, created/expiry) come from the store,
+    /// not from `state.meta`. Older snapshots beyond [`KEEP_SNAPSHOTS`] are
+    /// pruned (their manifests deleted); their chunks are freed by
+    /// [`Store::gc`], never here, so a save costs O(size of the session).
+    /// Holds the store lock shared and the session's lock exclusive.
     pub fn save(&self, name: &str, state: &SessionState, now_ms: i64) -> Result<SaveReport> {
         self.save_over(name, state, now_ms, None)
     }
 
     /// Like [`Store::save`], but when `replace` is the newest snapshot's
-    /// number, that snapshot is replaced instead of a new one being added
-    /// (and chunks only it used are collected). `host session open` uses this
-    /// so that one open — with its autosaves and its final save — is one
-    /// entry of history, and rollback goes back one open, not 30 seconds.
+    /// number, that snapshot is replaced instead of a new one being added.
+    /// `host session open` uses this so that one open — with its autosaves
+    /// and its final save — is one entry of history, and rollback goes back
+    /// one open, not 30 seconds.
     pub fn save_over(
         &self,
         name: &str,
@@ -45,34 +51,41 @@ impl Store {
         replace: Option<u64>,
     ) -> Result<SaveReport> {
         validate_name(name)?;
-        let _g = self.guard()?;
-        let rec = self.read_session(name)?;
+        let _locks = self.lock_for_write(name)?;
+        let mut rec = self.read_session(name)?;
         let seqs = self.seqs(name)?;
         let replace = replace.filter(|r| Some(r) == seqs.last());
-        let mut report = self.save_locked(&rec, state, now_ms, "save", &seqs, replace)?;
-        if replace.is_some() {
-            report.gc = self.gc_locked()?;
+        let seq = replace.unwrap_or_else(|| next_seq(&seqs));
+        let mut report =
+            self.write_snapshot(&rec, state, now_ms, "save", seqs.last().copied(), seq)?;
+        rec.updated_at = now_ms;
+        report.bytes_written += self.write_session(&rec)?;
+        let mut after = seqs;
+        if replace.is_none() {
+            after.push(seq);
         }
+        self.prune(name, &after, &mut report)?;
+        self.refresh_index(name)?;
         Ok(report)
     }
 
-    /// Write `state` as a new snapshot of `rec`'s session (or over
-    /// `replace`, one of `seqs`), where `seqs` are the snapshots it has now
-    /// (the caller holds the store lock, so they cannot change).
-    pub(crate) fn save_locked(
+    /// Writes `state` as snapshot `seq` of `rec`'s session: new chunks,
+    /// then the manifest (nothing else: the caller writes the session
+    /// record and holds [`Store::lock_for_write`]). `prev` is a snapshot
+    /// whose manifest tells the stored sizes of chunks it shares.
+    pub(crate) fn write_snapshot(
         &self,
         rec: &SessionRecord,
         state: &SessionState,
         now_ms: i64,
         note: &str,
-        seqs: &[u64],
-        replace: Option<u64>,
+        prev: Option<u64>,
+        seq: u64,
     ) -> Result<SaveReport> {
         let name = rec.name.as_str();
-        let seq = replace.unwrap_or_else(|| seqs.last().map_or(1, |s| s + 1));
         // Stored sizes of chunks we already hold, from the previous snapshot.
         let mut known: HashMap<ChunkId, u32> = HashMap::new();
-        if let Some(&prev) = seqs.last()
+        if let Some(prev) = prev
             && let Ok(m) = self.read_manifest(name, prev)
         {
             known.extend(
@@ -197,32 +210,23 @@ impl Store {
             summary: Summary::of(state, sites),
         };
         report.bytes_written += self.write_manifest(&m)?;
-        let mut rec = rec.clone();
-        rec.updated_at = now_ms;
-        report.bytes_written += self.write_session(&rec)?;
-        let mut after = seqs.to_vec();
-        if replace.is_none() {
-            after.push(seq);
-        }
-        self.prune_locked(name, &after, &mut report)?;
         Ok(report)
     }
 
     /// Delete all but the newest [`KEEP_SNAPSHOTS`] of `seqs` (ascending,
     /// the session's snapshots after a save).
-    pub(crate) fn prune_locked(
-        &self,
-        name: &str,
-        seqs: &[u64],
-        report: &mut SaveReport,
-    ) -> Result<()> {
+    pub(crate) fn prune(&self, name: &str, seqs: &[u64], report: &mut SaveReport) -> Result<()> {
         if seqs.len() > KEEP_SNAPSHOTS {
             for &s in &seqs[..seqs.len() - KEEP_SNAPSHOTS] {
                 self.b_delete(&snapshot_key(name, s))?;
                 report.pruned.push(s);
             }
-            report.gc = self.gc_locked()?;
         }
         Ok(())
     }
+}
+
+/// The number of a snapshot added after `seqs` (ascending).
+pub(crate) fn next_seq(seqs: &[u64]) -> u64 {
+    seqs.last().map_or(1, |s| s + 1)
 }

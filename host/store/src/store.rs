@@ -1,32 +1,37 @@
 //! The [`Store`] handle: its backend and keys, lock settings, backend
 //! helpers, and the read side (load, exists, list, show).
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use sessbundle::state::SessionState;
 
 use crate::backend::{Backend, BackendError};
-use crate::crypto::{ChunkId, Keys, RepoKey};
+use crate::crypto::{Keys, RepoKey};
 use crate::error::{Result, StoreError};
-use crate::home::{MutationGuard, session_lock_holder};
+use crate::gc::DEFAULT_REMOTE_GC_GRACE;
+use crate::home::session_lock_holder;
 use crate::layout::*;
+use crate::lock::{LockConfig, LockGuard, Mode};
 use crate::names::validate_name;
-use crate::report::*;
+use std::time::Duration;
 
 /// The session store. All methods are synchronous; a `Store` may be shared
 /// between threads.
 pub struct Store {
     pub(crate) backend: Box<dyn Backend>,
     pub(crate) keys: Keys,
-    pub(crate) mutation_lock: Option<PathBuf>,
+    /// Store and session locks (local stores); `None` = the caller
+    /// serialises access (remote repositories).
+    pub(crate) locks: Option<LockConfig>,
+    /// Directory of the `host session open` locks.
     pub(crate) locks_dir: Option<PathBuf>,
+    pub(crate) gc_grace: Duration,
 }
 
 impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Store")
-            .field("mutation_lock", &self.mutation_lock)
+            .field("locks", &self.locks)
             .field("locks_dir", &self.locks_dir)
             .finish_non_exhaustive()
     }
@@ -39,26 +44,56 @@ impl Store {
         Store {
             backend,
             keys: Keys::new(key),
-            mutation_lock: None,
+            locks: None,
             locks_dir: None,
+            gc_grace: DEFAULT_REMOTE_GC_GRACE,
         }
     }
 
-    /// Serialise mutations through an exclusive `flock` on `mutation_lock`
-    /// (so that a garbage collection never races a concurrent save), and
-    /// refuse `delete`/`rollback` of sessions whose open lock in
-    /// `locks_dir` is held.
-    pub fn with_local_locks(mut self, mutation_lock: PathBuf, locks_dir: PathBuf) -> Self {
-        self.mutation_lock = Some(mutation_lock);
-        self.locks_dir = Some(locks_dir);
+    /// Lock sessions and the store with `flock`s under `lock_dir` (see
+    /// `lock.rs`; [`crate::DEFAULT_LOCK_TIMEOUT`]), so that threads and processes
+    /// on one machine can share the store, and refuse `delete`/`rollback`/
+    /// replacing `import` of sessions whose open lock in `open_locks_dir`
+    /// is held. Cleanup then collects garbage with no grace period (the
+    /// store lock already keeps in-flight saves safe).
+    pub fn with_local_locks(mut self, lock_dir: PathBuf, open_locks_dir: PathBuf) -> Self {
+        self.locks = Some(LockConfig::new(lock_dir));
+        self.locks_dir = Some(open_locks_dir);
+        self.gc_grace = Duration::ZERO;
         self
     }
 
-    pub(crate) fn guard(&self) -> Result<Option<MutationGuard>> {
-        self.mutation_lock
-            .as_deref()
-            .map(MutationGuard::acquire)
+    /// How long to wait for a lock (with local locks) before failing with
+    /// [`StoreError::LockTimeout`].
+    pub fn with_lock_timeout(mut self, timeout: Duration) -> Self {
+        if let Some(l) = &mut self.locks {
+            l.timeout = timeout;
+        }
+        self
+    }
+
+    /// The grace period `cleanup` passes to [`Store::gc`].
+    pub fn with_gc_grace(mut self, grace: Duration) -> Self {
+        self.gc_grace = grace;
+        self
+    }
+
+    pub(crate) fn lock_session(&self, name: &str, mode: Mode) -> Result<Option<LockGuard>> {
+        self.locks
+            .as_ref()
+            .map(|l| l.session(name, mode))
             .transpose()
+    }
+
+    /// What every snapshot writer holds: the store lock shared, then the
+    /// session's lock exclusive (always in this order).
+    pub(crate) fn lock_for_write(
+        &self,
+        name: &str,
+    ) -> Result<(Option<LockGuard>, Option<LockGuard>)> {
+        let store = self.locks.as_ref().map(|l| l.store_shared()).transpose()?;
+        let session = self.lock_session(name, Mode::Exclusive)?;
+        Ok((store, session))
     }
 
     pub(crate) fn check_not_open(&self, name: &str) -> Result<()> {
@@ -94,6 +129,7 @@ impl Store {
     /// The newest snapshot of `name`, with lifecycle facts from the store.
     pub fn load(&self, name: &str) -> Result<SessionState> {
         validate_name(name)?;
+        let _l = self.lock_session(name, Mode::Shared)?;
         let rec = self.read_session(name)?;
         let seq = *self.seqs(name)?.last().ok_or_else(|| {
             StoreError::corrupt(format!("session {name:?}"), "it has no snapshot")
@@ -106,6 +142,7 @@ impl Store {
     /// A given kept snapshot of `name`.
     pub fn load_snapshot(&self, name: &str, seq: u64) -> Result<SessionState> {
         validate_name(name)?;
+        let _l = self.lock_session(name, Mode::Shared)?;
         let rec = self.read_session(name)?;
         let mut s = self.read_state(&self.read_manifest(name, seq)?)?;
         Self::apply_record(&mut s, &rec);
@@ -116,72 +153,6 @@ impl Store {
     pub fn exists(&self, name: &str) -> Result<bool> {
         validate_name(name)?;
         self.b_has(&session_key(name))
-    }
-
-    /// Every session, sorted by name. Damaged sessions are listed with
-    /// `problem` set instead of failing the listing.
-    pub fn list(&self, now_ms: i64) -> Result<Vec<SessionInfo>> {
-        let mut names: Vec<String> = self
-            .b_list("sessions/")?
-            .into_iter()
-            .filter_map(|k| k.strip_prefix("sessions/").map(str::to_owned))
-            .filter(|n| validate_name(n).is_ok())
-            .collect();
-        names.sort();
-        let mut out = Vec::with_capacity(names.len());
-        for n in names {
-            out.push(match self.info(&n, now_ms) {
-                Ok(i) => i,
-                Err(e @ StoreError::Backend { .. }) => return Err(e),
-                Err(e) => SessionInfo {
-                    name: n,
-                    created_at: 0,
-                    updated_at: 0,
-                    last_used_at: None,
-                    expires_at: None,
-                    ttl_secs: None,
-                    expired: false,
-                    snapshots: Vec::new(),
-                    stored_bytes: 0,
-                    problem: Some(e.to_string()),
-                },
-            });
-        }
-        Ok(out)
-    }
-
-    /// Facts about one session (reads its record and manifests, no chunks).
-    pub fn show(&self, name: &str) -> Result<SessionInfo> {
-        self.info(name, now_ms())
-    }
-
-    pub fn info(&self, name: &str, now_ms: i64) -> Result<SessionInfo> {
-        validate_name(name)?;
-        let rec = self.read_session(name)?;
-        let mut snapshots = Vec::new();
-        let mut distinct: BTreeMap<ChunkId, u32> = BTreeMap::new();
-        let mut manifest_bytes = 0u64;
-        for seq in self.seqs(name)? {
-            let (m, stored) = self.read_manifest_sized(name, seq)?;
-            manifest_bytes += stored as u64;
-            distinct.extend(
-                m.chunk_refs()
-                    .filter_map(|c| Some((c.chunk_id()?, c.stored))),
-            );
-            snapshots.push(m.info());
-        }
-        Ok(SessionInfo {
-            name: rec.name,
-            created_at: rec.created_at,
-            updated_at: rec.updated_at,
-            last_used_at: rec.last_used_at,
-            expires_at: rec.expires_at,
-            ttl_secs: rec.ttl_secs,
-            expired: rec.expires_at.is_some_and(|e| e <= now_ms),
-            snapshots,
-            stored_bytes: distinct.values().map(|&s| u64::from(s)).sum::<u64>() + manifest_bytes,
-            problem: None,
-        })
     }
 }
 
