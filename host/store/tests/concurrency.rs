@@ -66,7 +66,7 @@ fn prune(h: &mut Hist, pruned: &[u64]) {
 /// anybody's sessions, for `secs`.
 fn worker(st: &Store, w: usize, secs: f64) -> Log {
     let mut log = Log::default();
-    let mut rng = Rng(0x9e37_79b9_7f4a_7c15 ^ (w as u64 + 1) * 0x1234_5678);
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15 ^ ((w as u64 + 1) * 0x1234_5678));
     let own: Vec<String> = (0..SESSIONS)
         .filter(|i| i % WORKERS == w)
         .map(|i| format!("s{i:03}"))
