@@ -6,6 +6,15 @@
 //! The store lives in `SESSHOST_BENCH_DIR` (default /dev/shm if present,
 //! so populating 10,000 sessions takes seconds, not minutes of fsyncs; on a
 //! disk each save adds ~2 fsyncs per object written).
+//!
+//! Measured on the 2-core shared VM, release:
+//! ```text
+//!            tmpfs (default)                 SESSHOST_BENCH_DIR=/var/tmp (disk)
+//! sessions   save p50  p99     list          save p50  p99      list
+//!     10     0.27 ms   5.5 ms  0.12 ms       52 ms     225 ms   0.30 ms
+//!  1,000     0.24 ms   4.1 ms  5.1 ms        32 ms     192 ms   5.4 ms
+//! 10,000     0.15 ms   1.1 ms  57 ms         32 ms     44 ms    94 ms
+//! ```
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};

@@ -195,6 +195,11 @@ impl Store {
     /// the mark reads every manifest and lists every chunk (no lock held,
     /// saves go on); the sweep holds the store lock exclusively for the
     /// manifests of sessions changed since the mark plus the deletes.
+    /// Measured (benches/scale.rs, release, 10,000 sessions all changed
+    /// since the last mark): 0.2 s on tmpfs, 32 s on the shared VM disk,
+    /// where deleting one `gc/touched` marker per changed session (each
+    /// delete fsyncs the directory) dominates; saves are not blocked during
+    /// the mark.
     pub fn gc(&self, grace: Duration) -> Result<GcReport> {
         let _gc = self.locks.as_ref().map(|l| l.gc()).transpose()?;
         let mut report = GcReport::default();
