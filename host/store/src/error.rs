@@ -61,6 +61,33 @@ pub enum StoreError {
         source: std::io::Error,
     },
 
+    /// A lock was not free within the timeout.
+    #[error(
+        "timed out after {} s waiting for the lock of {what} ({}), {holder}: wait for that command to finish and retry, or give the store a longer lock timeout (Store::with_lock_timeout)",
+        *waited_ms as f64 / 1000.0, path.display()
+    )]
+    LockTimeout {
+        what: String,
+        path: PathBuf,
+        waited_ms: u64,
+        holder: String,
+    },
+
+    #[error(
+        "this backend holds no sesshost repository yet (no `config` object): push a session to it first, or check the plugin configuration points at the right place"
+    )]
+    NoRepository,
+
+    #[error(
+        "this repository was created with another passphrase or key file: give the one it was created with"
+    )]
+    WrongRepoKey,
+
+    #[error(
+        "the repository's `config` object {detail}: restore it from a backup of the repository, or push into a new location"
+    )]
+    RepoConfig { detail: String },
+
     #[error("the session state cannot be stored: {0}")]
     State(String),
 }

@@ -4,7 +4,7 @@
 //! ```text
 //! HOME/host.key            the 32-byte store key, hex, mode 0600
 //! HOME/store/              LocalDirBackend objects (chunks/, snapshots/, sessions/)
-//! HOME/store.lock          serialises store mutations between local processes
+//! HOME/store-locks/        the store's own locks (see lock.rs): per session, store, gc
 //! HOME/locks/<name>.lock   held (flock) by the process that has the session open
 //! ```
 
@@ -47,6 +47,11 @@ impl Home {
 
     pub fn locks_dir(&self) -> PathBuf {
         self.dir.join("locks")
+    }
+
+    /// The store's own locks (saves, loads, GC), apart from the open locks.
+    pub fn store_locks_dir(&self) -> PathBuf {
+        self.dir.join("store-locks")
     }
 
     fn ensure_dir(&self) -> Result<()> {
@@ -126,7 +131,7 @@ impl Home {
         let key = self.host_key()?;
         Ok(
             Store::new(Box::new(LocalDirBackend::new(self.store_dir())), &key)
-                .with_local_locks(self.dir.join("store.lock"), self.locks_dir()),
+                .with_local_locks(self.store_locks_dir(), self.locks_dir()),
         )
     }
 
@@ -258,33 +263,5 @@ pub(crate) fn session_lock_holder(dir: &Path, name: &str) -> Option<Option<u32>>
             None
         }
         Err(_) => Some(read_pid(&mut f)),
-    }
-}
-
-/// Holds `HOME/store.lock` exclusively (blocking) for one store mutation.
-pub(crate) struct MutationGuard(File);
-
-impl MutationGuard {
-    pub fn acquire(path: &Path) -> Result<MutationGuard> {
-        if let Some(dir) = path.parent() {
-            fs::create_dir_all(dir).map_err(|e| StoreError::io("cannot create", dir, e))?;
-        }
-        let f = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .mode(0o600)
-            .open(path)
-            .map_err(|e| StoreError::io("cannot open the store lock", path, e))?;
-        f.lock()
-            .map_err(|e| StoreError::io("cannot lock the store", path, e))?;
-        Ok(MutationGuard(f))
-    }
-}
-
-impl Drop for MutationGuard {
-    fn drop(&mut self) {
-        let _ = self.0.unlock();
     }
 }

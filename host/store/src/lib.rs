@@ -11,9 +11,22 @@
 //!   and [`LocalDirBackend`] (atomic file writes).
 //! - [`crypto`]: [`RepoKey`], derived subkeys, sealed chunks (keyed BLAKE3
 //!   ids, AES-256-GCM, optional zstd) and sealed records (manifests).
-//! - [`store`]: [`Store`], sessions and their snapshots: create, save with
-//!   deduplication, load, list/show, extend, delete, history, rollback,
-//!   cleanup, garbage collection.
+//! - [`store`]: the [`Store`] handle, its backend helpers and the read side
+//!   (load, exists, list, show).
+//! - `layout`: object names and AAD strings (where each object lives).
+//! - `objects`: the stored session record and snapshot manifest, their
+//!   read/write, and rebuilding a state from a manifest's chunks.
+//! - `save`: the save pipeline (dedup, sealing on threads, pruning).
+//! - [`lifecycle`]: create, [`ImportMode`] import, touch, extend, delete,
+//!   history, rollback.
+//! - [`gc`]: cleanup and two-phase garbage collection with a grace period.
+//! - [`index`]: `index/<name>` summaries so `list` reads one object per
+//!   session; `show`/`info`.
+//! - [`lock`]: per-session and store `flock`s with a timeout that name
+//!   their holder ([`LockConfig`]).
+//! - [`repo`]: a remote repository's `config` object and its key
+//!   ([`open_repo_key`]).
+//! - [`report`]: the public value types (infos and reports).
 //! - [`home`]: [`Home`], the `$SESSHOST_HOME` directory: host key generated
 //!   on first use, the store in `HOME/store/`, per-session open locks.
 //! - [`names`]: session name rules.
@@ -24,14 +37,31 @@ pub mod crypto;
 pub mod error;
 pub mod home;
 pub mod names;
+pub mod report;
 pub mod store;
+
+pub mod gc;
+pub mod index;
+mod layout;
+pub mod lifecycle;
+pub mod lock;
+mod objects;
+pub mod repo;
+mod save;
 
 pub use backend::{Backend, BackendError, BackendErrorKind, LocalDirBackend};
 pub use crypto::{ChunkId, RepoKey};
 pub use error::{Result, StoreError};
+pub use gc::DEFAULT_REMOTE_GC_GRACE;
 pub use home::{Home, SessionLock};
+pub use index::LIST_THREADS;
+pub use layout::now_ms;
+pub use lifecycle::ImportMode;
+pub use lock::{DEFAULT_LOCK_TIMEOUT, LockConfig};
 pub use names::validate_name;
-pub use store::{
-    CleanupReport, GcReport, KEEP_SNAPSHOTS, NewSession, Removed, SaveReport, SessionInfo,
-    SnapshotInfo, Store, Summary, now_ms,
+pub use repo::{RepoUnlock, open_repo_key};
+pub use report::{
+    CleanupReport, GcReport, NewSession, Removed, SaveReport, SessionInfo, SnapshotInfo, Summary,
 };
+pub use save::{KEEP_SNAPSHOTS, WRITE_THREADS};
+pub use store::Store;
