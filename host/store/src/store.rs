@@ -56,11 +56,22 @@ impl Store {
     /// replacing `import` of sessions whose open lock in `open_locks_dir`
     /// is held. Cleanup then collects garbage with no grace period (the
     /// store lock already keeps in-flight saves safe).
-    pub fn with_local_locks(mut self, lock_dir: PathBuf, open_locks_dir: PathBuf) -> Self {
-        self.locks = Some(LockConfig::new(lock_dir));
+    pub fn with_local_locks(self, lock_dir: PathBuf, open_locks_dir: PathBuf) -> Self {
+        self.with_locks(LockConfig::new(lock_dir), open_locks_dir)
+    }
+
+    /// Like [`Store::with_local_locks`] with a full [`LockConfig`] (lock
+    /// directory and timeout).
+    pub fn with_locks(mut self, locks: LockConfig, open_locks_dir: PathBuf) -> Self {
+        self.locks = Some(locks);
         self.locks_dir = Some(open_locks_dir);
         self.gc_grace = Duration::ZERO;
         self
+    }
+
+    /// The lock settings, if the store locks locally.
+    pub fn lock_config(&self) -> Option<&LockConfig> {
+        self.locks.as_ref()
     }
 
     /// How long to wait for a lock (with local locks) before failing with

@@ -620,6 +620,10 @@ fn a_held_session_lock_times_out_with_the_holder_named() {
     let d = tempfile::tempdir().unwrap();
     let (g, st) = gated_store(d.path());
     let st = Arc::new(st.with_lock_timeout(Duration::from_millis(300)));
+    assert_eq!(
+        st.lock_config().unwrap().timeout,
+        Duration::from_millis(300)
+    );
     st.create(
         &NewSession {
             name: "l".into(),
