@@ -76,11 +76,10 @@ pub async fn run(engine: &Engine, cmd: SessionCommand, out: &mut dyn Write) -> R
             writeln!(out, "session {}: {}", info.name, expiry_text(&info, now))?;
         }
         SessionCommand::Delete { name } => {
-            let gc = engine.delete(&name).await?;
+            engine.delete(&name).await?;
             writeln!(
                 out,
-                "deleted session {name} ({} unused chunk(s) removed)",
-                gc.chunks_deleted
+                "deleted session {name} (chunks no other session uses are freed by `host session cleanup`)"
             )?;
         }
         SessionCommand::Cleanup(a) if a.strategy.is_some() => {

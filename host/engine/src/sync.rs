@@ -6,10 +6,11 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use sesshost_plugin::Grants;
-use sesshost_store::{SaveReport, Store, now_ms};
+use sesshost_store::repo::{RepoUnlock, open_repo_key};
+use sesshost_store::{ImportMode, SaveReport, Store, now_ms};
 
 use crate::engine::{Engine, blocking};
-use crate::error::Result;
+use crate::error::{Error, Result};
 
 /// Which backend plugin, with what grants, and the repository key.
 pub struct Remote {
@@ -45,7 +46,16 @@ impl Engine {
         let handle = tokio::runtime::Handle::current();
         blocking(move || {
             let pb = sesshost_plugin::store_backend::PluginBackend::new(Arc::new(backend), handle);
-            let key = sesshost_store::repo::open_repo_key(&pb, &r.unlock, create)?;
+            let unlock = match &r.unlock {
+                sessbundle::Unlock::Passphrase(p) => RepoUnlock::Passphrase(p.as_bytes()),
+                sessbundle::Unlock::Key(k) => RepoUnlock::KeyFile(k.as_bytes()),
+                sessbundle::Unlock::Identity(_) => {
+                    return Err(Error::Usage(
+                        "a repository is opened with --passphrase-file, --passphrase-env or --key-file, not --identity".into(),
+                    ));
+                }
+            };
+            let key = open_repo_key(&pb, unlock, create)?;
             Ok(Arc::new(Store::new(Box::new(pb), &key)))
         })
         .await
@@ -62,7 +72,7 @@ impl Engine {
             Ok(if remote.exists(&name)? {
                 remote.save(&name, &state, now)?
             } else {
-                remote.import_state(&name, &state, false, now)?
+                remote.import(&name, &state, ImportMode::New, now)?
             })
         })
         .await
@@ -77,11 +87,20 @@ impl Engine {
         let n = local_name.clone();
         let force = req.force;
         let stored = self
-            .with_store(move |s| Ok(s.import_state(&n, &state, force, now_ms())?))
+            .with_store(move |s| Ok(s.import(&n, &state, import_mode(force), now_ms())?))
             .await?;
         Ok(PullReport {
             name: local_name,
             stored,
         })
+    }
+}
+
+/// `--force` → replace (new snapshot first, old ones removed after).
+pub(crate) fn import_mode(force: bool) -> ImportMode {
+    if force {
+        ImportMode::Replace
+    } else {
+        ImportMode::New
     }
 }

@@ -202,7 +202,7 @@ impl Engine {
                 })?,
             };
             let stored = store
-                .import_state(&name, &state, req.force, now)
+                .import(&name, &state, crate::sync::import_mode(req.force), now)
                 .map_err(|e| match e {
                     StoreError::SessionExists { .. } if !req.force => Error::Invalid(format!(
                         "{e} (pass --force to replace it, or --as NAME to import under another name)"

@@ -38,15 +38,6 @@ impl std::fmt::Debug for RepoUnlock<'_> {
     }
 }
 
-impl<'a> From<&'a sessbundle::Unlock> for RepoUnlock<'a> {
-    fn from(u: &'a sessbundle::Unlock) -> Self {
-        match u {
-            sessbundle::Unlock::Passphrase(p) => RepoUnlock::Passphrase(p.as_bytes()),
-            sessbundle::Unlock::Key(k) => RepoUnlock::KeyFile(k.as_bytes()),
-        }
-    }
-}
-
 fn config_err(detail: impl Into<String>) -> StoreError {
     StoreError::RepoConfig {
         detail: detail.into(),
