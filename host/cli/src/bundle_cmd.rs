@@ -16,7 +16,7 @@ use crate::args::bundle::{InspectArgs, KeygenArgs, RekeyArgs, SealArgs, UnsealAr
 use crate::requests;
 use sesshost_engine::bundle_io::write_bundle;
 use crate::args::{KdfArgs, KeyArgs};
-use crate::progress::{Counted, Progress};
+use crate::progress::Progress;
 use crate::secrets::{self, Purpose};
 
 pub fn refuse_overwrite(path: &Path, force: bool) -> Result<()> {
@@ -482,6 +482,7 @@ pub fn rekey(a: &RekeyArgs) -> Result<()> {
         passphrase_file: a.new_passphrase_file.clone(),
         passphrase_env: a.new_passphrase_env.clone(),
         key_file: a.new_key_file.clone(),
+        identity: vec![],
     };
     let mut new_unlocks: Vec<sessbundle::SlotSpec> = secrets::unlocks(&new, Purpose::New, false)?
         .into_iter()

@@ -45,7 +45,7 @@ impl Engine {
         let backend = self.plugins()?.load_storage(&r.plugin, &r.grants)?;
         let handle = tokio::runtime::Handle::current();
         blocking(move || {
-            let pb = sesshost_plugin::store_backend::PluginBackend::new(Arc::new(backend), handle);
+            let pb = sesshost_plugin::PluginBackend::new(backend, handle)?;
             let unlock = match &r.unlock {
                 sessbundle::Unlock::Passphrase(p) => RepoUnlock::Passphrase(p.as_bytes()),
                 sessbundle::Unlock::Key(k) => RepoUnlock::KeyFile(k.as_bytes()),

@@ -58,6 +58,7 @@ pub mod manifest;
 mod runtime;
 pub mod sanitize;
 pub mod storage;
+pub mod store_backend;
 
 pub use cleanup::{
     CleanupAction, CleanupLimits, CleanupStrategy, Decision, SessionInfo, SessionStatus,
@@ -71,3 +72,4 @@ pub use inspect::PluginInfo;
 pub use runtime::{CacheStats, Plugin, Runtime, SUPPORTED_VERSIONS, World};
 pub use sanitize::{Finding, FindingAction, Report, SanitizeContext, Sanitizer};
 pub use storage::{CHUNK, StorageBackend};
+pub use store_backend::PluginBackend;
