@@ -17,8 +17,10 @@
 //! - [`manifest`]: the authenticated chunk and record table.
 //! - [`writer`] / [`reader`]: sealing and opening, one pass, bounded memory.
 //! - [`sign`]: Ed25519 signatures, detached or embedded.
-//! - [`interop`]: Playwright `storageState` JSON and Netscape cookies.txt,
-//!   both ways, with warnings for what the other format cannot hold.
+//! - [`interop`]: Playwright `storageState` JSON (with its typed
+//!   `SerializedValue`s) and Netscape cookies.txt, both ways, with warnings
+//!   for what the other format cannot hold; [`interop::dates`] is the
+//!   workspace's one date module.
 //! - [`rekey`]: add or remove key slots without re-encrypting the payload.
 //! - [`atomic`]: temp file + fsync + rename for every file we write.
 //! - [`error`]: the one public [`Error`]; each message says what to do next.
