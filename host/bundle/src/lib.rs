@@ -19,7 +19,8 @@
 //! - [`sign`]: Ed25519 signatures, detached or embedded.
 //! - [`interop`]: Playwright `storageState` JSON (with its typed
 //!   `SerializedValue`s) and Netscape cookies.txt, both ways, with warnings
-//!   for what the other format cannot hold; [`interop::dates`] is the
+//!   for what the other format cannot hold, within [`interop::InteropLimits`];
+//!   [`interop::detect`] tells the formats apart; [`interop::dates`] is the
 //!   workspace's one date module.
 //! - [`rekey`]: add or remove key slots without re-encrypting the payload.
 //! - [`atomic`]: temp file + fsync + rename for every file we write.

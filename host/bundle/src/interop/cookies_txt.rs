@@ -1,7 +1,7 @@
 //! Netscape `cookies.txt` (curl `-b`/`-c`, wget, yt-dlp), with curl's
 //! `#HttpOnly_` prefix.
 
-use super::{InteropError, Loss, Warnings, state_level_warnings};
+use super::{InteropError, InteropLimits, Loss, Warnings, state_level_warnings};
 use crate::state::*;
 
 /// A state's cookies as a Netscape cookies.txt (curl's format, with
@@ -56,17 +56,68 @@ pub fn to_cookies_txt(state: &SessionState) -> (String, Warnings) {
     (out, warnings)
 }
 
-/// Reads a Netscape cookies.txt into a new state named `name`. Lines that
-/// are not cookies are skipped with a warning.
+/// Reads a Netscape cookies.txt into a new state named `name`, with
+/// [`InteropLimits::default`]. Lines that are not cookies are skipped with
+/// a warning.
 pub fn from_cookies_txt(
     text: &str,
     name: &str,
     now_ms: i64,
 ) -> Result<(SessionState, Warnings), InteropError> {
+    from_cookies_txt_bytes(text.as_bytes(), name, now_ms, &InteropLimits::default())
+}
+
+/// Reads a cookies.txt file (raw bytes) within `limits`. Lines that are not
+/// cookies are skipped with a warning; a NUL byte, invalid UTF-8 or a line
+/// or field over its cap refuses the file, naming the line.
+pub fn from_cookies_txt_bytes(
+    bytes: &[u8],
+    name: &str,
+    now_ms: i64,
+    limits: &InteropLimits,
+) -> Result<(SessionState, Warnings), InteropError> {
+    limits.check_input("cookies.txt file", bytes.len())?;
+    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+    // A final newline ends the last line; it does not start another.
+    let bytes = bytes.strip_suffix(b"\n").unwrap_or(bytes);
     let mut warnings = Warnings::new();
     let mut state = SessionState::new(name, now_ms);
-    for (i, raw) in text.lines().enumerate() {
-        let line = raw.trim_end_matches('\r');
+    for (i, raw) in bytes.split(|&b| b == b'\n').enumerate() {
+        let n = i as u64 + 1;
+        if n > limits.max_lines {
+            return Err(InteropError::OverLimit {
+                what: format!(
+                    "the cookies.txt file has more than {} lines",
+                    limits.max_lines
+                ),
+                cap: limits.max_lines,
+                knob: "max_lines",
+            });
+        }
+        if raw.len() as u64 > limits.max_line_bytes {
+            return Err(InteropError::OverLimit {
+                what: format!("cookies.txt line {n} is {} bytes", raw.len()),
+                cap: limits.max_line_bytes,
+                knob: "max_line_bytes",
+            });
+        }
+        if let Some(at) = raw.iter().position(|&b| b == 0) {
+            return Err(InteropError::CookiesTxtLine {
+                line: n,
+                why: format!(
+                    "has a NUL byte (at byte {}): a cookies.txt is text; check that you passed the right file",
+                    at + 1
+                ),
+            });
+        }
+        let line = std::str::from_utf8(raw).map_err(|e| InteropError::CookiesTxtLine {
+            line: n,
+            why: format!(
+                "is not valid UTF-8 (at byte {}): re-save the file as UTF-8",
+                e.valid_up_to() + 1
+            ),
+        })?;
+        let line = line.trim_end_matches('\r');
         let (http_only, line) = match line.strip_prefix("#HttpOnly_") {
             Some(rest) => (true, rest),
             None => (false, line),
@@ -75,6 +126,13 @@ pub fn from_cookies_txt(
             continue;
         }
         let f: Vec<&str> = line.split('\t').collect();
+        if let Some(big) = f.iter().find(|x| x.len() as u64 > limits.max_field_bytes) {
+            return Err(InteropError::OverLimit {
+                what: format!("a field of cookies.txt line {n} is {} bytes", big.len()),
+                cap: limits.max_field_bytes,
+                knob: "max_field_bytes",
+            });
+        }
         let parsed = (|| {
             if f.len() != 7 && f.len() != 6 {
                 return None;
@@ -86,7 +144,7 @@ pub fn from_cookies_txt(
             };
             let sub = flag(f[1])?;
             let secure = flag(f[3])?;
-            let exp: f64 = f[4].trim().parse().ok()?;
+            let exp: f64 = f[4].trim().parse().ok().filter(|e: &f64| e.is_finite())?;
             let mut domain = f[0].to_owned();
             if domain.is_empty() {
                 return None;
@@ -110,7 +168,7 @@ pub fn from_cookies_txt(
         })();
         match parsed {
             Some(c) => state.cookies.push(c),
-            None => warnings.push(format!("line {} is not a cookie line; skipped", i + 1)),
+            None => warnings.push(format!("line {n} is not a cookie line; skipped")),
         }
     }
     if state.cookies.is_empty() {
@@ -172,5 +230,67 @@ mod tests {
             from_cookies_txt("# only comments\n", "c", 1),
             Err(InteropError::NoCookies)
         ));
+    }
+
+    fn read(b: &[u8], l: &InteropLimits) -> Result<(SessionState, Warnings), InteropError> {
+        from_cookies_txt_bytes(b, "c", 1, l)
+    }
+
+    #[test]
+    fn nul_and_invalid_utf8_name_their_line() {
+        let l = InteropLimits::default();
+        let e = read(
+            b"# c\nx.org\tFALSE\t/\tFALSE\t0\tn\\0\tv\nx.org\tFALSE\t/\tFALSE\t0\ta\x00b\tv\n",
+            &l,
+        )
+        .unwrap_err();
+        assert!(
+            matches!(e, InteropError::CookiesTxtLine { line: 3, .. }),
+            "{e}"
+        );
+        assert!(e.to_string().contains("NUL"), "{e}");
+        let e = read(b"x.org\tFALSE\t/\tFALSE\t0\tn\t\xff\xfe\n", &l).unwrap_err();
+        assert!(
+            matches!(e, InteropError::CookiesTxtLine { line: 1, .. }),
+            "{e}"
+        );
+        assert!(e.to_string().contains("UTF-8"), "{e}");
+        // A UTF-8 byte-order mark is fine.
+        assert!(read(b"\xEF\xBB\xBFx.org\tFALSE\t/\tFALSE\t0\tn\tv\n", &l).is_ok());
+    }
+
+    #[test]
+    fn lines_fields_and_size_are_capped() {
+        let knob = |r: Result<(SessionState, Warnings), InteropError>| match r {
+            Err(InteropError::OverLimit { knob, .. }) => knob,
+            other => panic!("{other:?}"),
+        };
+        let line = b"x.org\tFALSE\t/\tFALSE\t0\tn\tv\n";
+        let small = InteropLimits {
+            max_lines: 3,
+            max_line_bytes: 40,
+            max_field_bytes: 8,
+            max_input_bytes: 200,
+            ..Default::default()
+        };
+        assert!(read(&line.repeat(3), &small).is_ok());
+        assert_eq!(knob(read(&line.repeat(4), &small)), "max_lines");
+        assert_eq!(knob(read(&line.repeat(8), &small)), "max_input_bytes");
+        let long = b"x.org\tFALSE\t/\tFALSE\t0\tn\t0123456789012345678901234567890\n";
+        assert_eq!(knob(read(long, &small)), "max_line_bytes");
+        let field = b"x.org\tFALSE\t/\tFALSE\t0\tn\t0123456789\n";
+        assert_eq!(knob(read(field, &small)), "max_field_bytes");
+    }
+
+    #[test]
+    fn non_finite_expiry_is_not_a_cookie() {
+        // `"inf".parse::<f64>()` succeeds: the old reader kept an infinite expiry.
+        for e in ["inf", "NaN", "1e999"] {
+            let txt =
+                format!("x.org\tFALSE\t/\tFALSE\t{e}\tn\tv\ny.org\tFALSE\t/\tFALSE\t0\tm\tv\n");
+            let (s, w) = from_cookies_txt(&txt, "c", 1).unwrap();
+            assert_eq!(s.cookies.len(), 1, "{e}");
+            assert!(w.iter().any(|w| w.contains("line 1")), "{w:?}");
+        }
     }
 }

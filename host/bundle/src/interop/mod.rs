@@ -25,7 +25,12 @@
 //! - [`serialized`]: Playwright's `SerializedValue` typed values (IndexedDB).
 //! - [`cookies_txt`]: Netscape cookies.txt both ways.
 //! - [`dates`]: the workspace's one date module (ISO 8601 / civil days).
+//! - [`detect`](mod@detect): which of these formats a file is, from its first bytes.
 //! - `json`: an order-keeping JSON tree shared by the above.
+//!
+//! Readers of untrusted files take an [`InteropLimits`]; over a cap they
+//! refuse the file with an error naming the cap, never panic or allocate
+//! without bound.
 
 use std::collections::BTreeMap;
 
@@ -33,13 +38,15 @@ use crate::state::SessionState;
 
 pub mod cookies_txt;
 pub mod dates;
+pub mod detect;
 mod json;
 pub mod playwright;
 pub mod serialized;
 
-pub use cookies_txt::{from_cookies_txt, to_cookies_txt};
+pub use cookies_txt::{from_cookies_txt, from_cookies_txt_bytes, to_cookies_txt};
 pub use dates::civil_from_days;
-pub use playwright::{from_playwright, to_playwright};
+pub use detect::{Detected, detect};
+pub use playwright::{from_playwright, from_playwright_bytes, to_playwright};
 
 /// Why a foreign file could not be read.
 #[derive(Debug, thiserror::Error)]
@@ -52,6 +59,83 @@ pub enum InteropError {
         "no cookie line found: a Netscape cookies.txt has 7 tab-separated fields per line (domain, subdomains, path, secure, expiry, name, value)"
     )]
     NoCookies,
+    #[error(
+        "{what}, over the cap of {cap} (InteropLimits::{knob}): refused as damaged or hostile; if the file is genuine, raise InteropLimits::{knob}"
+    )]
+    OverLimit {
+        what: String,
+        cap: u64,
+        knob: &'static str,
+    },
+    #[error("cookies.txt line {line} {why}")]
+    CookiesTxtLine { line: u64, why: String },
+    #[error(
+        "cookie {index} of the Playwright file {why}: Playwright never writes one; fix or remove that cookie"
+    )]
+    PlaywrightCookie { index: usize, why: String },
+}
+
+/// Caps for reading untrusted foreign files. Every reader of this module
+/// that takes bytes from outside takes one; [`Default`] suits real files.
+/// Over a cap the file is refused with [`InteropError::OverLimit`] naming
+/// the field here to raise.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InteropLimits {
+    /// Largest input file. Default 256 MiB. Cost: a Playwright file is held
+    /// three times over while it is parsed (bytes, JSON tree, state), so
+    /// the peak is a small multiple of this.
+    pub max_input_bytes: u64,
+    /// Deepest nesting of arrays/objects in one IndexedDB key or value.
+    /// Default 64. Playwright's serializer sets no depth limit of its own,
+    /// but the JSON parser already refuses 128 JSON levels, which a
+    /// `valueEncoded` object reaches at ~40 JS levels (3 JSON levels each);
+    /// real application data is rarely deeper than ~15.
+    pub max_depth: u32,
+    /// Most nodes (scalars and containers) held in memory for one IndexedDB
+    /// key or value, shared `{ref}` targets counted at their full size each
+    /// time they are copied. Default 1 000 000 (each node is ~80 bytes:
+    /// ~80 MB). This is what stops a "ref bomb", where each level refers
+    /// twice to the one before and the expanded value doubles per level.
+    pub max_nodes_per_value: u64,
+    /// Most nodes held for the whole file, summed over all values.
+    /// Default 8 000 000 (~640 MB).
+    pub max_nodes_per_file: u64,
+    /// cookies.txt: longest line in bytes. Default 64 KiB (browsers cap a
+    /// cookie's name plus value at 4 KiB).
+    pub max_line_bytes: u64,
+    /// cookies.txt: most lines. Default 1 000 000.
+    pub max_lines: u64,
+    /// cookies.txt: largest field (domain, path, name, value) in bytes.
+    /// Default 16 KiB.
+    pub max_field_bytes: u64,
+}
+
+impl Default for InteropLimits {
+    fn default() -> Self {
+        InteropLimits {
+            max_input_bytes: 256 << 20,
+            max_depth: 64,
+            max_nodes_per_value: 1_000_000,
+            max_nodes_per_file: 8_000_000,
+            max_line_bytes: 64 << 10,
+            max_lines: 1_000_000,
+            max_field_bytes: 16 << 10,
+        }
+    }
+}
+
+impl InteropLimits {
+    /// Refuse an input over [`InteropLimits::max_input_bytes`].
+    pub(crate) fn check_input(&self, what: &str, len: usize) -> Result<(), InteropError> {
+        if len as u64 > self.max_input_bytes {
+            return Err(InteropError::OverLimit {
+                what: format!("the {what} is {len} bytes"),
+                cap: self.max_input_bytes,
+                knob: "max_input_bytes",
+            });
+        }
+        Ok(())
+    }
 }
 
 /// Warnings of a conversion, worded for the user.

@@ -7,8 +7,8 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::json::{Json, whole_as_int};
-use super::serialized::{decode, encode};
-use super::{InteropError, Loss, Warnings, state_level_warnings};
+use super::serialized::{Budget, decode, decode_plain, encode};
+use super::{InteropError, InteropLimits, Loss, Warnings, state_level_warnings};
 use crate::state::*;
 
 // ---------------------------------------------------------------------------
@@ -276,20 +276,42 @@ fn trivial(v: &JsValue) -> Option<Json> {
 // ---------------------------------------------------------------------------
 // Playwright -> SessionState
 
-/// Reads Playwright `storageState` JSON into a new state named `name`.
+/// Reads Playwright `storageState` JSON into a new state named `name`,
+/// with [`InteropLimits::default`].
 pub fn from_playwright(
     json: &str,
     name: &str,
     now_ms: i64,
 ) -> Result<(SessionState, Warnings), InteropError> {
-    let pw: PwState = serde_json::from_str(json).map_err(InteropError::PlaywrightJson)?;
+    from_playwright_bytes(json.as_bytes(), name, now_ms, &InteropLimits::default())
+}
+
+/// Reads a Playwright `storageState` file (raw bytes: invalid UTF-8 in any
+/// string is an error with its line and column) within `limits`.
+pub fn from_playwright_bytes(
+    json: &[u8],
+    name: &str,
+    now_ms: i64,
+    limits: &InteropLimits,
+) -> Result<(SessionState, Warnings), InteropError> {
+    limits.check_input("Playwright file", json.len())?;
+    let pw: PwState = serde_json::from_slice(json).map_err(InteropError::PlaywrightJson)?;
+    let mut budget = Budget::new(limits);
     let mut warnings = Warnings::new();
     let mut loss = Loss::default();
     let mut state = SessionState::new(name, now_ms);
     for k in pw.other.keys() {
         warnings.push(format!("unknown top-level field {k:?} ignored"));
     }
-    for c in pw.cookies {
+    for (index, c) in pw.cookies.into_iter().enumerate() {
+        for (field, v) in [("name", &c.name), ("domain", &c.domain), ("path", &c.path)] {
+            if v.contains('\0') {
+                return Err(InteropError::PlaywrightCookie {
+                    index,
+                    why: format!("has a NUL character in its {field}"),
+                });
+            }
+        }
         state.cookies.push(Cookie {
             name: c.name,
             value: c.value,
@@ -326,13 +348,13 @@ pub fn from_playwright(
                 let mut records = Vec::with_capacity(st.records.len());
                 for r in st.records {
                     let value = match (r.value, r.value_encoded) {
-                        (_, Some(e)) => decode(&e, &mut loss),
-                        (Some(v), None) => from_trivial(&v),
+                        (_, Some(e)) => decode(&e, &mut loss, &mut budget)?,
+                        (Some(v), None) => decode_plain(&v, &mut loss, &mut budget)?,
                         (None, None) => JsValue::Undefined,
                     };
                     let key = match (r.key, r.key_encoded, &key_path) {
-                        (_, Some(e), _) => decode(&e, &mut loss),
-                        (Some(k), None, _) => from_trivial(&k),
+                        (_, Some(e), _) => decode(&e, &mut loss, &mut budget)?,
+                        (Some(k), None, _) => decode_plain(&k, &mut loss, &mut budget)?,
                         (None, None, Some(kp)) => match extract_key(&value, kp) {
                             Some(k) => k,
                             None => {
@@ -387,21 +409,6 @@ pub fn from_playwright(
     }
     loss.into_warnings(&mut warnings);
     Ok((state, warnings))
-}
-
-fn from_trivial(j: &Json) -> JsValue {
-    match j {
-        Json::Null => JsValue::Null,
-        Json::Bool(b) => JsValue::Bool(*b),
-        Json::Number(n) => JsValue::Number(JsNumber(*n)),
-        Json::String(s) => JsValue::String(s.clone()),
-        Json::Array(a) => JsValue::Array(a.iter().map(from_trivial).collect()),
-        Json::Object(es) => JsValue::Object(
-            es.iter()
-                .map(|(k, v)| (k.clone(), from_trivial(v)))
-                .collect(),
-        ),
-    }
 }
 
 /// The key at `kp` in `value`, as IndexedDB's key extraction finds it.
@@ -590,5 +597,147 @@ mod tests {
         assert!(all.contains("OPFS"), "{all}");
         let e = from_playwright("{\"cookies\": 3}", "x", 0).unwrap_err();
         assert!(e.to_string().contains("storageState"), "{e}");
+    }
+
+    /// A storageState holding one record whose `valueEncoded` is `enc`.
+    fn with_value(enc: &str) -> String {
+        format!(
+            r#"{{"cookies":[],"origins":[{{"origin":"https://a.test","localStorage":[],
+              "indexedDB":[{{"name":"db","version":1,"stores":[{{"name":"s","records":[
+                {{"key":1,"valueEncoded":{enc}}}]}}]}}]}}]}}"#
+        )
+    }
+
+    fn value_of(s: &SessionState) -> &JsValue {
+        &s.origins[0].indexed_db[0].object_stores[0].records[0].value
+    }
+
+    fn knob(e: InteropError) -> &'static str {
+        match e {
+            InteropError::OverLimit { knob, .. } => knob,
+            other => panic!("expected a limit error, got {other}"),
+        }
+    }
+
+    #[test]
+    fn non_ascii_in_a_date_is_an_invalid_date_not_a_panic() {
+        // The byte slicing of the old date parser split the `é` and panicked.
+        let json = with_value(r#"{"d":"2024-02-29T12:00:5\u00e9Z"}"#);
+        let (s, _) = from_playwright(&json, "x", 0).unwrap();
+        assert!(matches!(value_of(&s), JsValue::Date(JsNumber(n)) if n.is_nan()));
+        let json = with_value(r#"{"d":"2024-02-29T12:00:00é.000Z"}"#);
+        assert!(from_playwright(&json, "x", 0).is_ok());
+    }
+
+    /// Level k refers twice to level k-1: 2^k nodes once expanded.
+    fn ref_bomb(levels: u32) -> String {
+        let mut items = vec![r#"{"a":[1],"id":1}"#.to_string()];
+        for k in 2..=levels {
+            items.push(format!(
+                r#"{{"a":[{{"ref":{p}}},{{"ref":{p}}}],"id":{k}}}"#,
+                p = k - 1
+            ));
+        }
+        with_value(&format!(r#"{{"a":[{}],"id":0}}"#, items.join(",")))
+    }
+
+    #[test]
+    fn a_ref_bomb_is_refused_by_the_node_cap() {
+        // ~1.5 KB of JSON that expands to 2^40 nodes: the old decoder cloned
+        // every level and ran out of memory.
+        let json = ref_bomb(40);
+        assert!(json.len() < 2048, "{}", json.len());
+        let e = from_playwright(&json, "x", 0).unwrap_err();
+        assert!(e.to_string().contains("max_nodes_per_value"), "{e}");
+        assert_eq!(knob(e), "max_nodes_per_value");
+        // A small one is imported, shared levels as copies.
+        let (s, w) = from_playwright(&ref_bomb(4), "x", 0).unwrap();
+        let JsValue::Array(levels) = value_of(&s) else {
+            panic!()
+        };
+        assert_eq!(levels.len(), 4);
+        assert_eq!(
+            levels[3],
+            JsValue::Array(vec![levels[2].clone(), levels[2].clone()])
+        );
+        assert!(
+            w.iter()
+                .any(|w| w.contains("shared reference imported as a copy"))
+        );
+    }
+
+    #[test]
+    fn nesting_past_the_depth_cap_is_refused() {
+        let deep = |n: usize| format!("{}1{}", "[".repeat(n), "]".repeat(n));
+        let ok = with_value(&deep(64));
+        assert!(from_playwright(&ok, "x", 0).is_ok());
+        let e = from_playwright(&with_value(&deep(65)), "x", 0).unwrap_err();
+        assert_eq!(knob(e), "max_depth");
+        // The same for plain (not encoded) values.
+        let plain =
+            with_value("1").replace(r#""valueEncoded":1"#, &format!(r#""value":{}"#, deep(65)));
+        assert_eq!(
+            knob(from_playwright(&plain, "x", 0).unwrap_err()),
+            "max_depth"
+        );
+        let l = InteropLimits {
+            max_depth: 100,
+            ..Default::default()
+        };
+        assert!(from_playwright_bytes(plain.as_bytes(), "x", 0, &l).is_ok());
+    }
+
+    #[test]
+    fn file_and_input_caps_are_enforced() {
+        let json = with_value(r#"{"a":[1,2,3,4,5,6,7,8],"id":1}"#);
+        let l = InteropLimits {
+            max_nodes_per_file: 5,
+            ..Default::default()
+        };
+        assert_eq!(
+            knob(from_playwright_bytes(json.as_bytes(), "x", 0, &l).unwrap_err()),
+            "max_nodes_per_file"
+        );
+        let l = InteropLimits {
+            max_input_bytes: 10,
+            ..Default::default()
+        };
+        let e = from_playwright_bytes(json.as_bytes(), "x", 0, &l).unwrap_err();
+        assert!(e.to_string().contains("max_input_bytes"), "{e}");
+    }
+
+    #[test]
+    fn hostile_scalars_are_errors_not_panics() {
+        let l = InteropLimits::default();
+        let read = |b: &[u8]| from_playwright_bytes(b, "x", 0, &l);
+        // Invalid UTF-8 inside a string field, and a lone surrogate escape.
+        let mut bad = br#"{"cookies":[{"name":"a","value":"#.to_vec();
+        bad.extend_from_slice(b"\"\xff\xfe\",\"domain\":\"d\",\"path\":\"/\"}]}");
+        assert!(matches!(read(&bad), Err(InteropError::PlaywrightJson(_))));
+        let surrogate = br#"{"origins":[{"origin":"\ud800","localStorage":[]}]}"#;
+        assert!(matches!(
+            read(surrogate),
+            Err(InteropError::PlaywrightJson(_))
+        ));
+        // Numbers too big for their field.
+        for num in [
+            r#"{"origins":[{"origin":"o","indexedDB":[{"name":"d","version":18446744073709551616}]}]}"#,
+            r#"{"origins":[{"origin":"o","indexedDB":[{"name":"d","version":1e400}]}]}"#,
+            r#"{"cookies":[{"name":"a","value":"","domain":"d","path":"/","expires":1e400}]}"#,
+        ] {
+            assert!(
+                matches!(read(num.as_bytes()), Err(InteropError::PlaywrightJson(_))),
+                "{num}"
+            );
+        }
+        assert!(read(with_value(r#"{"ref":1e300}"#).as_bytes()).is_ok());
+        // A NUL in a cookie's name.
+        let nul = br#"{"cookies":[{"name":"a\u0000b","value":"","domain":"d","path":"/"}]}"#;
+        let e = read(nul).unwrap_err();
+        assert!(
+            matches!(e, InteropError::PlaywrightCookie { index: 0, .. }),
+            "{e}"
+        );
+        assert!(e.to_string().contains("NUL"), "{e}");
     }
 }

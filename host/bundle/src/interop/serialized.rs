@@ -1,13 +1,13 @@
 //! Playwright's `SerializedValue`, the typed form of IndexedDB keys and
 //! values in `storageState` (`valueEncoded` / `keyEncoded`).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use base64::Engine as _;
 
-use super::Loss;
 use super::dates::{format_iso, parse_iso};
 use super::json::{Json, b64, obj, special};
+use super::{InteropError, InteropLimits, Loss};
 use crate::state::*;
 
 /// Playwright's `SerializedValue` of a value.
@@ -154,124 +154,326 @@ fn typed_array_name(code: &str) -> Option<&'static str> {
         .map(|(n, _)| *n)
 }
 
-/// Decodes Playwright's `SerializedValue`.
-pub(crate) fn decode(j: &Json, loss: &mut Loss) -> JsValue {
-    let mut refs: BTreeMap<u64, JsValue> = BTreeMap::new();
-    decode_inner(j, loss, &mut refs)
+/// Node counts against [`InteropLimits`] across all values of one file.
+pub(crate) struct Budget<'l> {
+    limits: &'l InteropLimits,
+    file_nodes: u64,
 }
 
-fn decode_inner(j: &Json, loss: &mut Loss, refs: &mut BTreeMap<u64, JsValue>) -> JsValue {
-    let id_of = |j: &Json| match j.get("id") {
+impl<'l> Budget<'l> {
+    pub(crate) fn new(limits: &'l InteropLimits) -> Self {
+        Budget {
+            limits,
+            file_nodes: 0,
+        }
+    }
+}
+
+/// Decodes one key or value. Playwright writes a shared object once with an
+/// `id` and later occurrences as `{ref: id}`. The state model is a tree
+/// (SPEC.md §State has no reference form), so a shared object becomes a
+/// copy; only the targets of a `ref` are kept, and every copy is charged to
+/// the node caps *before* it is made, so a value whose refs double at each
+/// level is refused after at most `max_nodes_per_value` nodes of work.
+struct Decoder<'a, 'l> {
+    loss: &'a mut Loss,
+    budget: &'a mut Budget<'l>,
+    /// Ids some `{ref}` of this value names: only these are kept.
+    wanted: BTreeSet<u64>,
+    /// Finished targets, with the nodes each copy costs.
+    refs: BTreeMap<u64, (JsValue, u64)>,
+    nodes: u64,
+}
+
+/// Decodes Playwright's `SerializedValue` within the limits.
+pub(crate) fn decode(
+    j: &Json,
+    loss: &mut Loss,
+    budget: &mut Budget,
+) -> Result<JsValue, InteropError> {
+    let mut wanted = BTreeSet::new();
+    collect_refs(j, &mut wanted);
+    let mut d = Decoder {
+        loss,
+        budget,
+        wanted,
+        refs: BTreeMap::new(),
+        nodes: 0,
+    };
+    d.value(j, 0)
+}
+
+/// A plain JSON `key`/`value` (no typed forms) within the limits.
+pub(crate) fn decode_plain(
+    j: &Json,
+    loss: &mut Loss,
+    budget: &mut Budget,
+) -> Result<JsValue, InteropError> {
+    let mut d = Decoder {
+        loss,
+        budget,
+        wanted: BTreeSet::new(),
+        refs: BTreeMap::new(),
+        nodes: 0,
+    };
+    d.plain(j, 0)
+}
+
+/// The JSON nesting is bounded by the parser (128 levels), so recursion is.
+fn collect_refs(j: &Json, out: &mut BTreeSet<u64>) {
+    match j {
+        Json::Array(a) => a.iter().for_each(|x| collect_refs(x, out)),
+        Json::Object(es) => {
+            for (k, v) in es {
+                match (k.as_str(), v) {
+                    ("ref", Json::Number(n)) => {
+                        out.insert(*n as u64);
+                    }
+                    _ => collect_refs(v, out),
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+fn id_of(j: &Json) -> Option<u64> {
+    match j.get("id") {
         Some(Json::Number(n)) => Some(*n as u64),
         _ => None,
-    };
-    match j {
-        Json::Null => JsValue::Null,
-        Json::Bool(b) => JsValue::Bool(*b),
-        Json::Number(n) => JsValue::Number(JsNumber(*n)),
-        Json::String(s) => JsValue::String(s.clone()),
-        Json::Array(a) => {
-            // Not a SerializedValue form, but plain JSON: keep it.
-            JsValue::Array(a.iter().map(|x| decode_inner(x, loss, refs)).collect())
+    }
+}
+
+impl Decoder<'_, '_> {
+    /// Account for `n` more nodes held in memory.
+    fn charge(&mut self, n: u64) -> Result<(), InteropError> {
+        self.nodes = self.nodes.saturating_add(n);
+        self.budget.file_nodes = self.budget.file_nodes.saturating_add(n);
+        let l = self.budget.limits;
+        if self.nodes > l.max_nodes_per_value {
+            return Err(InteropError::OverLimit {
+                what: format!(
+                    "an IndexedDB value expands to more than {} nodes (shared references counted at each copy)",
+                    l.max_nodes_per_value
+                ),
+                cap: l.max_nodes_per_value,
+                knob: "max_nodes_per_value",
+            });
         }
-        Json::Object(_) => {
-            if let Some(v) = j.get("v").and_then(Json::as_str) {
-                return match v {
-                    "null" => JsValue::Null,
-                    other => {
-                        JsNumber::from_special(other).map_or(JsValue::Undefined, JsValue::Number)
-                    }
-                };
-            }
-            if let Some(d) = j.get("d") {
-                return match d.as_str().and_then(parse_iso) {
-                    Some(ms) => JsValue::Date(JsNumber(ms)),
-                    None => JsValue::Date(JsNumber(f64::NAN)),
-                };
-            }
-            if let Some(u) = j.get("u").and_then(Json::as_str) {
-                loss.add("URL object imported as a string");
-                return JsValue::String(u.to_owned());
-            }
-            if let Some(bi) = j.get("bi").and_then(Json::as_str) {
-                return JsValue::BigInt(bi.to_owned());
-            }
-            if let Some(e) = j.get("e") {
-                loss.add("Error object imported as a plain object {name, message, stack}");
-                let f =
-                    |k: &str| JsValue::String(e.get(k).and_then(Json::as_str).unwrap_or("").into());
-                return JsValue::Object(vec![
-                    ("name".into(), f("n")),
-                    ("message".into(), f("m")),
-                    ("stack".into(), f("s")),
-                ]);
-            }
-            if let Some(r) = j.get("r") {
-                let f = |k: &str| r.get(k).and_then(Json::as_str).unwrap_or("").to_owned();
-                return JsValue::RegExp(JsRegExp {
-                    source: f("p"),
-                    flags: f("f"),
-                });
-            }
-            if let Some(Json::Array(items)) = j.get("a") {
-                let v = JsValue::Array(items.iter().map(|x| decode_inner(x, loss, refs)).collect());
-                if let Some(id) = id_of(j) {
-                    refs.insert(id, v.clone());
+        if self.budget.file_nodes > l.max_nodes_per_file {
+            return Err(InteropError::OverLimit {
+                what: format!(
+                    "the IndexedDB values of this file expand to more than {} nodes",
+                    l.max_nodes_per_file
+                ),
+                cap: l.max_nodes_per_file,
+                knob: "max_nodes_per_file",
+            });
+        }
+        Ok(())
+    }
+
+    /// Enter a container at nesting level `depth + 1`.
+    fn enter(&mut self, depth: u32) -> Result<u32, InteropError> {
+        let max = self.budget.limits.max_depth;
+        if depth >= max {
+            return Err(InteropError::OverLimit {
+                what: format!("an IndexedDB value nests deeper than {max} arrays/objects"),
+                cap: u64::from(max),
+                knob: "max_depth",
+            });
+        }
+        self.charge(1)?;
+        Ok(depth + 1)
+    }
+
+    /// Keep a finished container if some `ref` names it.
+    fn keep(&mut self, j: &Json, v: &JsValue, start: u64) -> Result<(), InteropError> {
+        if let Some(id) = id_of(j).filter(|id| self.wanted.contains(id)) {
+            let size = self.nodes - start;
+            self.charge(size)?;
+            self.refs.insert(id, (v.clone(), size));
+        }
+        Ok(())
+    }
+
+    fn plain(&mut self, j: &Json, depth: u32) -> Result<JsValue, InteropError> {
+        Ok(match j {
+            Json::Array(a) => {
+                let depth = self.enter(depth)?;
+                let mut out = Vec::with_capacity(a.len());
+                for x in a {
+                    out.push(self.plain(x, depth)?);
                 }
-                return v;
+                JsValue::Array(out)
             }
-            if let Some(Json::Array(items)) = j.get("o") {
-                let v = JsValue::Object(
-                    items
-                        .iter()
-                        .map(|e| {
-                            let k = e.get("k").and_then(Json::as_str).unwrap_or("").to_owned();
-                            let x = e
-                                .get("v")
-                                .map_or(JsValue::Undefined, |x| decode_inner(x, loss, refs));
-                            (k, x)
-                        })
-                        .collect(),
-                );
-                if let Some(id) = id_of(j) {
-                    refs.insert(id, v.clone());
+            Json::Object(es) => {
+                let depth = self.enter(depth)?;
+                let mut out = Vec::with_capacity(es.len());
+                for (k, x) in es {
+                    out.push((k.clone(), self.plain(x, depth)?));
                 }
-                return v;
+                JsValue::Object(out)
             }
-            if let Some(Json::Number(r)) = j.get("ref") {
-                return match refs.get(&(*r as u64)) {
-                    Some(v) => {
-                        loss.add("shared reference imported as a copy");
-                        v.clone()
+            scalar => {
+                self.charge(1)?;
+                match scalar {
+                    Json::Bool(b) => JsValue::Bool(*b),
+                    Json::Number(n) => JsValue::Number(JsNumber(*n)),
+                    Json::String(s) => JsValue::String(s.clone()),
+                    _ => JsValue::Null,
+                }
+            }
+        })
+    }
+
+    fn value(&mut self, j: &Json, depth: u32) -> Result<JsValue, InteropError> {
+        let s = |k: &str| j.get(k).and_then(Json::as_str).is_some();
+        let any = |k: &str| j.get(k).is_some();
+        if s("v") || any("d") || s("u") || s("bi") || any("e") || any("r") {
+            self.charge(1)?;
+            return Ok(self.scalar_form(j));
+        }
+        let Json::Object(_) = j else {
+            // Not a SerializedValue form but plain JSON (arrays, scalars): keep it.
+            return match j {
+                Json::Array(a) => {
+                    let depth = self.enter(depth)?;
+                    let mut out = Vec::with_capacity(a.len());
+                    for x in a {
+                        out.push(self.value(x, depth)?);
                     }
+                    Ok(JsValue::Array(out))
+                }
+                other => self.plain(other, depth),
+            };
+        };
+        if let Some(Json::Array(items)) = j.get("a") {
+            let start = self.nodes;
+            let inner = self.enter(depth)?;
+            let mut out = Vec::with_capacity(items.len());
+            for x in items {
+                out.push(self.value(x, inner)?);
+            }
+            let v = JsValue::Array(out);
+            self.keep(j, &v, start)?;
+            return Ok(v);
+        }
+        if let Some(Json::Array(items)) = j.get("o") {
+            let start = self.nodes;
+            let inner = self.enter(depth)?;
+            let mut out = Vec::with_capacity(items.len());
+            for e in items {
+                let k = e.get("k").and_then(Json::as_str).unwrap_or("").to_owned();
+                let x = match e.get("v") {
+                    Some(x) => self.value(x, inner)?,
                     None => {
-                        loss.add("circular reference imported as undefined");
+                        self.charge(1)?;
                         JsValue::Undefined
                     }
                 };
+                out.push((k, x));
             }
-            if j.get("h").is_some() {
-                loss.add("handle reference imported as undefined");
-                return JsValue::Undefined;
-            }
-            if let Some(ta) = j.get("ta") {
-                let bytes = ta
-                    .get("b")
-                    .and_then(Json::as_str)
-                    .and_then(|b| base64::engine::general_purpose::STANDARD.decode(b).ok())
-                    .unwrap_or_default();
-                let kind = ta
-                    .get("k")
-                    .and_then(Json::as_str)
-                    .and_then(typed_array_name)
-                    .unwrap_or("Uint8Array");
-                return JsValue::TypedArray(JsTypedArray {
-                    kind: kind.to_owned(),
-                    bytes: Bytes(bytes),
-                });
-            }
-            loss.add("unrecognised encoded value imported as undefined");
-            JsValue::Undefined
+            let v = JsValue::Object(out);
+            self.keep(j, &v, start)?;
+            return Ok(v);
         }
+        if let Some(Json::Number(r)) = j.get("ref") {
+            let id = *r as u64;
+            let size = self.refs.get(&id).map(|(_, n)| *n);
+            return Ok(match size {
+                Some(n) => {
+                    self.charge(n)?;
+                    self.loss.add("shared reference imported as a copy");
+                    self.refs
+                        .get(&id)
+                        .map_or(JsValue::Undefined, |(v, _)| v.clone())
+                }
+                None => {
+                    self.charge(1)?;
+                    self.loss.add("circular reference imported as undefined");
+                    JsValue::Undefined
+                }
+            });
+        }
+        self.charge(1)?;
+        Ok(self.scalar_form(j))
     }
+
+    /// The forms that hold no nested values.
+    fn scalar_form(&mut self, j: &Json) -> JsValue {
+        let loss = &mut *self.loss;
+        if let Some(v) = j.get("v").and_then(Json::as_str) {
+            return match v {
+                "null" => JsValue::Null,
+                other => JsNumber::from_special(other).map_or(JsValue::Undefined, JsValue::Number),
+            };
+        }
+        if let Some(d) = j.get("d") {
+            return match d.as_str().and_then(parse_iso) {
+                Some(ms) => JsValue::Date(JsNumber(ms)),
+                None => JsValue::Date(JsNumber(f64::NAN)),
+            };
+        }
+        if let Some(u) = j.get("u").and_then(Json::as_str) {
+            loss.add("URL object imported as a string");
+            return JsValue::String(u.to_owned());
+        }
+        if let Some(bi) = j.get("bi").and_then(Json::as_str) {
+            return JsValue::BigInt(bi.to_owned());
+        }
+        if let Some(e) = j.get("e") {
+            loss.add("Error object imported as a plain object {name, message, stack}");
+            let f = |k: &str| JsValue::String(e.get(k).and_then(Json::as_str).unwrap_or("").into());
+            return JsValue::Object(vec![
+                ("name".into(), f("n")),
+                ("message".into(), f("m")),
+                ("stack".into(), f("s")),
+            ]);
+        }
+        if let Some(r) = j.get("r") {
+            let f = |k: &str| r.get(k).and_then(Json::as_str).unwrap_or("").to_owned();
+            return JsValue::RegExp(JsRegExp {
+                source: f("p"),
+                flags: f("f"),
+            });
+        }
+        if j.get("h").is_some() {
+            loss.add("handle reference imported as undefined");
+            return JsValue::Undefined;
+        }
+        if let Some(ta) = j.get("ta") {
+            let bytes = ta
+                .get("b")
+                .and_then(Json::as_str)
+                .and_then(|b| base64::engine::general_purpose::STANDARD.decode(b).ok())
+                .unwrap_or_default();
+            let kind = ta
+                .get("k")
+                .and_then(Json::as_str)
+                .and_then(typed_array_name)
+                .unwrap_or("Uint8Array");
+            return JsValue::TypedArray(JsTypedArray {
+                kind: kind.to_owned(),
+                bytes: Bytes(bytes),
+            });
+        }
+        loss.add("unrecognised encoded value imported as undefined");
+        JsValue::Undefined
+    }
+}
+
+/// Fuzzing entry: JSON through [`decode`] and [`encode`]; never panics.
+#[doc(hidden)]
+pub fn fuzz_round_trip(data: &[u8]) {
+    let Ok(j) = serde_json::from_slice::<Json>(data) else {
+        return;
+    };
+    let limits = InteropLimits::default();
+    let mut budget = Budget::new(&limits);
+    let mut loss = Loss::default();
+    if let Ok(v) = decode(&j, &mut loss, &mut budget) {
+        let _ = encode(&v, &mut loss);
+    }
+    let _ = decode_plain(&j, &mut loss, &mut budget);
 }
