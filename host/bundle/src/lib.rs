@@ -22,8 +22,11 @@
 //!   [`BundleReader::open_verified`] verifies and reads through one handle.
 //! - [`sign`]: Ed25519 signatures, detached or embedded; verification
 //!   against one or more trusted keys (SPEC.md §8.4).
-//! - [`interop`]: Playwright `storageState` JSON and Netscape cookies.txt,
-//!   both ways, with warnings for what the other format cannot hold.
+//! - [`interop`]: Playwright `storageState` JSON (with its typed
+//!   `SerializedValue`s) and Netscape cookies.txt, both ways, with warnings
+//!   for what the other format cannot hold, within [`interop::InteropLimits`];
+//!   [`interop::detect`] tells the formats apart; [`interop::dates`] is the
+//!   workspace's one date module.
 //! - [`rekey`]: add or remove key slots without re-encrypting the payload.
 //! - [`atomic`]: temp file + fsync + rename + directory fsync for every file
 //!   we write ([`atomic::write_atomic`], [`atomic::AtomicFile`]).
