@@ -102,6 +102,7 @@ pub async fn import(engine: &Engine, a: ImportArgs) -> Result<()> {
             }),
             force: a.force,
             limits: a.limits.limits(),
+            interop: Default::default(),
             progress: Some(progress.counter()),
         })
         .await;

@@ -9,6 +9,7 @@ use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
 use sessbundle::atomic::AtomicFile;
+use sessbundle::interop::{self, Detected, InteropLimits};
 use sessbundle::{PublicKey, ReaderLimits, SealOptions, Unlock};
 use sesshost_plugin::Report;
 use sesshost_store::{SaveReport, StoreError, now_ms};
@@ -71,6 +72,8 @@ pub struct ImportRequest {
     pub force: bool,
     /// Caps on what the bundle may make the reader allocate or derive.
     pub limits: ReaderLimits,
+    /// Caps on Playwright / cookies.txt input.
+    pub interop: InteropLimits,
     pub progress: Option<Counter>,
 }
 
@@ -176,22 +179,29 @@ impl Engine {
                             req.file.display()
                         )));
                     }
-                    let text = read_text(&req.file)?;
+                    let bytes = read_bounded(&req.file, &req.interop)?;
                     let name = req
                         .name
                         .clone()
                         .or_else(|| stem_name(&req.file))
                         .unwrap_or_else(|| "imported".into());
-                    let (s, warnings) = match other {
-                        FileFormat::Playwright => {
-                            sessbundle::interop::from_playwright(&text, &name, now)
+                    if other == FileFormat::Playwright
+                        && req.format.is_none()
+                        && interop::detect(&bytes) == Detected::SesshostStateJson
+                    {
+                        (state_json(&bytes, &req.file)?, true, None, vec![])
+                    } else {
+                        let (s, warnings) = match other {
+                            FileFormat::Playwright => {
+                                interop::from_playwright_bytes(&bytes, &name, now, &req.interop)
+                            }
+                            _ => interop::from_cookies_txt_bytes(&bytes, &name, now, &req.interop),
                         }
-                        _ => sessbundle::interop::from_cookies_txt(&text, &name, now),
+                        .with_context(|| {
+                            format!("{} is not a valid {other:?} file", req.file.display())
+                        })?;
+                        (s, false, None, warnings)
                     }
-                    .with_context(|| {
-                        format!("{} is not a valid {other:?} file", req.file.display())
-                    })?;
-                    (s, false, None, warnings)
                 }
             };
             let name = match (&req.name, from_bundle) {
@@ -232,25 +242,59 @@ fn write_plaintext(path: &Path, bytes: &[u8]) -> Result<()> {
     Ok(())
 }
 
-fn read_text(path: &Path) -> Result<String> {
-    std::fs::read_to_string(path).map_err(|e| Error::io("cannot read", path, e))
+/// Read a plaintext import whole, refusing one over the interop input cap
+/// before reading it.
+fn read_bounded(path: &Path, limits: &InteropLimits) -> Result<Vec<u8>> {
+    let f = std::fs::File::open(path).map_err(|e| Error::io("cannot open", path, e))?;
+    let len = f
+        .metadata()
+        .map_err(|e| Error::io("cannot read", path, e))?
+        .len();
+    limits.check_input(&path.display().to_string(), len as usize)?;
+    let mut b = Vec::with_capacity(len as usize);
+    f.take(limits.max_input_bytes.saturating_add(1))
+        .read_to_end(&mut b)
+        .map_err(|e| Error::io("cannot read", path, e))?;
+    limits.check_input(&path.display().to_string(), b.len())?;
+    Ok(b)
 }
 
-/// The format of a file, from its first bytes.
+/// sesshost's own state JSON (what `host unseal` writes), as a state: the
+/// same model and checks `host seal` applies to it.
+fn state_json(bytes: &[u8], path: &Path) -> Result<sessbundle::SessionState> {
+    serde_json::from_slice(bytes).map_err(|e| {
+        Error::Bundle(sessbundle::Error::StateJson {
+            path: path.into(),
+            why: format!("{e} (see format-spec/SPEC.md §9 for the fields)"),
+        })
+    })
+}
+
+/// The format of a file, from its first bytes (`interop::detect`); JSON
+/// that is not a bundle is read as Playwright (or sesshost's own state
+/// JSON), anything else as cookies.txt.
 pub fn detect(path: &Path) -> Result<FileFormat> {
-    let mut head = [0u8; 8];
-    let n = std::fs::File::open(path)
-        .and_then(|mut f| f.read(&mut head))
-        .map_err(|e| Error::io("cannot open", path, e))?;
-    Ok(
-        if n == 8 && head[..] == sessbundle::format::MAGIC[..] {
-            FileFormat::Sessbundle
-        } else if head[..n].iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{') {
-            FileFormat::Playwright
-        } else {
-            FileFormat::CookiesTxt
-        },
-    )
+    let mut head = vec![0u8; interop::detect::DETECT_PREFIX];
+    let mut n = 0;
+    let mut f = std::fs::File::open(path).map_err(|e| Error::io("cannot open", path, e))?;
+    while n < head.len() {
+        match f.read(&mut head[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) => return Err(Error::io("cannot read", path, e)),
+        }
+    }
+    Ok(match interop::detect(&head[..n]) {
+        Detected::Sessbundle => FileFormat::Sessbundle,
+        Detected::Playwright | Detected::SesshostStateJson => FileFormat::Playwright,
+        Detected::CookiesTxt | Detected::Unknown => {
+            if head[..n].iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{') {
+                FileFormat::Playwright
+            } else {
+                FileFormat::CookiesTxt
+            }
+        }
+    })
 }
 
 fn stem_name(path: &Path) -> Option<String> {

@@ -80,6 +80,7 @@ fn import_req(file: &Path, name: &str, unlock: Unlock, force: bool) -> ImportReq
         unlock: Box::new(move || Ok(unlock)),
         force,
         limits: Default::default(),
+        interop: Default::default(),
         progress: None,
     }
 }

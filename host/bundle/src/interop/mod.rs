@@ -126,7 +126,7 @@ impl Default for InteropLimits {
 
 impl InteropLimits {
     /// Refuse an input over [`InteropLimits::max_input_bytes`].
-    pub(crate) fn check_input(&self, what: &str, len: usize) -> Result<(), InteropError> {
+    pub fn check_input(&self, what: &str, len: usize) -> Result<(), InteropError> {
         if len as u64 > self.max_input_bytes {
             return Err(InteropError::OverLimit {
                 what: format!("the {what} is {len} bytes"),
