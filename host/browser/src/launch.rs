@@ -391,7 +391,13 @@ pub fn chromium_args(opts: &LaunchOptions, profile: &Path) -> Vec<String> {
         }
     }
     args.extend(opts.extra_args.iter().cloned());
-    args.push("about:blank".into());
+    if opts.headed {
+        args.push("about:blank".into());
+    } else {
+        // No start tab (as Playwright does): one renderer less to start
+        // before DevTools answers; restore opens the tabs it needs.
+        args.push("--no-startup-window".into());
+    }
     args
 }
 
