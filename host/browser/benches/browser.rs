@@ -17,6 +17,8 @@ use sesshost_browser::{BrowserSession, LaunchOptions};
 use sesshost_fixture::Fixture;
 
 const RUNS: usize = 5;
+/// Cold opens are noisy on a shared 2-core machine: more runs, each side.
+const COLD_RUNS: usize = 9;
 
 fn synthetic(fx: &Fixture, base: &SessionState) -> SessionState {
     let mut s = base.clone();
@@ -257,6 +259,7 @@ async fn main() {
         playwright(
             &fx,
             &[("login-only.json", &base), ("big-no-idb.json", &state)],
+            RUNS,
         );
         return;
     }
@@ -302,6 +305,7 @@ async fn main() {
     playwright(
         &fx,
         &[("login-only.json", &base), ("big-no-idb.json", &state)],
+        RUNS,
     );
     cold_open(&fx, &base).await;
 }
@@ -312,7 +316,7 @@ async fn main() {
 /// on the same state, and the ratio.
 async fn cold_open(fx: &Fixture, base: &SessionState) {
     let (mut launch, mut gate, mut url, mut usable) = (vec![], vec![], vec![], vec![]);
-    for _ in 0..RUNS {
+    for _ in 0..COLD_RUNS {
         let t0 = Instant::now();
         // The engine starts Chromium before reading the store.
         let launching = BrowserSession::spawn(LaunchOptions::default());
@@ -329,7 +333,7 @@ async fn cold_open(fx: &Fixture, base: &SessionState) {
         s.shutdown().await;
     }
     let ours = median(usable);
-    println!("cold open, login-only session, medians of {RUNS} runs (ms):");
+    println!("cold open, login-only session, medians of {COLD_RUNS} runs (ms):");
     println!(
         "  ours: launch (spawn + connect)              {:8.1}",
         median(launch)
@@ -343,7 +347,7 @@ async fn cold_open(fx: &Fixture, base: &SessionState) {
         median(url)
     );
     println!("  ours: restored app usable                   {ours:8.1}");
-    match playwright(fx, &[("login-only.json", base)]).first() {
+    match playwright(fx, &[("login-only.json", base)], COLD_RUNS).first() {
         Some(pw) => println!(
             "  cold open ours {ours:.1} ms vs Playwright {pw:.1} ms: ratio {:.2}x (target <= 0.80x)",
             ours / pw
@@ -356,7 +360,7 @@ async fn cold_open(fx: &Fixture, base: &SessionState) {
 /// playwright-core): the same cold opens through Playwright's storageState
 /// (cookies + localStorage; its format has no IndexedDB of ours). Prints
 /// Playwright's lines and returns its medians (ms), one per state.
-fn playwright(fx: &Fixture, states: &[(&str, &SessionState)]) -> Vec<f64> {
+fn playwright(fx: &Fixture, states: &[(&str, &SessionState)], runs: usize) -> Vec<f64> {
     let Some(dir) = std::env::var_os("SESSHOST_BENCH_PLAYWRIGHT") else {
         println!(
             "  (set SESSHOST_BENCH_PLAYWRIGHT=DIR with node_modules/playwright-core for Playwright figures)"
@@ -400,7 +404,7 @@ fn playwright(fx: &Fixture, states: &[(&str, &SessionState)]) -> Vec<f64> {
     let out = std::process::Command::new("node")
         .arg(script)
         .arg(&dir)
-        .arg(RUNS.to_string())
+        .arg(runs.to_string())
         .arg(fx.a("/app"))
         .args(&files)
         .stderr(std::process::Stdio::inherit())

@@ -53,14 +53,18 @@
 //!   skips events it cannot parse, and the handler loop only stops when the
 //!   socket itself fails.
 //!
-//! Typical use (inside a tokio runtime):
+//! Typical use (inside a tokio runtime), a cold open:
 //! ```no_run
-//! # async fn f(state: sessbundle::state::SessionState) -> Result<(), sesshost_browser::BrowserError> {
-//! use sesshost_browser::{BrowserSession, Emulation, LaunchOptions};
-//! let opts = LaunchOptions { emulation: Emulation::from_meta(&state.meta), ..Default::default() };
-//! let session = BrowserSession::launch(opts).await?;
-//! session.restore(&state).await?;
-//! println!("{}", session.ws_url());
+//! # async fn f(read_store: impl std::future::Future<Output = sessbundle::state::SessionState>, run: std::path::PathBuf) -> Result<(), sesshost_browser::BrowserError> {
+//! use sesshost_browser::{BrowserSession, Emulation, LaunchOptions, sweep_stale_profiles};
+//! sweep_stale_profiles(&run)?; // at every host start
+//! let opts = LaunchOptions { profile_root: Some(run), ..Default::default() };
+//! // Chromium starts while the store is read.
+//! let (session, state) = tokio::join!(BrowserSession::spawn(opts), read_store);
+//! let session = session?;
+//! let restoring = session.restore_in_background(&state).await?; // gate in force
+//! println!("{}", session.ws_url()); // hand the CDP URL out now
+//! restoring.finish().await?;
 //! // ... later, or on SIGINT / `wait_closed()`:
 //! let saved = session.capture(Some(&state)).await?;
 //! session.shutdown().await;
