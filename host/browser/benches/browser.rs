@@ -17,6 +17,8 @@ use sesshost_browser::{BrowserSession, LaunchOptions};
 use sesshost_fixture::Fixture;
 
 const RUNS: usize = 5;
+/// Cold opens are noisy on a shared 2-core machine: more runs, each side.
+const COLD_RUNS: usize = 9;
 
 fn synthetic(fx: &Fixture, base: &SessionState) -> SessionState {
     let mut s = base.clone();
@@ -130,6 +132,12 @@ async fn main() {
     wait_logged_in(&s, &fx).await;
     let base = s.capture(None).await.unwrap();
     s.shutdown().await;
+    // `cargo bench -p sesshost-browser --bench browser -- cold`: the cold
+    // open case alone.
+    if std::env::args().skip(1).any(|a| a.contains("cold")) {
+        cold_open(&fx, &base).await;
+        return;
+    }
     let state = synthetic(&fx, &base);
     let json = serde_json::to_vec(&state).unwrap();
     println!(
@@ -248,7 +256,11 @@ async fn main() {
             "  cold open login-only session                {:8.1}",
             median(small_cold)
         );
-        playwright(&fx, &base, &state);
+        playwright(
+            &fx,
+            &[("login-only.json", &base), ("big-no-idb.json", &state)],
+            RUNS,
+        );
         return;
     }
     println!("medians of {RUNS} runs (ms):");
@@ -290,22 +302,74 @@ async fn main() {
         "  cold open login-only session                {:8.1}",
         median(small_cold)
     );
-    playwright(&fx, &base, &state);
+    playwright(
+        &fx,
+        &[("login-only.json", &base), ("big-no-idb.json", &state)],
+        RUNS,
+    );
+    cold_open(&fx, &base).await;
+}
+
+/// `host session open`'s cold open on the login-only state: spawn ->
+/// restore in force (CDP URL handed out) -> the restored app usable, by
+/// phase; then Playwright's launch -> newContext({storageState}) -> page
+/// on the same state, and the ratio.
+async fn cold_open(fx: &Fixture, base: &SessionState) {
+    let (mut launch, mut gate, mut url, mut usable) = (vec![], vec![], vec![], vec![]);
+    for _ in 0..COLD_RUNS {
+        let t0 = Instant::now();
+        // The engine starts Chromium before reading the store.
+        let launching = BrowserSession::spawn(LaunchOptions::default());
+        let s = launching.await.unwrap();
+        launch.push(t0.elapsed());
+        let t1 = Instant::now();
+        let restoring = s.restore_in_background(base).await.unwrap();
+        gate.push(t1.elapsed());
+        let _cdp = s.ws_url().to_string();
+        url.push(t0.elapsed());
+        wait_logged_in(&s, fx).await;
+        usable.push(t0.elapsed());
+        restoring.finish().await.unwrap();
+        s.shutdown().await;
+    }
+    let ours = median(usable);
+    println!("cold open, login-only session, medians of {COLD_RUNS} runs (ms):");
+    println!(
+        "  ours: launch (spawn + connect)              {:8.1}",
+        median(launch)
+    );
+    println!(
+        "  ours: restore gate in force                 {:8.1}",
+        median(gate)
+    );
+    println!(
+        "  ours: CDP URL handed out                    {:8.1}",
+        median(url)
+    );
+    println!("  ours: restored app usable                   {ours:8.1}");
+    match playwright(fx, &[("login-only.json", base)], COLD_RUNS).first() {
+        Some(pw) => println!(
+            "  cold open ours {ours:.1} ms vs Playwright {pw:.1} ms: ratio {:.2}x (target <= 0.80x)",
+            ours / pw
+        ),
+        None => println!("  (no Playwright figure: ratio not computed)"),
+    }
 }
 
 /// With `SESSHOST_BENCH_PLAYWRIGHT=DIR` (a dir whose node_modules has
 /// playwright-core): the same cold opens through Playwright's storageState
-/// (cookies + localStorage; its format has no IndexedDB of ours).
-fn playwright(fx: &Fixture, small: &SessionState, big: &SessionState) {
+/// (cookies + localStorage; its format has no IndexedDB of ours). Prints
+/// Playwright's lines and returns its medians (ms), one per state.
+fn playwright(fx: &Fixture, states: &[(&str, &SessionState)], runs: usize) -> Vec<f64> {
     let Some(dir) = std::env::var_os("SESSHOST_BENCH_PLAYWRIGHT") else {
         println!(
             "  (set SESSHOST_BENCH_PLAYWRIGHT=DIR with node_modules/playwright-core for Playwright figures)"
         );
-        return;
+        return vec![];
     };
     let tmp = tempfile::tempdir().unwrap();
     let mut files = vec![];
-    for (name, st) in [("login-only.json", small), ("big-no-idb.json", big)] {
+    for &(name, st) in states {
         let cookies: Vec<serde_json::Value> = st
             .cookies
             .iter()
@@ -337,14 +401,24 @@ fn playwright(fx: &Fixture, small: &SessionState, big: &SessionState) {
         files.push(path);
     }
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/playwright.js");
-    let status = std::process::Command::new("node")
+    let out = std::process::Command::new("node")
         .arg(script)
         .arg(&dir)
-        .arg(RUNS.to_string())
+        .arg(runs.to_string())
         .arg(fx.a("/app"))
         .args(&files)
-        .status();
-    if !matches!(status, Ok(s) if s.success()) {
-        println!("  (Playwright run failed: {status:?})");
-    }
+        .stderr(std::process::Stdio::inherit())
+        .output();
+    let out = match out {
+        Ok(o) if o.status.success() => o,
+        other => {
+            println!("  (Playwright run failed: {:?})", other.map(|o| o.status));
+            return vec![];
+        }
+    };
+    let text = String::from_utf8_lossy(&out.stdout);
+    print!("{text}");
+    text.lines()
+        .filter_map(|l| l.split_whitespace().last()?.parse::<f64>().ok())
+        .collect()
 }

@@ -257,7 +257,9 @@ impl BrowserSession {
             let page = match self.browser.get_page(id.clone().into()).await {
                 Ok(p) => p,
                 Err(e) => {
-                    tracing::warn!("tab {id} is not attached, skipping it: {e}");
+                    // Errors may quote the tab's URL: details at debug only.
+                    tracing::warn!("tab {id} is not attached, skipping it");
+                    tracing::debug!("tab {id} not attached: {e}");
                     continue;
                 }
             };
@@ -270,7 +272,8 @@ impl BrowserSession {
             let tab = match tokio::time::timeout(TAB_TIMEOUT, capture_tab(&page, info)).await {
                 Ok(Ok(tab)) => tab,
                 Ok(Err(e)) => {
-                    tracing::warn!("tab {id} skipped: {e}");
+                    tracing::warn!("tab {id} skipped: reading it failed");
+                    tracing::debug!("tab {id} skipped: {e}");
                     continue;
                 }
                 Err(_) => {

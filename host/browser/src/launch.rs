@@ -2,7 +2,8 @@
 //!
 //! Chromium is spawned by us (not by chromiumoxide's launcher) so that:
 //! - it runs in its own process group (`setpgid(0, 0)`), and the whole group
-//!   is SIGKILLed when the [`ChromiumProcess`] is dropped;
+//!   is SIGKILLed when the [`ChromiumProcess`] is dropped (at once; reaping
+//!   and deleting the profile happen on a thread of their own);
 //! - it gets `PR_SET_PDEATHSIG = SIGKILL`, so the kernel kills it when the
 //!   host dies, even by SIGKILL (no destructor runs then). The death signal
 //!   fires when the *thread* that forked dies, so every spawn happens on one
@@ -22,6 +23,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use crate::error::{BrowserError, Result};
+use crate::profile::Profile;
 
 /// Names looked up on `PATH`, in order, when `SESSHOST_CHROMIUM` is unset.
 pub const CHROMIUM_NAMES: [&str; 3] = ["chromium", "chromium-browser", "google-chrome"];
@@ -83,6 +85,12 @@ pub struct LaunchOptions {
     /// How long to wait for the DevTools endpoint. `None` = 30 s. A cold
     /// start takes ~1 s; CI outliers of 5-8 s are common.
     pub startup_timeout: Option<Duration>,
+    /// Where the private profile directory goes (created 0700 if
+    /// missing); `None` = `$TMPDIR`. The engine passes
+    /// `$SESSHOST_HOME/run/` and calls
+    /// [`crate::profile::sweep_stale_profiles`] on it at every start, so a
+    /// profile left by a SIGKILLed host is deleted. Cost: none.
+    pub profile_root: Option<PathBuf>,
 }
 
 /// User agent, viewport, locale and time zone of a session.
@@ -128,15 +136,33 @@ pub const BASE_FLAGS: &[&str] = &[
     "--disable-features=BackForwardCache,Translate,MediaRouter,OptimizationHints",
     "--remote-debugging-address=127.0.0.1",
     "--remote-debugging-port=0",
+    // Start-up and first-page work a session never needs (the set
+    // Playwright passes): no field-trial configs, crash reporter, hang
+    // monitor, search-engine screen or background-page extensions; no
+    // throttling of background tabs (restored tabs load in background).
+    "--disable-field-trial-config",
+    "--disable-breakpad",
+    "--disable-hang-monitor",
+    "--disable-ipc-flooding-protection",
+    "--disable-component-extensions-with-background-pages",
+    "--disable-search-engine-choice-screen",
+    "--disable-background-timer-throttling",
+    "--disable-backgrounding-occluded-windows",
+    "--disable-renderer-backgrounding",
+    "--no-service-autorun",
+    "--metrics-recording-only",
 ];
 
-/// A running Chromium that we spawned. Dropping it kills its whole process
-/// group, reaps it and deletes its private profile directory.
+/// A running Chromium that we spawned. Dropping it SIGKILLs its whole
+/// process group at once and reaps it and deletes its private profile on a
+/// short-lived thread of its own (never blocking the caller, e.g. an async
+/// executor); [`ChromiumProcess::kill_in_background`] returns a receiver to
+/// await that.
 pub struct ChromiumProcess {
     child: Option<Child>,
     pid: i32,
     ws_url: String,
-    profile: Option<tempfile::TempDir>,
+    profile: Option<Profile>,
     stderr_tail: Arc<Mutex<VecDeque<String>>>,
 }
 
@@ -157,10 +183,7 @@ impl ChromiumProcess {
             Some(b) => b.clone(),
             None => find_chromium()?,
         };
-        let profile = tempfile::Builder::new()
-            .prefix("sesshost-chromium-")
-            .tempdir()
-            .map_err(BrowserError::ProfileDir)?;
+        let profile = Profile::create(opts.profile_root.as_deref())?;
         let mut cmd = Command::new(&binary);
         cmd.args(chromium_args(opts, profile.path()));
         if let Some(tz) = &opts.emulation.timezone {
@@ -175,15 +198,35 @@ impl ChromiumProcess {
         cmd.stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
-        let mut child = spawn_on_reaper_thread(cmd).map_err(|source| BrowserError::Spawn {
-            binary: binary.clone(),
-            source,
-        })?;
+        let mut child = match spawn_on_reaper_thread(cmd) {
+            Ok(c) => c,
+            Err(source) => {
+                profile.remove();
+                return Err(BrowserError::Spawn {
+                    binary: binary.clone(),
+                    source,
+                });
+            }
+        };
         let pid = child.id() as i32;
-        let stderr = child.stderr.take().expect("stderr is piped");
+        let stderr = child.stderr.take();
         let tail = Arc::new(Mutex::new(VecDeque::new()));
         let (tx, rx) = mpsc::channel();
         let tail2 = tail.clone();
+        // From here on dropping `proc` kills and cleans up.
+        let mut proc = ChromiumProcess {
+            child: Some(child),
+            pid,
+            ws_url: String::new(),
+            profile: Some(profile),
+            stderr_tail: tail.clone(),
+        };
+        let Some(stderr) = stderr else {
+            return Err(BrowserError::NoDevToolsEndpoint {
+                reason: "Chromium's stderr was not captured".into(),
+                stderr_tail: String::new(),
+            });
+        };
         std::thread::Builder::new()
             .name("chromium-stderr".into())
             .spawn(move || {
@@ -207,13 +250,6 @@ impl ChromiumProcess {
                 binary: binary.clone(),
                 source,
             })?;
-        let mut proc = ChromiumProcess {
-            child: Some(child),
-            pid,
-            ws_url: String::new(),
-            profile: Some(profile),
-            stderr_tail: tail,
-        };
         let timeout = opts.startup_timeout.unwrap_or(Duration::from_secs(30));
         match rx.recv_timeout(timeout) {
             Ok(url) => proc.ws_url = url,
@@ -256,32 +292,71 @@ impl ChromiumProcess {
         t.iter().cloned().collect::<Vec<_>>().join("\n")
     }
 
-    /// Kill the whole process group, reap the browser, delete the profile.
+    /// Kill the whole process group, reap the browser, delete the profile,
+    /// and wait for all of it (blocking, up to ~1 s).
     pub fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            kill_group(self.pid);
-            let _ = child.kill();
-            let _ = child.wait();
-            // Helpers that were still starting may have outlived the first
-            // signal; the group id stays valid while any member lives.
-            kill_group(self.pid);
+        let (tx, rx) = mpsc::channel();
+        if self.start_cleanup(move || {
+            let _ = tx.send(());
+        }) {
+            let _ = rx.recv();
         }
-        if let Some(dir) = self.profile.take() {
-            // Chromium's helpers may still be writing for a moment.
-            for _ in 0..20 {
-                if std::fs::remove_dir_all(dir.path()).is_ok() || !dir.path().exists() {
-                    break;
-                }
-                std::thread::sleep(Duration::from_millis(50));
+    }
+
+    /// SIGKILL the process group now; reap the browser and delete the
+    /// profile on a thread of its own. Returns at once (~0.1 ms) with a
+    /// receiver that fires when the cleanup is done (`None` if it already
+    /// happened).
+    pub fn kill_in_background(&mut self) -> Option<tokio::sync::oneshot::Receiver<()>> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.start_cleanup(move || {
+            let _ = tx.send(());
+        })
+        .then_some(rx)
+    }
+
+    /// Kill the group now, clean up on a thread, call `done` after; false
+    /// if there was nothing to do.
+    fn start_cleanup(&mut self, done: impl FnOnce() + Send + 'static) -> bool {
+        let child = self.child.take();
+        let profile = self.profile.take();
+        if child.is_none() && profile.is_none() {
+            return false;
+        }
+        let pid = self.pid;
+        if child.is_some() {
+            kill_group(pid);
+        }
+        let cleanup = move || {
+            if let Some(mut child) = child {
+                let _ = child.kill();
+                let _ = child.wait();
+                // Helpers that were still starting may have outlived the
+                // first signal; the group id stays valid while any lives.
+                kill_group(pid);
             }
-            let _ = dir.close();
+            if let Some(p) = profile {
+                p.remove();
+            }
+            done();
+        };
+        // A plain thread, not `spawn_blocking`: a runtime shutting down
+        // right after the drop would not run a queued blocking task.
+        let spawned = std::thread::Builder::new()
+            .name("chromium-reaper".into())
+            .spawn(cleanup);
+        if let Err(e) = spawned {
+            // Out of threads: the group is killed already; the profile is
+            // left for the next sweep (its lock dies with this process).
+            tracing::debug!("could not start the cleanup thread: {e}");
         }
+        true
     }
 }
 
 impl Drop for ChromiumProcess {
     fn drop(&mut self) {
-        self.kill();
+        let _ = self.kill_in_background();
     }
 }
 
@@ -316,7 +391,13 @@ pub fn chromium_args(opts: &LaunchOptions, profile: &Path) -> Vec<String> {
         }
     }
     args.extend(opts.extra_args.iter().cloned());
-    args.push("about:blank".into());
+    if opts.headed {
+        args.push("about:blank".into());
+    } else {
+        // No start tab (as Playwright does): one renderer less to start
+        // before DevTools answers; restore opens the tabs it needs.
+        args.push("--no-startup-window".into());
+    }
     args
 }
 
@@ -332,13 +413,13 @@ fn is_root() -> bool {
         .unwrap_or(false)
 }
 
-/// SIGKILL every process in group `pgid`.
+/// SIGKILL every process in group `pgid` (one `kill(2)`, no waiting).
+#[allow(unsafe_code)]
 fn kill_group(pgid: i32) {
     if pgid > 1 {
-        let _ = Command::new("kill")
-            .args(["-KILL", "--", &format!("-{pgid}")])
-            .stderr(Stdio::null())
-            .status();
+        // SAFETY: kill(2) has no memory preconditions; a negative pid names
+        // the process group, which is ours (we created it with setpgid).
+        let _ = unsafe { libc::kill(-pgid, libc::SIGKILL) };
     }
 }
 

@@ -8,6 +8,9 @@
 //! - [`launch`]: find Chromium (`SESSHOST_CHROMIUM`, then `PATH`), spawn it
 //!   with a private profile in its own process group that dies with the
 //!   host (even on SIGKILL), flags for a closed network;
+//! - [`profile`]: private profile dirs under a caller-given root, each
+//!   with an owner lock (pid + flock for the browser's life);
+//!   [`sweep_stale_profiles`] deletes those whose host died;
 //! - [`session`]: [`BrowserSession`], one Chromium + DevTools connection,
 //!   event tracking (origins seen, tabs, last window closed);
 //! - [`capture`]: live browser -> [`SessionState`] (cookies, localStorage,
@@ -22,10 +25,13 @@
 //!
 //! Decisions worth knowing:
 //! - *Orphans*: Chromium is spawned by us in its own process group with
-//!   `PR_SET_PDEATHSIG = SIGKILL` (the one `unsafe` block, in
-//!   `launch.rs`), then connected with `Browser::connect`. Drop/shutdown
-//!   SIGKILLs the group and deletes the private profile; a SIGKILLed host
-//!   takes Chromium with it (tested).
+//!   `PR_SET_PDEATHSIG = SIGKILL` (the `unsafe` blocks, `pre_exec` and
+//!   `kill(2)`, are in `launch.rs`), then connected with
+//!   `Browser::connect`. Drop SIGKILLs the group at once and reaps it and
+//!   deletes the profile on a thread (never blocking an executor);
+//!   `shutdown().await` waits for that. A SIGKILLed host takes Chromium
+//!   with it, and its profile is deleted by the next host's
+//!   [`sweep_stale_profiles`] (both tested).
 //! - *Which origins are captured*: every http(s) origin seen this run (page
 //!   and iframe targets, tab histories and frame trees) plus every origin
 //!   restored; `previous` supplies the rest unchanged. Each is read in a
@@ -47,14 +53,18 @@
 //!   skips events it cannot parse, and the handler loop only stops when the
 //!   socket itself fails.
 //!
-//! Typical use (inside a tokio runtime):
+//! Typical use (inside a tokio runtime), a cold open:
 //! ```no_run
-//! # async fn f(state: sessbundle::state::SessionState) -> Result<(), sesshost_browser::BrowserError> {
-//! use sesshost_browser::{BrowserSession, Emulation, LaunchOptions};
-//! let opts = LaunchOptions { emulation: Emulation::from_meta(&state.meta), ..Default::default() };
-//! let session = BrowserSession::launch(opts).await?;
-//! session.restore(&state).await?;
-//! println!("{}", session.ws_url());
+//! # async fn f(read_store: impl std::future::Future<Output = sessbundle::state::SessionState>, run: std::path::PathBuf) -> Result<(), sesshost_browser::BrowserError> {
+//! use sesshost_browser::{BrowserSession, Emulation, LaunchOptions, sweep_stale_profiles};
+//! sweep_stale_profiles(&run)?; // at every host start
+//! let opts = LaunchOptions { profile_root: Some(run), ..Default::default() };
+//! // Chromium starts while the store is read.
+//! let (session, state) = tokio::join!(BrowserSession::spawn(opts), read_store);
+//! let session = session?;
+//! let restoring = session.restore_in_background(&state).await?; // gate in force
+//! println!("{}", session.ws_url()); // hand the CDP URL out now
+//! restoring.finish().await?;
 //! // ... later, or on SIGINT / `wait_closed()`:
 //! let saved = session.capture(Some(&state)).await?;
 //! session.shutdown().await;
@@ -68,11 +78,13 @@ mod cdp;
 mod error;
 mod js;
 pub mod launch;
+pub mod profile;
 pub mod restore;
 pub mod restore_gate;
 pub mod session;
 
 pub use error::{BrowserError, Result};
 pub use launch::{Emulation, LaunchOptions, find_chromium};
+pub use profile::{SweepReport, sweep_stale_profiles};
 pub use restore::Restoring;
-pub use session::{BrowserSession, Closed};
+pub use session::{BrowserSession, Closed, Launching};

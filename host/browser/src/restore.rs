@@ -360,8 +360,12 @@ async fn restore_tab(page: &Page, tab: &Tab) -> Result<()> {
     }
     for ss in &tab.session_storage {
         if !written.contains(&ss.origin.as_str()) {
+            // Tab URLs may carry tokens: never above debug.
             tracing::warn!(
-                "tab {}: sessionStorage of {} not restored (no history entry of that origin)",
+                "a restored tab's sessionStorage of one origin was not restored (no history entry of that origin)"
+            );
+            tracing::debug!(
+                "tab {}: sessionStorage of {} not restored",
                 tab.url,
                 ss.origin
             );

@@ -369,7 +369,10 @@ impl Runner {
                 Ok(id) => id,
                 Err(e) => {
                     // The writer timeout fails the origin.
-                    tracing::warn!("restore: could not open a writer page for {origin}: {e}");
+                    // The error may quote the writer URL (with the gate's
+                    // token): details at debug only.
+                    tracing::warn!("restore: could not open a writer page for {origin}");
+                    tracing::debug!("restore: writer page for {origin}: {e}");
                     return;
                 }
             };

@@ -81,7 +81,48 @@ impl std::fmt::Debug for BrowserSession {
     }
 }
 
+/// A Chromium launch in progress ([`BrowserSession::spawn`]): it runs on
+/// its own task from the moment it is created, so the caller can read the
+/// session store meanwhile. Await it for the session; dropping it cancels
+/// the launch (a browser already started is killed and cleaned up).
+#[must_use = "await it for the session; dropping it kills the browser"]
+pub struct Launching {
+    task: JoinHandle<Result<BrowserSession>>,
+}
+
+impl std::future::Future for Launching {
+    type Output = Result<BrowserSession>;
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        std::pin::Pin::new(&mut self.task).poll(cx).map(|r| {
+            r.unwrap_or_else(|e| Err(BrowserError::Connection(format!("launch task: {e}"))))
+        })
+    }
+}
+
+impl Drop for Launching {
+    fn drop(&mut self) {
+        // Aborting drops the half-built session (or the finished one not
+        // yet taken), whose drop kills the browser.
+        self.task.abort();
+    }
+}
+
 impl BrowserSession {
+    /// Start launching now and return at once; await the [`Launching`]
+    /// when the session is needed. For a cold open, call this before
+    /// reading the store and `restore_in_background` once the state is
+    /// there: Chromium's ~0.5-1 s start overlaps the store read. The
+    /// emulation must be known here (it becomes launch flags); must run
+    /// inside a tokio runtime.
+    pub fn spawn(opts: LaunchOptions) -> Launching {
+        Launching {
+            task: tokio::spawn(Self::launch(opts)),
+        }
+    }
+
     /// Launch a fresh Chromium (private profile, 127.0.0.1 debugging on a
     /// random port) and connect to it. Must run inside a tokio runtime.
     pub async fn launch(opts: LaunchOptions) -> Result<Self> {
@@ -317,13 +358,14 @@ impl BrowserSession {
     }
 
     /// Close the browser: kill its process group, reap it, delete the
-    /// profile. Same as dropping the session, but explicit.
+    /// profile, and wait until all of that is done. Dropping the session
+    /// does the same without waiting (it never blocks the caller).
     pub async fn shutdown(mut self) {
         for t in self.tasks.drain(..) {
             t.abort();
         }
-        if let Some(mut p) = self.process.take() {
-            let _ = tokio::task::spawn_blocking(move || p.kill()).await;
+        if let Some(done) = self.process.as_mut().and_then(|p| p.kill_in_background()) {
+            let _ = done.await;
         }
     }
 
@@ -387,7 +429,8 @@ impl Drop for BrowserSession {
         for t in self.tasks.drain(..) {
             t.abort();
         }
-        // ChromiumProcess's own Drop kills the group.
+        // ChromiumProcess's own Drop SIGKILLs the group at once and cleans
+        // up on a thread of its own: nothing here blocks the executor.
     }
 }
 
