@@ -434,7 +434,9 @@ fn make_slot(
 /// rekey) may make more.
 pub(crate) fn check_not_too_many(n: usize) -> Result<()> {
     if n > MAX_SLOTS {
-        return Err(Error::Usage(format!("at most {MAX_SLOTS} keys per bundle")));
+        return Err(Error::Usage(format!(
+            "{n} keys given, but a bundle holds at most {MAX_SLOTS} keys: give fewer --passphrase/--key-file/--recipient keys (or seal several bundles)"
+        )));
     }
     Ok(())
 }

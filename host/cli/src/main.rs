@@ -74,7 +74,11 @@ fn exit_for(e: &anyhow::Error) -> ExitCode {
         }
         usage |= c.is::<UsageError>()
             || c.downcast_ref::<sesshost_engine::Error>()
-                .is_some_and(|x| x.is_usage());
+                .is_some_and(|x| x.is_usage())
+            || matches!(
+                c.downcast_ref::<sessbundle::Error>(),
+                Some(sessbundle::Error::Usage(_))
+            );
         auth |= c
             .downcast_ref::<sessbundle::Error>()
             .is_some_and(|b| b.is_auth_failure())

@@ -43,6 +43,9 @@ impl Engine {
         }
         let home = Home::new(dir);
         let store = home.store()?;
+        // Profiles of hosts that died (kill -9, or a signal before their
+        // handlers were up) hold logged-in sessions: remove them now.
+        sweep_profiles(&dir.join("run"));
         Ok(Engine {
             inner: Arc::new(Inner {
                 home,
@@ -88,6 +91,22 @@ impl Engine {
     {
         let store = self.inner.store.clone();
         blocking(move || f(&store)).await
+    }
+}
+
+/// Delete the Chromium profiles under `run` whose owner is gone; a failure
+/// is logged, never fatal (the next start tries again).
+fn sweep_profiles(run: &Path) {
+    match sesshost_browser::sweep_stale_profiles(run) {
+        Ok(r) => {
+            for p in &r.removed {
+                tracing::info!("removed the stale browser profile {}", p.display());
+            }
+            for (p, e) in &r.failed {
+                tracing::warn!("cannot remove the stale browser profile {}: {e}", p.display());
+            }
+        }
+        Err(e) => tracing::warn!("cannot sweep browser profiles in {}: {e}", run.display()),
     }
 }
 

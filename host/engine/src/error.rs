@@ -76,24 +76,52 @@ impl Error {
         }
     }
 
-    /// A wrong passphrase or key, tampered data, or a bad or missing
-    /// signature (exit code 3 in the CLI).
-    pub fn is_auth_failure(&self) -> bool {
+    /// The wrapped lower error of a `transparent` variant (whose
+    /// `source()` skips it), else the ordinary source.
+    fn next<'a>(
+        e: &'a (dyn std::error::Error + 'static),
+    ) -> Option<&'a (dyn std::error::Error + 'static)> {
+        match e.downcast_ref::<Error>() {
+            Some(Error::Bundle(x)) => Some(x),
+            Some(Error::Store(x)) => Some(x),
+            Some(Error::Browser(x)) => Some(x),
+            Some(Error::Plugin(x)) => Some(x),
+            Some(Error::Interop(x)) => Some(x),
+            _ => e.source(),
+        }
+    }
+
+    /// Whether any error in the chain (through wrapped lower errors)
+    /// satisfies `f`.
+    fn any(&self, f: impl Fn(&(dyn std::error::Error + 'static)) -> bool) -> bool {
         let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(self);
         while let Some(e) = cur {
-            if let Some(b) = e.downcast_ref::<sessbundle::Error>()
-                && b.is_auth_failure()
-            {
+            if f(e) {
                 return true;
             }
-            cur = e.source();
+            cur = Error::next(e);
         }
         false
     }
 
+    /// A wrong passphrase or key, tampered data, or a bad or missing
+    /// signature (exit code 3 in the CLI).
+    pub fn is_auth_failure(&self) -> bool {
+        self.any(|e| {
+            e.downcast_ref::<sessbundle::Error>()
+                .is_some_and(|b| b.is_auth_failure())
+        })
+    }
+
     /// A request that could never work as given (exit code 2).
     pub fn is_usage(&self) -> bool {
-        matches!(self.root(), Error::Usage(_))
+        self.any(|e| {
+            matches!(e.downcast_ref::<Error>(), Some(Error::Usage(_)))
+                || matches!(
+                    e.downcast_ref::<sessbundle::Error>(),
+                    Some(sessbundle::Error::Usage(_))
+                )
+        })
     }
 }
 
