@@ -16,6 +16,8 @@
 //! - [`stream`]: the AES-256-GCM STREAM of 64 KiB segments.
 //! - [`manifest`]: the authenticated chunk and record table.
 //! - [`writer`] / [`reader`]: sealing and opening, one pass, bounded memory.
+//! - [`state_json`]: state JSON ⇄ bundle, streaming (`host seal`,
+//!   `unseal`, `inspect`), with `import`'s record checks.
 //! - [`sign`]: Ed25519 signatures, detached or embedded.
 //! - [`interop`]: Playwright `storageState` JSON and Netscape cookies.txt,
 //!   both ways, with warnings for what the other format cannot hold.
@@ -38,6 +40,7 @@ pub mod rekey;
 pub mod sample;
 pub mod sign;
 pub mod state;
+pub mod state_json;
 pub mod stream;
 pub mod writer;
 
