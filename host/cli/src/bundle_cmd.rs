@@ -73,17 +73,6 @@ pub fn keygen(output: &Path, symmetric: bool, force: bool) -> Result<()> {
     Ok(())
 }
 
-pub fn read_state_json(path: &Path) -> Result<SessionState> {
-    let f = std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
-    serde_json::from_reader(std::io::BufReader::new(f)).map_err(|e| {
-        sessbundle::Error::StateJson {
-            path: path.into(),
-            why: format!("{e} (see format-spec/SPEC.md §9 for the fields)"),
-        }
-        .into()
-    })
-}
-
 #[allow(clippy::too_many_arguments)]
 pub fn seal(
     input: &Path,
