@@ -106,11 +106,18 @@ const FAST_KDF: [&str; 6] = [
     "1",
 ];
 
-fn setup() -> Dir {
-    let d = Dir::new("hostile");
+fn setup(tag: &str) -> Dir {
+    let d = Dir::new(&format!("hostile-{tag}"));
     std::fs::write(d.p("state.json"), STATE).unwrap();
     std::fs::write(d.p("pass"), "hostile passphrase\n").unwrap();
-    let mut args = vec!["seal", "state.json", "-o", "good.sessbundle", "--passphrase-file", "pass"];
+    let mut args = vec![
+        "seal",
+        "state.json",
+        "-o",
+        "good.sessbundle",
+        "--passphrase-file",
+        "pass",
+    ];
     args.extend(FAST_KDF);
     let o = host_in(&d.0, &d.p("home"), &args);
     assert!(o.status.success(), "{}", text(&o));
@@ -122,7 +129,7 @@ fn setup() -> Dir {
 /// exit code of its class (3 for authentication, 1 otherwise).
 #[test]
 fn every_spec_vector_through_every_bundle_command() {
-    let d = setup();
+    let d = setup("0");
     let vdir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../format-spec/vectors");
     let list: serde_json::Value =
         serde_json::from_slice(&std::fs::read(vdir.join("bundles.json")).unwrap()).unwrap();
@@ -134,7 +141,10 @@ fn every_spec_vector_through_every_bundle_command() {
         let mut keys: Vec<String> = vec![];
         if let Some(p) = v["unlock"]["passphrase"].as_str() {
             std::fs::write(d.p("vpass"), p).unwrap();
-            keys = vec!["--passphrase-file".into(), d.p("vpass").display().to_string()];
+            keys = vec![
+                "--passphrase-file".into(),
+                d.p("vpass").display().to_string(),
+            ];
         } else if let Some(k) = v["unlock"]["key_file"].as_str() {
             std::fs::write(d.p("vkey"), k).unwrap();
             keys = vec!["--key-file".into(), d.p("vkey").display().to_string()];
@@ -176,7 +186,11 @@ fn every_spec_vector_through_every_bundle_command() {
         }
         let auth = matches!(
             expect,
-            "no_matching_key" | "header_auth" | "payload_auth" | "bad_signature" | "no_signature"
+            "no_matching_key"
+                | "header_auth"
+                | "payload_auth"
+                | "bad_signature"
+                | "no_signature"
                 | "chunk_mismatch"
         );
         for cmd in ["unseal", "inspect", "import"] {
@@ -214,7 +228,7 @@ fn every_spec_vector_through_every_bundle_command() {
 /// Truncations and bit flips of a good bundle, every reader command.
 #[test]
 fn truncated_and_flipped_bundles_are_refused() {
-    let d = setup();
+    let d = setup("1");
     let good = std::fs::read(d.p("good.sessbundle")).unwrap();
     let mut rng = Rng(0x5e55_0057);
     for i in 0..24 {
@@ -229,7 +243,15 @@ fn truncated_and_flipped_bundles_are_refused() {
         let o = host_in(
             &d.0,
             &d.p("home"),
-            &["unseal", "bad.sessbundle", "-o", "out.json", "--passphrase-file", "pass", "--force"],
+            &[
+                "unseal",
+                "bad.sessbundle",
+                "-o",
+                "out.json",
+                "--passphrase-file",
+                "pass",
+                "--force",
+            ],
         );
         refused(&o, &format!("mutation {i}"));
         assert!(!d.p("out.json").exists());
@@ -238,7 +260,14 @@ fn truncated_and_flipped_bundles_are_refused() {
         let o = host_in(
             &d.0,
             &d.p("home"),
-            &["import", "bad.sessbundle", "--as", "m", "--passphrase-file", "pass"],
+            &[
+                "import",
+                "bad.sessbundle",
+                "--as",
+                "m",
+                "--passphrase-file",
+                "pass",
+            ],
         );
         refused(&o, &format!("import mutation {i}"));
     }
@@ -248,7 +277,7 @@ fn truncated_and_flipped_bundles_are_refused() {
 /// in a date; `ref`s doubling each level) plus generated garbage.
 #[test]
 fn hostile_playwright_files_are_refused_in_bounds() {
-    let d = setup();
+    let d = setup("2");
     let home = d.p("home");
     let mut cases: Vec<(String, String)> = vec![
         (
@@ -289,7 +318,11 @@ fn hostile_playwright_files_are_refused_in_bounds() {
     b.extend([0xff, 0xfe]);
     b.extend(br#"","value":"v","domain":"x","path":"/","expires":-1,"httpOnly":false,"secure":false,"sameSite":"Lax"}],"origins":[]}"#);
     std::fs::write(d.p("pw.json"), &b).unwrap();
-    let o = host_in(&d.0, &home, &["import", "pw.json", "--as", "pw", "--format", "playwright"]);
+    let o = host_in(
+        &d.0,
+        &home,
+        &["import", "pw.json", "--as", "pw", "--format", "playwright"],
+    );
     refused(&o, "invalid UTF-8");
     // Random bytes that start like JSON.
     let mut rng = Rng(77);
@@ -297,27 +330,49 @@ fn hostile_playwright_files_are_refused_in_bounds() {
         let mut b = b"{".to_vec();
         b.extend((0..rng.below(4096)).map(|_| rng.next() as u8));
         std::fs::write(d.p("pw.json"), &b).unwrap();
-        let o = host_in(&d.0, &home, &["import", "pw.json", "--as", "pw", "--format", "playwright"]);
+        let o = host_in(
+            &d.0,
+            &home,
+            &["import", "pw.json", "--as", "pw", "--format", "playwright"],
+        );
         refused(&o, &format!("random json {i}"));
     }
 }
 
 #[test]
 fn hostile_cookies_txt_files_are_refused() {
-    let d = setup();
+    let d = setup("3");
     let home = d.p("home");
     let long = "a".repeat(2_000_000);
     let cases: Vec<Vec<u8>> = vec![
         b"# Netscape HTTP Cookie File\n.x\tTRUE\t/\tFALSE\tnot-a-number\tn\tv\n".to_vec(),
         b"# Netscape HTTP Cookie File\n.x\tTRUE\t/\n".to_vec(),
-        b"# Netscape HTTP Cookie File\n.x\tTRUE\t/\tFALSE\t99999999999999999999999\tn\tv\n".to_vec(),
+        b"# Netscape HTTP Cookie File\n.x\tTRUE\t/\tFALSE\t99999999999999999999999\tn\tv\n"
+            .to_vec(),
         format!("# Netscape HTTP Cookie File\n.x\tTRUE\t/\tFALSE\t0\tn\t{long}\n").into_bytes(),
         b"# Netscape HTTP Cookie File\n.x\0\tTRUE\t/\tFALSE\t0\tn\0\tv\n".to_vec(),
-        [b"# Netscape HTTP Cookie File\n.x\tTRUE\t/\tFALSE\t0\t".as_slice(), &[0xff, 0xc0], b"\tv\n"].concat(),
+        [
+            b"# Netscape HTTP Cookie File\n.x\tTRUE\t/\tFALSE\t0\t".as_slice(),
+            &[0xff, 0xc0],
+            b"\tv\n",
+        ]
+        .concat(),
     ];
     for (i, c) in cases.iter().enumerate() {
         std::fs::write(d.p("c.txt"), c).unwrap();
-        let o = host_in(&d.0, &home, &["import", "c.txt", "--as", "c", "--force", "--format", "cookies-txt"]);
+        let o = host_in(
+            &d.0,
+            &home,
+            &[
+                "import",
+                "c.txt",
+                "--as",
+                "c",
+                "--force",
+                "--format",
+                "cookies-txt",
+            ],
+        );
         never_panics(&o, &format!("cookies.txt case {i}"));
     }
 }
@@ -326,34 +381,118 @@ fn hostile_cookies_txt_files_are_refused() {
 /// plugin files given garbage.
 #[test]
 fn hostile_key_sig_state_and_plugin_files() {
-    let d = setup();
+    let d = setup("4");
     let home = d.p("home");
     let mut rng = Rng(4242);
     for i in 0..6 {
         let junk: Vec<u8> = (0..rng.below(300)).map(|_| rng.next() as u8).collect();
         std::fs::write(d.p("junk"), &junk).unwrap();
         let w = format!("case {i}");
-        refused(&host_in(&d.0, &home, &["unseal", "good.sessbundle", "-o", "o.json", "--key-file", "junk"]), &w);
-        refused(&host_in(&d.0, &home, &["unseal", "good.sessbundle", "-o", "o.json", "--identity", "junk"]), &w);
-        refused(&host_in(&d.0, &home, &["verify", "good.sessbundle", "--key", "junk"]), &w);
-        refused(&host_in(&d.0, &home, &["seal", "state.json", "-o", "x.sessbundle", "--recipient", "junk", "--force"]), &w);
-        refused(&host_in(&d.0, &home, &["seal", "junk", "-o", "x.sessbundle", "--passphrase-file", "pass", "--force"]), &w);
+        refused(
+            &host_in(
+                &d.0,
+                &home,
+                &[
+                    "unseal",
+                    "good.sessbundle",
+                    "-o",
+                    "o.json",
+                    "--key-file",
+                    "junk",
+                ],
+            ),
+            &w,
+        );
+        refused(
+            &host_in(
+                &d.0,
+                &home,
+                &[
+                    "unseal",
+                    "good.sessbundle",
+                    "-o",
+                    "o.json",
+                    "--identity",
+                    "junk",
+                ],
+            ),
+            &w,
+        );
+        refused(
+            &host_in(&d.0, &home, &["verify", "good.sessbundle", "--key", "junk"]),
+            &w,
+        );
+        refused(
+            &host_in(
+                &d.0,
+                &home,
+                &[
+                    "seal",
+                    "state.json",
+                    "-o",
+                    "x.sessbundle",
+                    "--recipient",
+                    "junk",
+                    "--force",
+                ],
+            ),
+            &w,
+        );
+        refused(
+            &host_in(
+                &d.0,
+                &home,
+                &[
+                    "seal",
+                    "junk",
+                    "-o",
+                    "x.sessbundle",
+                    "--passphrase-file",
+                    "pass",
+                    "--force",
+                ],
+            ),
+            &w,
+        );
         std::fs::write(d.p("good.sessbundle.sig"), &junk).unwrap();
-        std::fs::write(d.p("k.pub"), "sessbundle-signing-public-key-v1:F0VTtFbd38aQjsqxwQH-arIeK6oGF3lbfUOmNIKZP9U\n").unwrap();
-        refused(&host_in(&d.0, &home, &["verify", "good.sessbundle", "--key", "k.pub"]), &w);
+        std::fs::write(
+            d.p("k.pub"),
+            "sessbundle-signing-public-key-v1:F0VTtFbd38aQjsqxwQH-arIeK6oGF3lbfUOmNIKZP9U\n",
+        )
+        .unwrap();
+        refused(
+            &host_in(
+                &d.0,
+                &home,
+                &["verify", "good.sessbundle", "--key", "k.pub"],
+            ),
+            &w,
+        );
         let _ = std::fs::remove_file(d.p("good.sessbundle.sig"));
     }
     // A text file where a .wasm is expected: refused without its content.
     std::fs::write(d.p("pw.txt"), "PLUGIN-PASSPHRASE-SECRET\n").unwrap();
     let o = host_in(&d.0, &home, &["plugin", "inspect", "pw.txt"]);
     never_panics(&o, "plugin inspect text");
-    assert!(!contains(&o.stderr, "PLUGIN-PASSPHRASE-SECRET") && !contains(&o.stdout, "PLUGIN-PASSPHRASE-SECRET"), "{}", text(&o));
+    assert!(
+        !contains(&o.stderr, "PLUGIN-PASSPHRASE-SECRET")
+            && !contains(&o.stdout, "PLUGIN-PASSPHRASE-SECRET"),
+        "{}",
+        text(&o)
+    );
     // A plugin config file that is not TOML.
     std::fs::write(d.p("cfg.toml"), [0xffu8, 0, b'=', b'[']).unwrap();
     let o = host_in(
         &d.0,
         &home,
-        &["session", "cleanup", "--strategy", "pw.txt", "--plugin-config-file", "cfg.toml"],
+        &[
+            "session",
+            "cleanup",
+            "--strategy",
+            "pw.txt",
+            "--plugin-config-file",
+            "cfg.toml",
+        ],
     );
     never_panics(&o, "plugin config");
 }
@@ -362,7 +501,7 @@ fn hostile_key_sig_state_and_plugin_files() {
 /// output that is a directory, sesshost's own state JSON on import.
 #[test]
 fn cli_manners() {
-    let d = setup();
+    let d = setup("5");
     let home = d.p("home");
     // `host inspect x | head -1`: a closed pipe is a quiet exit.
     let o = Command::new("sh")
@@ -391,7 +530,11 @@ fn cli_manners() {
     let mut args = vec!["seal", "state.json", "-o", "k.sessbundle"];
     for i in 0..17 {
         let p = d.p(&format!("k{i}"));
-        let o = host_in(&d.0, &home, &["keygen", "--symmetric", "-o", p.to_str().unwrap()]);
+        let o = host_in(
+            &d.0,
+            &home,
+            &["keygen", "--symmetric", "-o", p.to_str().unwrap()],
+        );
         assert!(o.status.success(), "{}", text(&o));
     }
     let names: Vec<String> = (0..17).map(|i| format!("k{i}")).collect();
@@ -403,7 +546,11 @@ fn cli_manners() {
 
     // Read-only commands on a home that does not exist say so, create nothing.
     let nowhere = d.p("no-such-home");
-    for args in [&["session", "list"][..], &["session", "show", "x"], &["export", "x", "-o", "x.json", "--format", "playwright"]] {
+    for args in [
+        &["session", "list"][..],
+        &["session", "show", "x"],
+        &["export", "x", "-o", "x.json", "--format", "playwright"],
+    ] {
         let o = host_in(&d.0, &nowhere, args);
         refused(&o, "missing home");
         assert!(text(&o).contains("no sesshost home at"), "{}", text(&o));
@@ -412,7 +559,15 @@ fn cli_manners() {
 
     // -o DIR: refused, nothing left behind.
     std::fs::create_dir(d.p("outdir")).unwrap();
-    let mut a = vec!["seal", "state.json", "-o", "outdir", "--passphrase-file", "pass", "--force"];
+    let mut a = vec![
+        "seal",
+        "state.json",
+        "-o",
+        "outdir",
+        "--passphrase-file",
+        "pass",
+        "--force",
+    ];
     a.extend(FAST_KDF);
     refused(&host_in(&d.0, &home, &a), "-o DIR");
     let left: Vec<_> = std::fs::read_dir(&d.0)
@@ -423,7 +578,18 @@ fn cli_manners() {
     assert!(left.is_empty(), "temp files left: {left:?}");
 
     // sesshost's own state JSON (what `host unseal` writes) imports.
-    let o = host_in(&d.0, &home, &["unseal", "good.sessbundle", "-o", "own.json", "--passphrase-file", "pass"]);
+    let o = host_in(
+        &d.0,
+        &home,
+        &[
+            "unseal",
+            "good.sessbundle",
+            "-o",
+            "own.json",
+            "--passphrase-file",
+            "pass",
+        ],
+    );
     assert!(o.status.success(), "{}", text(&o));
     let o = host_in(&d.0, &home, &["import", "own.json", "--as", "own"]);
     assert!(o.status.success(), "own state JSON: {}", text(&o));
@@ -435,13 +601,20 @@ fn cli_manners() {
 /// the session exists; the winner's session loads.
 #[test]
 fn concurrent_imports_of_one_name() {
-    let d = setup();
+    let d = setup("6");
     let home = d.p("home");
     for round in 0..4 {
         let name = format!("race{round}");
         let spawn = || {
             Command::new(env!("CARGO_BIN_EXE_host"))
-                .args(["import", "good.sessbundle", "--as", &name, "--passphrase-file", "pass"])
+                .args([
+                    "import",
+                    "good.sessbundle",
+                    "--as",
+                    &name,
+                    "--passphrase-file",
+                    "pass",
+                ])
                 .current_dir(&d.0)
                 .env("SESSHOST_HOME", &home)
                 .stdin(Stdio::null())
@@ -463,23 +636,68 @@ fn concurrent_imports_of_one_name() {
 /// --identity; a third identity cannot open it (exit 3).
 #[test]
 fn export_to_a_recipient_and_import_with_the_identity() {
-    let d = setup();
+    let d = setup("7");
     let (a, b) = (d.p("home-a"), d.p("home-b"));
     let ok = |o: Output| {
         assert!(o.status.success(), "{}", text(&o));
         text(&o)
     };
-    ok(host_in(&d.0, &a, &["import", "good.sessbundle", "--as", "shop", "--passphrase-file", "pass"]));
+    ok(host_in(
+        &d.0,
+        &a,
+        &[
+            "import",
+            "good.sessbundle",
+            "--as",
+            "shop",
+            "--passphrase-file",
+            "pass",
+        ],
+    ));
     ok(host_in(&d.0, &b, &["keygen", "--identity", "-o", "b.id"]));
-    ok(host_in(&d.0, &d.p("home-c"), &["keygen", "--identity", "-o", "c.id"]));
+    ok(host_in(
+        &d.0,
+        &d.p("home-c"),
+        &["keygen", "--identity", "-o", "c.id"],
+    ));
     let pubkey = std::fs::read_to_string(d.p("b.id.pub")).unwrap();
     assert_eq!(pubkey.lines().count(), 1, "{pubkey}");
-    ok(host_in(&d.0, &a, &["export", "shop", "-o", "to-b.sessbundle", "--recipient", "b.id.pub"]));
-    ok(host_in(&d.0, &b, &["import", "to-b.sessbundle", "--identity", "b.id"]));
+    ok(host_in(
+        &d.0,
+        &a,
+        &[
+            "export",
+            "shop",
+            "-o",
+            "to-b.sessbundle",
+            "--recipient",
+            "b.id.pub",
+        ],
+    ));
+    ok(host_in(
+        &d.0,
+        &b,
+        &["import", "to-b.sessbundle", "--identity", "b.id"],
+    ));
     let shown = ok(host_in(&d.0, &b, &["session", "show", "shop"]));
     assert!(shown.contains("cookies     1"), "{shown}");
     // The recipient line itself works too.
-    ok(host_in(&d.0, &a, &["export", "shop", "-o", "to-b2.sessbundle", "--recipient", pubkey.trim()]));
-    let o = host_in(&d.0, &d.p("home-c"), &["import", "to-b.sessbundle", "--identity", "c.id"]);
+    ok(host_in(
+        &d.0,
+        &a,
+        &[
+            "export",
+            "shop",
+            "-o",
+            "to-b2.sessbundle",
+            "--recipient",
+            pubkey.trim(),
+        ],
+    ));
+    let o = host_in(
+        &d.0,
+        &d.p("home-c"),
+        &["import", "to-b.sessbundle", "--identity", "c.id"],
+    );
     assert_eq!(refused(&o, "third identity"), 3, "{}", text(&o));
 }

@@ -20,6 +20,8 @@
 //! - [`manifest`]: the authenticated chunk and record table.
 //! - [`writer`] / [`reader`]: sealing and opening, one pass, bounded memory;
 //!   [`BundleReader::open_verified`] verifies and reads through one handle.
+//! - [`state_json`]: state JSON ⇄ bundle, streaming (`host seal`,
+//!   `unseal`, `inspect`), with `import`'s record checks.
 //! - [`sign`]: Ed25519 signatures, detached or embedded; verification
 //!   against one or more trusted keys (SPEC.md §8.4).
 //! - [`interop`]: Playwright `storageState` JSON (with its typed
@@ -49,6 +51,7 @@ pub mod rekey;
 pub mod sample;
 pub mod sign;
 pub mod state;
+pub mod state_json;
 pub mod stream;
 pub mod writer;
 

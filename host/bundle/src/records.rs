@@ -182,23 +182,36 @@ pub fn normalize_cookie_order(state: &mut SessionState) {
     state.cookies = grouped;
 }
 
-/// Assembles a state from records in [`split`] order.
-#[derive(Default)]
-pub struct Joiner {
-    meta: Option<MetaRecord>,
-    state: SessionState,
-    last_kind: u8,
+/// One record's body, decoded and checked by [`RecordCheck`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum Decoded {
+    Meta(MetaRecord),
+    Cookies(Vec<Cookie>),
+    Origin(OriginState),
+    Tab(Tab),
 }
 
-impl Joiner {
-    pub fn push(&mut self, r: &Record) -> Result<(), RecordError> {
+/// The per-record rules of joining, without keeping the state: order (meta
+/// first and once, kinds never decrease), each body decodes as its kind, and
+/// each key matches its body (cookie sites, origin, tab position). [`Joiner`]
+/// and streaming readers (`state_json`) share it, so they accept the same
+/// records. Memory: one record.
+#[derive(Default)]
+pub struct RecordCheck {
+    seen_meta: bool,
+    last_kind: u8,
+    tabs: usize,
+}
+
+impl RecordCheck {
+    pub fn decode(&mut self, r: &Record) -> Result<Decoded, RecordError> {
         let kind = r.kind;
         let order = || RecordError::Order {
             kind: kind.name(),
             key: r.key.clone(),
         };
-        if !kind.may_follow(self.meta.is_none(), self.last_kind) {
-            return Err(if kind == RecordKind::Meta || self.meta.is_none() {
+        if !kind.may_follow(!self.seen_meta, self.last_kind) {
+            return Err(if kind == RecordKind::Meta || !self.seen_meta {
                 RecordError::Meta
             } else {
                 order()
@@ -210,29 +223,62 @@ impl Joiner {
             key: r.key.clone(),
             source: e,
         };
-        match kind {
-            RecordKind::Meta => self.meta = Some(rmp_serde::from_slice(&r.body).map_err(dec)?),
+        Ok(match kind {
+            RecordKind::Meta => {
+                let m = rmp_serde::from_slice(&r.body).map_err(dec)?;
+                self.seen_meta = true;
+                Decoded::Meta(m)
+            }
             RecordKind::Cookies => {
                 let cs: Vec<Cookie> = rmp_serde::from_slice(&r.body).map_err(dec)?;
                 if cs.iter().any(|c| c.site() != r.key) {
                     return Err(order());
                 }
-                self.state.cookies.extend(cs);
+                Decoded::Cookies(cs)
             }
             RecordKind::Origin => {
                 let o: OriginState = rmp_serde::from_slice(&r.body).map_err(dec)?;
                 if o.origin != r.key {
                     return Err(order());
                 }
-                self.state.origins.push(o);
+                Decoded::Origin(o)
             }
             RecordKind::Tab => {
                 let t: Tab = rmp_serde::from_slice(&r.body).map_err(dec)?;
-                if r.key != self.state.tabs.len().to_string() {
+                if r.key != self.tabs.to_string() {
                     return Err(order());
                 }
-                self.state.tabs.push(t);
+                self.tabs += 1;
+                Decoded::Tab(t)
             }
+        })
+    }
+
+    /// Whether the meta record was seen (a state needs it).
+    pub fn finish(&self) -> Result<(), RecordError> {
+        if self.seen_meta {
+            Ok(())
+        } else {
+            Err(RecordError::Meta)
+        }
+    }
+}
+
+/// Assembles a state from records in [`split`] order.
+#[derive(Default)]
+pub struct Joiner {
+    check: RecordCheck,
+    meta: Option<MetaRecord>,
+    state: SessionState,
+}
+
+impl Joiner {
+    pub fn push(&mut self, r: &Record) -> Result<(), RecordError> {
+        match self.check.decode(r)? {
+            Decoded::Meta(m) => self.meta = Some(m),
+            Decoded::Cookies(cs) => self.state.cookies.extend(cs),
+            Decoded::Origin(o) => self.state.origins.push(o),
+            Decoded::Tab(t) => self.state.tabs.push(t),
         }
         Ok(())
     }

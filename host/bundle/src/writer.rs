@@ -118,6 +118,34 @@ impl<W: Write> BundleWriter<W> {
         self.add_prepared(p)
     }
 
+    /// The expensive half of [`BundleWriter::add_record`] (chunking, keyed
+    /// ids, zstd), without writing: lets a caller compress records whose
+    /// turn has not come yet (`state_json` does, for origins parsed before
+    /// the meta record is complete). Add it later with
+    /// [`BundleWriter::add_prepared_record`]. Memory: the compressed record.
+    pub fn prepare_record(
+        &mut self,
+        kind: RecordKind,
+        key: String,
+        body: &[u8],
+    ) -> Result<PreparedRecord> {
+        prepare(
+            kind,
+            key,
+            body,
+            &self.chunk_id_key,
+            &mut self.compressor,
+            &mut self.zbuf,
+        )
+        .map(PreparedRecord)
+    }
+
+    /// Encrypt and write a record made by [`BundleWriter::prepare_record`]
+    /// of this writer (order rules as for [`BundleWriter::add_record`]).
+    pub fn add_prepared_record(&mut self, p: PreparedRecord) -> Result<()> {
+        self.add_prepared(p.0)
+    }
+
     fn add_prepared(&mut self, p: Prepared) -> Result<()> {
         let first = self.records.is_empty();
         let last_kind = self.records.last().map_or(0, |r| r.kind);
@@ -272,6 +300,10 @@ impl<W: Write> BundleWriter<W> {
         ))
     }
 }
+
+/// A record compressed by [`BundleWriter::prepare_record`], waiting for
+/// its turn to be written.
+pub struct PreparedRecord(Prepared);
 
 /// A record cut into chunks, ids computed and compressed, ready to write.
 struct Prepared {

@@ -8,16 +8,14 @@ use serde_json::json;
 use sessbundle::atomic::AtomicFile;
 use sessbundle::format::{Layout, Slot};
 use sessbundle::keys::{OsRandom, hex};
-use sessbundle::records::{MetaRecord, RecordKind};
-use sessbundle::state::{Cookie, OriginState, Tab};
-use sessbundle::{Argon2Params, BundleReader, SealOptions, SessionState, SigningKey, SymmetricKey};
+use sessbundle::{Argon2Params, BundleReader, SealOptions, SigningKey, SymmetricKey};
 
 use crate::args::bundle::{InspectArgs, KeygenArgs, RekeyArgs, SealArgs, UnsealArgs};
-use crate::requests;
-use sesshost_engine::bundle_io::write_bundle;
 use crate::args::{KdfArgs, KeyArgs};
 use crate::progress::Progress;
+use crate::requests;
 use crate::secrets::{self, Purpose};
+use sesshost_engine::bundle_io::seal_json_file;
 
 pub fn refuse_overwrite(path: &Path, force: bool) -> Result<()> {
     if !force && path.exists() {
@@ -107,28 +105,22 @@ fn pub_path(output: &Path) -> std::path::PathBuf {
     std::path::PathBuf::from(p)
 }
 
-pub fn read_state_json(path: &Path) -> Result<SessionState> {
-    let f = std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
-    serde_json::from_reader(std::io::BufReader::new(f)).map_err(|e| {
-        sessbundle::Error::StateJson {
-            path: path.into(),
-            why: format!("{e} (see format-spec/SPEC.md §9 for the fields)"),
-        }
-        .into()
-    })
-}
-
 pub fn seal(a: &SealArgs) -> Result<()> {
     let (input, output) = (a.input.as_path(), a.output.as_path());
     refuse_overwrite(output, a.force)?;
-    let state = read_state_json(input)?;
-    let spec = requests::seal_spec(&a.keys, &a.recipients, &a.kdf, a.sign.as_deref(), a.signer.clone())?;
+    let spec = requests::seal_spec(
+        &a.keys,
+        &a.recipients,
+        &a.kdf,
+        a.sign.as_deref(),
+        a.signer.clone(),
+    )?;
     let opts = SealOptions {
         argon2: spec.argon2,
         ..Default::default()
     };
     let progress = Progress::start(&format!("sealing {}", input.display()), None);
-    let summary = write_bundle(&state, output, &spec, opts, Some(&progress.counter()));
+    let summary = seal_json_file(input, output, &spec, opts, Some(&progress.counter()));
     progress.finish();
     let summary = summary?;
     eprintln!(
@@ -189,101 +181,22 @@ pub fn unseal(a: &UnsealArgs) -> Result<()> {
         &format!("unsealing {}", input.display()),
     )?;
     let mut f = AtomicFile::create(output, 0o600)?;
-    {
+    let report = {
         let mut w = BufWriter::with_capacity(256 * 1024, f.file());
-        write_state_json(&mut r, &mut w)?;
+        let report = sessbundle::state_json::unseal_to_json(&mut r, &mut w)?;
         w.flush()?;
-    }
+        report
+    };
     progress.finish();
     f.commit()?;
     eprintln!(
-        "unsealed {} into {} (mode 0600: it holds secrets)",
+        "unsealed {} into {} ({} records, {} bytes of JSON; mode 0600: it holds secrets)",
         input.display(),
-        output.display()
+        output.display(),
+        report.records,
+        report.json_bytes
     );
     Ok(())
-}
-
-/// Stream the state as JSON, one record at a time (memory bounded by the
-/// largest record). The result parses as a `SessionState`.
-pub fn write_state_json<R: std::io::Read + std::io::Seek>(
-    r: &mut BundleReader<R>,
-    w: &mut impl Write,
-) -> Result<()> {
-    let mut section: Option<RecordKind> = None;
-    let mut first_in_section = true;
-    let mut err = None;
-    r.for_each_record(|rec| {
-        let res = (|| -> Result<()> {
-            if rec.kind == RecordKind::Meta {
-                let m: MetaRecord = rmp_decode(&rec.body)?;
-                write!(w, "{{\n\"meta\": ")?;
-                serde_json::to_writer_pretty(&mut *w, &m.meta)?;
-                if !m.extra.is_empty() {
-                    write!(w, ",\n\"extra\": ")?;
-                    serde_json::to_writer_pretty(&mut *w, &m.extra)?;
-                }
-                return Ok(());
-            }
-            if section != Some(rec.kind) {
-                if section.is_some() {
-                    write!(w, "\n]")?;
-                }
-                let name = match rec.kind {
-                    RecordKind::Cookies => "cookies",
-                    RecordKind::Origin => "origins",
-                    RecordKind::Tab => "tabs",
-                    RecordKind::Meta => unreachable!(),
-                };
-                write!(w, ",\n\"{name}\": [")?;
-                section = Some(rec.kind);
-                first_in_section = true;
-            }
-            let mut item = |v: &dyn erased::Json| -> Result<()> {
-                writeln!(w, "{}", if first_in_section { "" } else { "," })?;
-                first_in_section = false;
-                v.write(w)
-            };
-            match rec.kind {
-                RecordKind::Cookies => {
-                    for c in rmp_decode::<Vec<Cookie>>(&rec.body)? {
-                        item(&c)?;
-                    }
-                }
-                RecordKind::Origin => item(&rmp_decode::<OriginState>(&rec.body)?)?,
-                RecordKind::Tab => item(&rmp_decode::<Tab>(&rec.body)?)?,
-                RecordKind::Meta => unreachable!(),
-            }
-            Ok(())
-        })();
-        res.map_err(|e| {
-            let msg = e.to_string();
-            err = Some(e);
-            sessbundle::Error::BadState(msg)
-        })
-    })
-    .map_err(|e| err.take().unwrap_or_else(|| e.into()))?;
-    if section.is_some() {
-        write!(w, "\n]")?;
-    }
-    writeln!(w, "\n}}")?;
-    Ok(())
-}
-
-mod erased {
-    pub trait Json {
-        fn write(&self, w: &mut dyn std::io::Write) -> anyhow::Result<()>;
-    }
-    impl<T: serde::Serialize> Json for T {
-        fn write(&self, w: &mut dyn std::io::Write) -> anyhow::Result<()> {
-            serde_json::to_writer(w, self)?;
-            Ok(())
-        }
-    }
-}
-
-fn rmp_decode<T: serde::de::DeserializeOwned>(b: &[u8]) -> Result<T> {
-    rmp_serde::from_slice(b).map_err(|e| sessbundle::Error::BadState(e.to_string()).into())
 }
 
 pub fn sign(input: &Path, key: &Path, signer: Option<String>) -> Result<()> {
@@ -418,8 +331,12 @@ pub fn inspect(a: &InspectArgs) -> Result<()> {
         }
         println!("  tabs:       {}", c["tabs"]);
         println!(
-            "  records:    {} ({} chunks, {} bytes plain, {} stored)",
-            c["records"], c["chunks"], c["plain_bytes"], c["stored_bytes"]
+            "  records:    {} ({} bytes decoded; {} distinct chunks, {} bytes plain, {} stored)",
+            c["records"], c["plain_bytes"], c["chunks"], c["chunk_bytes"], c["stored_bytes"]
+        );
+        println!(
+            "  state JSON: {} bytes (the size `host unseal` writes)",
+            c["json_bytes"]
         );
         for s in c["sanitizers"].as_array().into_iter().flatten() {
             println!(
@@ -433,43 +350,28 @@ pub fn inspect(a: &InspectArgs) -> Result<()> {
 }
 
 /// Counts and sizes only: never a cookie value, storage value or URL.
+/// Goes through `sessbundle::state_json::inspect`, which checks the records
+/// as `import` does.
 fn content_summary<R: std::io::Read + std::io::Seek>(
     r: &mut BundleReader<R>,
 ) -> Result<serde_json::Value> {
-    let m = r.manifest().clone();
-    let mut name = String::new();
-    let (mut cookies, mut sites, mut tabs) = (0usize, 0usize, 0usize);
-    let mut origins = Vec::new();
-    r.for_each_record(|rec| {
-        let bad = |e: rmp_serde::decode::Error| sessbundle::Error::BadState(e.to_string());
-        match rec.kind {
-            RecordKind::Meta => name = rmp_serde::from_slice::<MetaRecord>(&rec.body).map_err(bad)?.meta.name,
-            RecordKind::Cookies => {
-                sites += 1;
-                cookies += rmp_serde::from_slice::<Vec<Cookie>>(&rec.body).map_err(bad)?.len();
-            }
-            RecordKind::Origin => {
-                let o: OriginState = rmp_serde::from_slice(&rec.body).map_err(bad)?;
-                let recs: usize = o.indexed_db.iter().flat_map(|d| &d.object_stores).map(|s| s.records.len()).sum();
-                origins.push(json!({"origin": o.origin, "local_storage_items": o.local_storage.len(),
-                    "indexeddb_databases": o.indexed_db.len(), "indexeddb_records": recs, "bytes": rec.body.len()}));
-            }
-            RecordKind::Tab => tabs += 1,
-        }
-        Ok(())
-    })?;
+    let i = sessbundle::state_json::inspect(r)?;
+    let c = &i.content;
     Ok(json!({
-        "name": name,
-        "sealed_ms": m.created_ms,
-        "cookies": cookies,
-        "cookie_sites": sites,
-        "origins": origins,
-        "tabs": tabs,
-        "records": m.records.len(),
-        "chunks": m.chunks.len(),
-        "plain_bytes": m.chunks.iter().map(|c| c.len as u64).sum::<u64>(),
-        "stored_bytes": m.chunks.iter().map(|c| c.stored as u64).sum::<u64>(),
-        "sanitizers": m.sanitizers.iter().map(|s| json!({"name": s.name, "blake3": hex(&s.blake3.0)})).collect::<Vec<_>>(),
+        "name": c.name,
+        "sealed_ms": i.sealed_ms,
+        "cookies": c.cookies,
+        "cookie_sites": c.cookie_sites,
+        "origins": c.origins.iter().map(|o| json!({"origin": o.origin, "local_storage_items": o.local_storage_items,
+            "indexeddb_databases": o.indexeddb_databases, "indexeddb_records": o.indexeddb_records, "bytes": o.bytes})).collect::<Vec<_>>(),
+        "tabs": c.tabs,
+        "records": c.records,
+        "chunks": i.chunks,
+        "plain_bytes": c.record_bytes,
+        "chunk_bytes": i.chunk_bytes,
+        "stored_bytes": i.stored_bytes,
+        "json_bytes": c.json_bytes,
+        "sanitizers": i.sanitizers.iter().map(|(n, b)| json!({"name": n, "blake3": hex(b)})).collect::<Vec<_>>(),
     }))
 }
 

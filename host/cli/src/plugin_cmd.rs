@@ -32,7 +32,11 @@ pub fn run(home: &std::path::Path, cmd: PluginCommand, out: &mut dyn Write) -> R
                     .as_deref()
                     .unwrap_or("(none: not a sesshost plugin)")
             )?;
-            writeln!(out, "version:      {}", info.version.as_deref().unwrap_or("-"))?;
+            writeln!(
+                out,
+                "version:      {}",
+                info.version.as_deref().unwrap_or("-")
+            )?;
             writeln!(
                 out,
                 "loadable:     {}",

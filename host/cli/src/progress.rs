@@ -11,7 +11,7 @@ use std::io::{IsTerminal, Write};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-pub use sesshost_engine::progress::{Counted, Counter};
+pub use sesshost_engine::progress::Counter;
 use std::time::{Duration, Instant};
 
 /// Work shorter than this shows no bar. `SESSHOST_PROGRESS_DELAY_MS`
@@ -56,15 +56,6 @@ impl Progress {
         self.inner.done.clone()
     }
 
-    /// `r` counted into this progress.
-    pub fn reader<R>(&self, r: R) -> Counted<R> {
-        self.inner.done.wrap(r)
-    }
-
-    /// `w` counted into this progress.
-    pub fn writer<W>(&self, w: W) -> Counted<W> {
-        self.inner.done.wrap(w)
-    }
 
     /// Stop drawing and clear the line.
     pub fn finish(mut self) {
@@ -93,12 +84,7 @@ fn draw_loop(inner: &Inner, delay: Duration) {
     // A zero delay (tests) draws at least once, however short the work.
     let mut first = delay.is_zero();
     while std::mem::take(&mut first) || !inner.stop.load(Ordering::Relaxed) {
-        let line = render(
-            &inner.what,
-            inner.done.get(),
-            inner.total,
-            start.elapsed(),
-        );
+        let line = render(&inner.what, inner.done.get(), inner.total, start.elapsed());
         let mut e = std::io::stderr().lock();
         let _ = write!(e, "\r\x1b[2K{line}");
         let _ = e.flush();
@@ -165,9 +151,9 @@ mod tests {
     #[test]
     fn counts_bytes_both_ways_without_a_terminal() {
         let p = Progress::start("t", None);
-        let mut w = p.writer(Vec::new());
+        let mut w = p.counter().wrap(Vec::new());
         w.write_all(b"hello").unwrap();
-        let mut r = p.reader(&b"abc"[..]);
+        let mut r = p.counter().wrap(&b"abc"[..]);
         let mut s = String::new();
         r.read_to_string(&mut s).unwrap();
         assert_eq!(p.inner.done.get(), 8);

@@ -2,8 +2,8 @@
 //! on stderr (stdout stays free for scripts).
 
 use anyhow::Result;
-use sessbundle::keys::hex;
 use sessbundle::PublicKey;
+use sessbundle::keys::hex;
 use sesshost_engine::{Engine, ExportRequest, FileFormat, ImportRequest, SanitizeRequest};
 
 use crate::args::transfer::{ExportArgs, FileFormat as FormatArg, ImportArgs};
@@ -28,12 +28,22 @@ fn warn_all(what: &str, warnings: &[String]) {
 pub async fn export(engine: &Engine, a: ExportArgs) -> Result<()> {
     let format = format(a.format);
     let seal = if format == FileFormat::Sessbundle {
-        requests::seal_spec(&a.keys, &a.recipients, &a.kdf, a.sign.as_deref(), a.signer.clone())?
+        requests::seal_spec(
+            &a.keys,
+            &a.recipients,
+            &a.kdf,
+            a.sign.as_deref(),
+            a.signer.clone(),
+        )?
     } else {
         sesshost_engine::bundle_io::SealSpec {
             slots: vec![],
             argon2: requests::argon2(&a.kdf)?,
-            sign: a.sign.as_deref().map(sessbundle::SigningKey::read).transpose()?,
+            sign: a
+                .sign
+                .as_deref()
+                .map(sessbundle::SigningKey::read)
+                .transpose()?,
             signer: String::new(),
         }
     };
@@ -98,7 +108,8 @@ pub async fn import(engine: &Engine, a: ImportArgs) -> Result<()> {
             require_signature,
             format: a.format.map(format),
             unlock: Box::new(move || {
-                secrets::one_unlock(&keys).map_err(|e| sesshost_engine::Error::Invalid(format!("{e:#}")))
+                secrets::one_unlock(&keys)
+                    .map_err(|e| sesshost_engine::Error::Invalid(format!("{e:#}")))
             }),
             force: a.force,
             limits: a.limits.limits(),

@@ -10,8 +10,8 @@ use std::path::Path;
 use sessbundle::atomic::AtomicFile;
 use sessbundle::format::Layout;
 use sessbundle::{
-    BundleReader, PublicKey, ReaderLimits, SealOptions, SealSummary, SessionState, SigningKey, SlotSpec,
-    Unlock,
+    BundleReader, PublicKey, ReaderLimits, SealOptions, SealSummary, SessionState, SigningKey,
+    SlotSpec, Unlock,
 };
 
 use crate::error::{Error, Result};
@@ -52,9 +52,41 @@ pub fn write_bundle(
         let counter = progress.cloned().unwrap_or_default();
         let w = BufWriter::with_capacity(256 * 1024, counter.wrap(f.file()));
         let (mut w, summary) = sessbundle::seal(state, w, &spec.slots, opts)?;
-        w.flush().map_err(|e| Error::io("cannot write", output, e))?;
+        w.flush()
+            .map_err(|e| Error::io("cannot write", output, e))?;
         summary
     };
+    if let Some(k) = &spec.sign {
+        sessbundle::sign::append_embedded(f.file(), k, &spec.signer)?;
+    }
+    f.commit()?;
+    Ok(summary)
+}
+
+/// Seal the state JSON file `input` (what `host unseal` writes) into
+/// `output` atomically, parsed straight into records
+/// (`sessbundle::state_json::seal_from_json`: no whole `SessionState`, the
+/// parse overlapped with compression and encryption).
+pub fn seal_json_file(
+    input: &Path,
+    output: &Path,
+    spec: &SealSpec,
+    opts: SealOptions,
+    progress: Option<&Counter>,
+) -> Result<SealSummary> {
+    let json = std::fs::read(input).map_err(|e| Error::io("cannot read", input, e))?;
+    let mut f = AtomicFile::create(output, 0o644)?;
+    let summary = {
+        let counter = progress.cloned().unwrap_or_default();
+        let w = BufWriter::with_capacity(256 * 1024, counter.wrap(f.file()));
+        let bw =
+            sessbundle::BundleWriter::new(w, &spec.slots, opts, &mut sessbundle::keys::OsRandom)?;
+        let (mut w, summary) = sessbundle::state_json::seal_from_json(&json, input, bw)?;
+        w.flush()
+            .map_err(|e| Error::io("cannot write", output, e))?;
+        summary
+    };
+    drop(json);
     if let Some(k) = &spec.sign {
         sessbundle::sign::append_embedded(f.file(), k, &spec.signer)?;
     }
@@ -94,7 +126,8 @@ pub fn open_bundle(
     let src = BufReader::with_capacity(128 * 1024, counter.wrap(f));
     Ok(match trusted {
         Some(key) => {
-            let detached = sessbundle::sign::read_sig_file(&sessbundle::sign::sig_path(path), limits)?;
+            let detached =
+                sessbundle::sign::read_sig_file(&sessbundle::sign::sig_path(path), limits)?;
             let (r, v) = BundleReader::open_verified(
                 src,
                 &unlock,

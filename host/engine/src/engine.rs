@@ -103,7 +103,10 @@ fn sweep_profiles(run: &Path) {
                 tracing::info!("removed the stale browser profile {}", p.display());
             }
             for (p, e) in &r.failed {
-                tracing::warn!("cannot remove the stale browser profile {}: {e}", p.display());
+                tracing::warn!(
+                    "cannot remove the stale browser profile {}: {e}",
+                    p.display()
+                );
             }
         }
         Err(e) => tracing::warn!("cannot sweep browser profiles in {}: {e}", run.display()),

@@ -5,7 +5,9 @@ use std::path::{Path, PathBuf};
 
 use sessbundle::SessionState;
 use sessbundle::manifest::SanitizerEntry;
-use sesshost_plugin::{ConfigValue, Grants, Report, SanitizeContext, config_for, parse_config_pair};
+use sesshost_plugin::{
+    ConfigValue, Grants, Report, SanitizeContext, config_for, parse_config_pair,
+};
 
 use crate::engine::Engine;
 use crate::error::{Error, Result, ResultExt};

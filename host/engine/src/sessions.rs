@@ -118,9 +118,7 @@ impl Engine {
                 },
             })
             .collect();
-        let plugin = self
-            .plugins()?
-            .load_cleanup(&req.strategy, &req.grants)?;
+        let plugin = self.plugins()?.load_cleanup(&req.strategy, &req.grants)?;
         let limits = CleanupLimits { now, ..req.limits };
         let decisions = plugin.decide(&sessions, &limits).await?;
         let mut out = Vec::with_capacity(decisions.len());

@@ -100,11 +100,20 @@ async fn many_exports_and_imports_at_once() {
         tasks.push(tokio::spawn(async move {
             let out = dir.join(format!("s{i}.sessbundle"));
             let pw = || Passphrase::new(format!("pw {i}"));
-            e.export(export_req(&format!("s{i}"), &out, vec![SlotSpec::Passphrase(pw())]))
-                .await
-                .unwrap();
+            e.export(export_req(
+                &format!("s{i}"),
+                &out,
+                vec![SlotSpec::Passphrase(pw())],
+            ))
+            .await
+            .unwrap();
             let r = e
-                .import(import_req(&out, &format!("copy{i}"), Unlock::Passphrase(pw()), false))
+                .import(import_req(
+                    &out,
+                    &format!("copy{i}"),
+                    Unlock::Passphrase(pw()),
+                    false,
+                ))
                 .await
                 .unwrap();
             assert_eq!((r.cookies, r.origins), (1, 1));
@@ -135,7 +144,11 @@ async fn recipients_and_missing_homes() {
     let other = Identity::generate(&mut sessbundle::keys::OsRandom);
     let out = d.path().join("to-b.sessbundle");
     engine
-        .export(export_req("shop", &out, vec![SlotSpec::Recipient(id.public())]))
+        .export(export_req(
+            "shop",
+            &out,
+            vec![SlotSpec::Recipient(id.public())],
+        ))
         .await
         .unwrap();
     let b = Engine::open(&d.path().join("b"), HomeMode::Create).unwrap();
