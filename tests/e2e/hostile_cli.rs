@@ -222,7 +222,7 @@ fn every_spec_vector_through_every_bundle_command() {
             checked += 1;
         }
     }
-    assert!(checked > 100, "only {checked} runs");
+    assert!(checked > 90, "only {checked} runs");
 }
 
 /// Truncations and bit flips of a good bundle, every reader command.

@@ -456,21 +456,32 @@ async fn kill_9_loses_at_most_one_autosave_and_leaves_no_chromium() {
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
     assert!(
-        chromium_alive(&d.p("tmp")),
-        "Chromium should be running under our TMPDIR"
+        chromium_alive(&d.p("A").join("run")),
+        "Chromium should be running with its profile under HOME/run"
     );
+    let profiles = || std::fs::read_dir(d.p("A").join("run")).map_or(0, |r| r.count());
+    assert_eq!(profiles(), 1, "one live profile under HOME/run");
     signal(&child, libc::SIGKILL);
     let _ = wait_exit(child);
     drop(browser);
     h.abort();
     let start = Instant::now();
-    while chromium_alive(&d.p("tmp")) {
+    while chromium_alive(&d.p("A").join("run")) {
         assert!(
             start.elapsed() < Duration::from_secs(20),
             "Chromium outlived a kill -9 of the host"
         );
         std::thread::sleep(Duration::from_millis(200));
     }
+    // The killed host could not delete its logged-in profile; the next
+    // start of any `host` command on this home sweeps it.
+    assert_eq!(profiles(), 1, "the killed host's profile is still there");
+    ok(run(&d, "A", &["session", "list"]));
+    assert_eq!(
+        profiles(),
+        0,
+        "the next start swept the dead host's profile"
+    );
     // The lock died with the process; the session opens with the login.
     fx.reset_hits();
     let (child, ws) = open_session(&d, "A", "app", &[]);

@@ -8,10 +8,10 @@ use serde_json::json;
 use sessbundle::atomic::AtomicFile;
 use sessbundle::format::{Layout, Slot};
 use sessbundle::keys::{OsRandom, hex};
-use sessbundle::{Argon2Params, BundleReader, SealOptions, SigningKey, SymmetricKey};
+use sessbundle::{BundleReader, SealOptions, SigningKey, SymmetricKey};
 
 use crate::args::bundle::{InspectArgs, KeygenArgs, RekeyArgs, SealArgs, UnsealArgs};
-use crate::args::{KdfArgs, KeyArgs};
+use crate::args::KeyArgs;
 use crate::progress::Progress;
 use crate::requests;
 use crate::secrets::{self, Purpose};
@@ -25,21 +25,6 @@ pub fn refuse_overwrite(path: &Path, force: bool) -> Result<()> {
         );
     }
     Ok(())
-}
-
-fn signer_name(s: Option<String>) -> String {
-    s.or_else(|| std::env::var("USER").ok())
-        .unwrap_or_else(|| "unknown".into())
-}
-
-pub fn argon2(k: &KdfArgs) -> Result<Argon2Params> {
-    let p = Argon2Params {
-        m_kib: k.argon2_memory.saturating_mul(1024),
-        t: k.argon2_time,
-        p: k.argon2_parallelism,
-    };
-    p.check()?;
-    Ok(p)
 }
 
 pub fn keygen(a: &KeygenArgs) -> Result<()> {
@@ -108,13 +93,7 @@ fn pub_path(output: &Path) -> std::path::PathBuf {
 pub fn seal(a: &SealArgs) -> Result<()> {
     let (input, output) = (a.input.as_path(), a.output.as_path());
     refuse_overwrite(output, a.force)?;
-    let spec = requests::seal_spec(
-        &a.keys,
-        &a.recipients,
-        &a.kdf,
-        a.sign.as_deref(),
-        a.signer.clone(),
-    )?;
+    let spec = requests::seal_spec(&a.seal)?;
     let opts = SealOptions {
         argon2: spec.argon2,
         ..Default::default()
@@ -201,7 +180,7 @@ pub fn unseal(a: &UnsealArgs) -> Result<()> {
 
 pub fn sign(input: &Path, key: &Path, signer: Option<String>) -> Result<()> {
     let key = SigningKey::read(key)?;
-    let out = sessbundle::sign::sign_detached(input, &key, &signer_name(signer))?;
+    let out = sessbundle::sign::sign_detached(input, &key, &requests::signer_name(signer))?;
     eprintln!(
         "wrote {} (key id {})",
         out.display(),
@@ -218,16 +197,16 @@ pub fn verify(input: &Path, key: &Path, as_json: bool) -> Result<()> {
         sessbundle::sign::SignatureSource::Detached => "detached",
     };
     if as_json {
-        println!(
+        crate::outln!(
             "{}",
             json!({"ok": true, "key_id": hex(&v.key_id), "source": source, "trusted_comment": v.comment,
                    "other_signatures": v.others.iter().map(|k| hex(k)).collect::<Vec<_>>()})
         );
     } else {
-        println!("good signature by key {} ({source})", hex(&v.key_id));
-        println!("trusted comment: {}", v.comment);
+        crate::outln!("good signature by key {} ({source})", hex(&v.key_id));
+        crate::outln!("trusted comment: {}", v.comment);
         for o in &v.others {
-            println!(
+            crate::outln!(
                 "(also signed by key {}, not checked: no public key given for it)",
                 hex(o)
             );
@@ -279,70 +258,82 @@ pub fn inspect(a: &InspectArgs) -> Result<()> {
         out["content"] = content_summary(&mut r)?;
     }
     if as_json {
-        println!("{}", serde_json::to_string_pretty(&out)?);
+        crate::outln!("{}", serde_json::to_string_pretty(&out)?);
         return Ok(());
     }
-    println!(
+    crate::outln!(
         "{}: {}, {} bytes",
         input.display(),
-        out["format"].as_str().unwrap(),
+        out["format"].as_str().unwrap_or(""),
         layout.file_len
     );
-    println!("bundle id:  {}", out["bundle_id"].as_str().unwrap());
+    crate::outln!("bundle id:  {}", out["bundle_id"].as_str().unwrap_or(""));
     for s in &h.slots {
-        println!("key slot:   {}", s.describe());
+        crate::outln!("key slot:   {}", s.describe());
     }
-    println!(
+    crate::outln!(
         "payload:    {payload} bytes in {} segments of 64 KiB",
         out["segments"]
     );
-    if out["signatures"].as_array().unwrap().is_empty() {
-        println!("signature:  none (add one with `host sign`)");
+    if out["signatures"]
+        .as_array()
+        .map_or(&[][..], |v| v.as_slice())
+        .is_empty()
+    {
+        crate::outln!("signature:  none (add one with `host sign`)");
     }
-    for s in out["signatures"].as_array().unwrap() {
-        println!(
+    for s in out["signatures"]
+        .as_array()
+        .map_or(&[][..], |v| v.as_slice())
+    {
+        crate::outln!(
             "signature:  {} by key {} (not verified: use `host verify --key KEY.pub`), trusted comment: {}",
-            s["source"].as_str().unwrap(),
-            s["key_id"].as_str().unwrap(),
-            s["trusted_comment"].as_str().unwrap()
+            s["source"].as_str().unwrap_or(""),
+            s["key_id"].as_str().unwrap_or(""),
+            s["trusted_comment"].as_str().unwrap_or("")
         );
     }
     if let Some(c) = out.get("content") {
-        println!("content (authenticated):");
-        println!("  session:    {}", c["name"].as_str().unwrap_or(""));
-        println!("  sealed at:  {} ms since epoch", c["sealed_ms"]);
-        println!(
+        crate::outln!("content (authenticated):");
+        crate::outln!("  session:    {}", c["name"].as_str().unwrap_or(""));
+        crate::outln!("  sealed at:  {} ms since epoch", c["sealed_ms"]);
+        crate::outln!(
             "  cookies:    {} across {} sites",
-            c["cookies"], c["cookie_sites"]
+            c["cookies"],
+            c["cookie_sites"]
         );
-        println!(
+        crate::outln!(
             "  origins:    {}",
             c["origins"].as_array().map_or(0, |a| a.len())
         );
         for o in c["origins"].as_array().into_iter().flatten() {
-            println!(
+            crate::outln!(
                 "    {}  localStorage {} items, IndexedDB {} databases / {} records, {} bytes",
-                o["origin"].as_str().unwrap(),
+                o["origin"].as_str().unwrap_or(""),
                 o["local_storage_items"],
                 o["indexeddb_databases"],
                 o["indexeddb_records"],
                 o["bytes"]
             );
         }
-        println!("  tabs:       {}", c["tabs"]);
-        println!(
+        crate::outln!("  tabs:       {}", c["tabs"]);
+        crate::outln!(
             "  records:    {} ({} bytes decoded; {} distinct chunks, {} bytes plain, {} stored)",
-            c["records"], c["plain_bytes"], c["chunks"], c["chunk_bytes"], c["stored_bytes"]
+            c["records"],
+            c["plain_bytes"],
+            c["chunks"],
+            c["chunk_bytes"],
+            c["stored_bytes"]
         );
-        println!(
+        crate::outln!(
             "  state JSON: {} bytes (the size `host unseal` writes)",
             c["json_bytes"]
         );
         for s in c["sanitizers"].as_array().into_iter().flatten() {
-            println!(
+            crate::outln!(
                 "  sanitised by {} (blake3 {})",
-                s["name"].as_str().unwrap(),
-                s["blake3"].as_str().unwrap()
+                s["name"].as_str().unwrap_or(""),
+                s["blake3"].as_str().unwrap_or("")
             );
         }
     }
@@ -413,7 +404,7 @@ pub fn rekey(a: &RekeyArgs) -> Result<()> {
             std::io::BufReader::new(src),
             &unlock,
             &new_unlocks,
-            argon2(kdf)?,
+            requests::argon2(kdf)?,
             w,
             &mut OsRandom,
         )?;

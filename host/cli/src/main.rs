@@ -53,6 +53,16 @@ macro_rules! usage {
     ($($t:tt)*) => { return Err(anyhow::Error::new($crate::UsageError(format!($($t)*)))) };
 }
 
+/// `println!` that returns the write error (a closed pipe ends the command
+/// quietly in [`exit_for`]) instead of panicking.
+#[macro_export]
+macro_rules! outln {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        writeln!(std::io::stdout().lock(), $($t)*)?;
+    }};
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.verbose);
@@ -137,7 +147,37 @@ fn engine(home: Option<PathBuf>, mode: HomeMode) -> anyhow::Result<Engine> {
     Ok(Engine::open(&home_dir(home)?, mode)?)
 }
 
+/// The session a command names, for a missing home's message.
+fn named_session(c: &Command) -> Option<&str> {
+    use crate::args::session::SessionCommand as S;
+    match c {
+        Command::Session(
+            S::Show { name, .. }
+            | S::Extend { name, .. }
+            | S::Delete { name }
+            | S::History { name }
+            | S::Rollback { name, .. },
+        ) => Some(name),
+        Command::Session(S::Open(a)) => Some(&a.name),
+        Command::Export(a) => Some(&a.name),
+        Command::Push(a) => Some(&a.name),
+        _ => None,
+    }
+}
+
 fn run(cli: Cli) -> anyhow::Result<()> {
+    let name = named_session(&cli.command).map(str::to_owned);
+    run_command(cli).map_err(
+        |e| match (&name, e.downcast_ref::<sesshost_engine::Error>()) {
+            (Some(n), Some(sesshost_engine::Error::NoHome(_))) => e.context(format!(
+                "no session named {n:?} (run `host session list` to see the sessions a home holds)"
+            )),
+            _ => e,
+        },
+    )
+}
+
+fn run_command(cli: Cli) -> anyhow::Result<()> {
     let mode_for = |reads: bool| {
         if reads {
             HomeMode::Existing

@@ -56,7 +56,6 @@ impl Progress {
         self.inner.done.clone()
     }
 
-
     /// Stop drawing and clear the line.
     pub fn finish(mut self) {
         self.stop();

@@ -8,7 +8,7 @@ use sesshost_engine::bundle_io::SealSpec;
 use sesshost_plugin::{DirGrant, Grants, read_config_file};
 
 use crate::args::plugin::GrantArgs;
-use crate::args::{KdfArgs, KeyArgs, RecipientArgs};
+use crate::args::{KdfArgs, SealFlags};
 use crate::secrets;
 
 /// What the operator grants a plugin (nothing by default).
@@ -59,18 +59,16 @@ pub fn signer_name(s: Option<String>) -> String {
 
 /// How to seal a new bundle: key slots (prompting on a terminal if none
 /// given), cost, optional signing key.
-pub fn seal_spec(
-    keys: &KeyArgs,
-    recipients: &RecipientArgs,
-    kdf: &KdfArgs,
-    sign: Option<&std::path::Path>,
-    signer: Option<String>,
-) -> Result<SealSpec> {
-    let sign = sign.map(sessbundle::SigningKey::read).transpose()?;
+pub fn seal_spec(f: &SealFlags) -> Result<SealSpec> {
+    let sign = f
+        .sign
+        .as_deref()
+        .map(sessbundle::SigningKey::read)
+        .transpose()?;
     Ok(SealSpec {
-        slots: secrets::slots(keys, recipients)?,
-        argon2: argon2(kdf)?,
+        slots: secrets::slots(&f.keys, &f.recipients)?,
+        argon2: argon2(&f.kdf)?,
         sign,
-        signer: signer_name(signer),
+        signer: signer_name(f.signer.clone()),
     })
 }

@@ -28,18 +28,14 @@ fn warn_all(what: &str, warnings: &[String]) {
 pub async fn export(engine: &Engine, a: ExportArgs) -> Result<()> {
     let format = format(a.format);
     let seal = if format == FileFormat::Sessbundle {
-        requests::seal_spec(
-            &a.keys,
-            &a.recipients,
-            &a.kdf,
-            a.sign.as_deref(),
-            a.signer.clone(),
-        )?
+        requests::seal_spec(&a.seal)?
     } else {
+        // Plaintext formats take no keys; a --sign is refused by the engine.
         sesshost_engine::bundle_io::SealSpec {
             slots: vec![],
-            argon2: requests::argon2(&a.kdf)?,
+            argon2: requests::argon2(&a.seal.kdf)?,
             sign: a
+                .seal
                 .sign
                 .as_deref()
                 .map(sessbundle::SigningKey::read)

@@ -110,6 +110,10 @@ impl Error {
         self.any(|e| {
             e.downcast_ref::<sessbundle::Error>()
                 .is_some_and(|b| b.is_auth_failure())
+                || matches!(
+                    e.downcast_ref::<sesshost_store::StoreError>(),
+                    Some(sesshost_store::StoreError::WrongRepoKey)
+                )
         })
     }
 

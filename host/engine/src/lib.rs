@@ -18,10 +18,11 @@
 //! - [`progress`]: byte counters the caller can show.
 //! - [`error`]: [`Error`], the one public error.
 //!
-//! `host export` to bytes on disk: `host/cli/src/main.rs` (flags → request)
-//! → [`transfer`] (`Engine::export`) → [`bundle_io::write_bundle`] →
-//! `sessbundle::writer` (records, chunks, encryption) → `sessbundle::atomic`
-//! (temp file, fsync, rename, fsync the directory).
+//! `host export` to bytes on disk, in five files: `host/cli/src/transfer_cmd.rs`
+//! (flags → [`ExportRequest`]) → [`transfer`] (`Engine::export`: load,
+//! sanitise) → [`bundle_io::write_bundle`] → `sessbundle::writer` (records,
+//! chunks, compression, encryption) → `sessbundle::atomic` (temp file,
+//! fsync, rename, fsync the directory).
 //!
 //! # What this crate does not do
 //! It parses no command line and prints nothing (reports are returned), owns

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use super::{KdfArgs, KeyArgs, LimitArgs, RecipientArgs};
+use super::{KdfArgs, KeyArgs, LimitArgs, RecipientArgs, SealFlags};
 
 /// Make a signing key pair (KEY secret, mode 0600, and KEY.pub), or with --symmetric a raw 256-bit key file for --key-file, or with --identity an X25519 identity (ID, mode 0600) and its recipient ID.pub.
 #[derive(Debug, Clone, Args)]
@@ -31,18 +31,9 @@ pub struct SealArgs {
     pub input: PathBuf,
     #[arg(short, long, value_name = "OUT.sessbundle")]
     pub output: PathBuf,
-    /// Sign with this secret key (the signature is embedded in the bundle).
-    #[arg(long, value_name = "KEY")]
-    pub sign: Option<PathBuf>,
-    /// Free text for the signature's trusted comment (default: $USER).
-    #[arg(long, value_name = "TEXT")]
-    pub signer: Option<String>,
+    /// How to seal: key slots, their cost, an optional signature.
     #[command(flatten)]
-    pub keys: KeyArgs,
-    #[command(flatten)]
-    pub recipients: RecipientArgs,
-    #[command(flatten)]
-    pub kdf: KdfArgs,
+    pub seal: SealFlags,
     /// Overwrite OUT if it exists.
     #[arg(long)]
     pub force: bool,

@@ -132,6 +132,24 @@ impl LimitArgs {
     }
 }
 
+/// How a new bundle is sealed (`seal`, `export`): its key slots, their
+/// Argon2id cost and an optional embedded signature.
+#[derive(Debug, Args, Clone)]
+pub struct SealFlags {
+    /// Sign with this secret key (the signature is embedded in the bundle).
+    #[arg(long, value_name = "KEY")]
+    pub sign: Option<PathBuf>,
+    /// Free text for the signature's trusted comment (default: $USER).
+    #[arg(long, value_name = "TEXT")]
+    pub signer: Option<String>,
+    #[command(flatten)]
+    pub keys: KeyArgs,
+    #[command(flatten)]
+    pub recipients: RecipientArgs,
+    #[command(flatten)]
+    pub kdf: KdfArgs,
+}
+
 /// Argon2id cost for new passphrase slots.
 #[derive(Debug, Args, Clone)]
 pub struct KdfArgs {

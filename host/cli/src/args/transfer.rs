@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Args, ValueEnum};
 
-use super::{KdfArgs, KeyArgs, LimitArgs, RecipientArgs};
+use super::{KeyArgs, LimitArgs, SealFlags};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum FileFormat {
@@ -26,19 +26,10 @@ pub struct ExportArgs {
     /// What to write: an encrypted bundle, or a plaintext file for other tools.
     #[arg(long, value_enum, default_value = "sessbundle")]
     pub format: FileFormat,
-    /// Sign with this secret key (embedded signature; .sessbundle only).
-    #[arg(long, value_name = "KEY")]
-    pub sign: Option<PathBuf>,
-    /// Free text for the signature's trusted comment (default: $USER).
-    #[arg(long, value_name = "TEXT")]
-    pub signer: Option<String>,
-    /// How to seal it (.sessbundle): a passphrase, key files, recipients; prompts on a terminal if none is given.
+    /// How to seal it (.sessbundle only): a passphrase, key files,
+    /// recipients (a terminal prompt if none is given), optional signature.
     #[command(flatten)]
-    pub keys: KeyArgs,
-    #[command(flatten)]
-    pub recipients: RecipientArgs,
-    #[command(flatten)]
-    pub kdf: KdfArgs,
+    pub seal: SealFlags,
     /// Overwrite FILE if it exists.
     #[arg(long)]
     pub force: bool,
