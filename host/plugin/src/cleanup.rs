@@ -129,19 +129,18 @@ impl Plugin<CleanupWorld> {
             max_bytes_per_tenant: limits.max_bytes_per_tenant,
         };
         let prepared = cx.prepared.clone();
-        let config = prepared.config.clone();
         let out = cx
             .step(async {
                 let inst = prepared.pre.instantiate_async(&mut store).await?;
                 inst.sesshost_plugin_cleanup()
-                    .call_decide(&mut store, &infos, wl, &config)
+                    .call_decide(&mut store, &infos, wl, &prepared.config)
                     .await
             })
             .await?;
         let name = prepared.name.clone();
         let decisions = out.map_err(|reason| Error::Cleanup {
             plugin: name.clone(),
-            reason,
+            reason: crate::error::untrusted(&reason),
         })?;
         let mut result: Vec<Option<Decision>> = vec![None; sessions.len()];
         // Session name -> its first index (what `position` would find).

@@ -6,7 +6,14 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use zeroize::{Zeroize, Zeroizing};
+
 use crate::error::{Error, Result};
+
+/// A plugin's resolved configuration (`key`, `value`), in order. Values may
+/// be secrets (an S3 key from `file:`): the whole list is wiped when
+/// dropped.
+pub(crate) type ResolvedConfig = Zeroizing<Vec<(String, String)>>;
 
 /// Per-call limits of one plugin. The defaults suit sanitising a large
 /// session; raise them per plugin, not globally.
@@ -192,7 +199,8 @@ impl DirGrant {
     }
 }
 
-/// A configuration value as the operator wrote it.
+/// A configuration value as the operator wrote it. A literal value is
+/// wiped from memory when dropped (it may be a secret).
 #[derive(Clone, PartialEq, Eq)]
 pub enum ConfigValue {
     /// Used as is.
@@ -214,6 +222,14 @@ impl std::fmt::Debug for ConfigValue {
     }
 }
 
+impl Drop for ConfigValue {
+    fn drop(&mut self) {
+        if let ConfigValue::Literal(v) = self {
+            v.zeroize();
+        }
+    }
+}
+
 impl ConfigValue {
     pub fn parse(v: &str) -> ConfigValue {
         if let Some(n) = v.strip_prefix("env:") {
@@ -226,21 +242,26 @@ impl ConfigValue {
     }
 
     /// Reads the value (environment or file). Errors name the key and the
-    /// source, never the value.
-    pub fn resolve(&self, key: &str) -> Result<String> {
+    /// source, never the value. The value is wiped when the result is
+    /// dropped.
+    pub fn resolve(&self, key: &str) -> Result<Zeroizing<String>> {
         match self {
-            ConfigValue::Literal(v) => Ok(v.clone()),
-            ConfigValue::Env(n) => std::env::var(n).map_err(|_| Error::ConfigValue {
+            ConfigValue::Literal(v) => Ok(Zeroizing::new(v.clone())),
+            ConfigValue::Env(n) => std::env::var(n).map(Zeroizing::new).map_err(|_| Error::ConfigValue {
                 key: key.to_string(),
                 detail: format!(
                     "environment variable {n} is not set (or not UTF-8); export it before running"
                 ),
             }),
             ConfigValue::File(p) => {
-                let mut s = std::fs::read_to_string(p).map_err(|e| Error::ConfigValue {
-                    key: key.to_string(),
-                    detail: format!("cannot read {}: {e}", p.display()),
-                })?;
+                // read_to_string sizes its buffer from the file's length,
+                // so no reallocation leaves a stray copy behind.
+                let mut s = Zeroizing::new(std::fs::read_to_string(p).map_err(|e| {
+                    Error::ConfigValue {
+                        key: key.to_string(),
+                        detail: format!("cannot read {}: {e}", p.display()),
+                    }
+                })?);
                 if s.ends_with('\n') {
                     s.pop();
                     if s.ends_with('\r') {
@@ -278,21 +299,44 @@ pub fn parse_config_pair(s: &str) -> Result<(String, ConfigValue)> {
 pub fn read_config_file(path: &std::path::Path) -> Result<Vec<(String, ConfigValue)>> {
     let bad =
         |detail: String| Error::Config(format!("plugin config file {}: {detail}", path.display()));
-    let text = std::fs::read_to_string(path).map_err(|e| bad(format!("cannot read it: {e}")))?;
-    let table: toml::Table = text
+    let text = Zeroizing::new(
+        std::fs::read_to_string(path).map_err(|e| bad(format!("cannot read it: {e}")))?,
+    );
+    let mut table: toml::Table = text
         .parse()
         .map_err(|e: toml::de::Error| bad(e.to_string()))?;
-    fn scalar(v: &toml::Value) -> Option<String> {
+    let out = config_pairs(&table, &bad);
+    wipe_strings(&mut table);
+    out
+}
+
+/// Wipes every string in a parsed TOML table (its values may be secrets).
+fn wipe_strings(table: &mut toml::Table) {
+    for (_, v) in table.iter_mut() {
         match v {
-            toml::Value::String(s) => Some(s.clone()),
-            toml::Value::Integer(i) => Some(i.to_string()),
-            toml::Value::Float(f) => Some(f.to_string()),
-            toml::Value::Boolean(b) => Some(b.to_string()),
+            toml::Value::String(s) => s.zeroize(),
+            toml::Value::Table(t) => wipe_strings(t),
+            _ => {}
+        }
+    }
+}
+
+/// The `key = value` pairs of [`read_config_file`]'s table.
+fn config_pairs(
+    table: &toml::Table,
+    bad: &dyn Fn(String) -> Error,
+) -> Result<Vec<(String, ConfigValue)>> {
+    fn scalar(v: &toml::Value) -> Option<Zeroizing<String>> {
+        match v {
+            toml::Value::String(s) => Some(Zeroizing::new(s.clone())),
+            toml::Value::Integer(i) => Some(Zeroizing::new(i.to_string())),
+            toml::Value::Float(f) => Some(Zeroizing::new(f.to_string())),
+            toml::Value::Boolean(b) => Some(Zeroizing::new(b.to_string())),
             _ => None,
         }
     }
     let mut out = Vec::new();
-    for (k, v) in &table {
+    for (k, v) in table {
         match v {
             toml::Value::Table(t) => {
                 for (k2, v2) in t {
@@ -336,8 +380,9 @@ pub fn config_for(
 }
 
 /// What the operator grants one plugin. Empty by default: no network, no
-/// filesystem, no environment, no configuration.
-#[derive(Debug, Clone, Default)]
+/// filesystem, no environment, no configuration. `Debug` shows environment
+/// variable names and config keys, never their values.
+#[derive(Clone, Default)]
 pub struct Grants {
     /// Allowed HTTP destinations (`--allow-host`).
     pub hosts: Vec<HostGrant>,
@@ -352,6 +397,19 @@ pub struct Grants {
     /// allocator, memory and instance/table/memory counts are capped at the
     /// runtime's limits (pool slots are sized by them).
     pub limits: Option<Limits>,
+}
+
+impl std::fmt::Debug for Grants {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let env: Vec<&str> = self.env.iter().map(|(k, _)| k.as_str()).collect();
+        f.debug_struct("Grants")
+            .field("hosts", &self.hosts)
+            .field("dirs", &self.dirs)
+            .field("env", &env)
+            .field("config", &self.config)
+            .field("limits", &self.limits)
+            .finish()
+    }
 }
 
 impl Grants {
@@ -378,21 +436,25 @@ impl Grants {
     }
 
     /// Resolves `env:`/`file:` values; later keys win, first-seen order.
-    pub(crate) fn resolved_config(&self) -> Result<Vec<(String, String)>> {
-        let mut out: Vec<(String, String)> = Vec::new();
+    pub(crate) fn resolved_config(&self) -> Result<ResolvedConfig> {
+        let mut out = ResolvedConfig::default();
         for (k, v) in &self.config {
-            set_config(&mut out, k, v.resolve(k)?);
+            set_config(&mut out, k, &v.resolve(k)?);
         }
         Ok(out)
     }
 }
 
 /// Set `key` in a plugin config list: replace its value where it already
-/// is (so the first-seen order stays), else append.
-pub(crate) fn set_config(config: &mut Vec<(String, String)>, key: &str, value: String) {
+/// is (so the first-seen order stays; the old value is wiped), else
+/// append. Copies `value` (the caller keeps and wipes its own).
+pub(crate) fn set_config(config: &mut ResolvedConfig, key: &str, value: &str) {
     match config.iter_mut().find(|(n, _)| n == key) {
-        Some(slot) => slot.1 = value,
-        None => config.push((key.to_string(), value)),
+        Some(slot) => {
+            slot.1.zeroize();
+            slot.1.push_str(value);
+        }
+        None => config.push((key.to_string(), value.to_string())),
     }
 }
 
@@ -434,7 +496,7 @@ mod tests {
                 config: config_for(&pairs, stem, &stems),
                 ..Grants::default()
             };
-            g.resolved_config().unwrap()
+            g.resolved_config().unwrap().to_vec()
         };
         assert_eq!(
             keys("redact"),
@@ -498,7 +560,7 @@ mod tests {
             .unwrap();
         let r = g.resolved_config().unwrap();
         assert_eq!(
-            r,
+            *r,
             vec![("a".into(), "later".into()), ("b".into(), "s3cr3t".into())]
         );
         let missing = Grants::default()

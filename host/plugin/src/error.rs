@@ -1,6 +1,9 @@
 //! The crate's one public error type. Every message says what failed and
 //! what to do next; none contains a secret (config values are never
-//! printed, only their keys).
+//! printed, only their keys) or anything the plugin printed (its
+//! stdout/stderr is logged at debug level only, see `host`). Text a plugin
+//! *returns* (a rejection reason, a storage error detail) is shown, capped
+//! and with control characters escaped by [`untrusted`].
 
 use std::path::PathBuf;
 
@@ -15,6 +18,14 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+
+    /// The file does not start with the WebAssembly magic bytes `\0asm`:
+    /// a text file, a script, a passphrase file given by mistake. Nothing
+    /// of its content is shown (it may be a secret).
+    #[error(
+        "{path} is not a WebAssembly component (it does not start with the \\0asm magic bytes); give the path of a plugin's .wasm file, e.g. one built with `bash plugins/build.sh` (plugins/target/wasm32-wasip2/release/NAME.wasm)"
+    )]
+    NotWasm { path: PathBuf },
 
     /// The file is not a valid WebAssembly component.
     #[error(
@@ -193,3 +204,45 @@ impl Error {
 
 /// The crate's result type.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Bytes of plugin-returned text kept in an error (a rejection reason, a
+/// storage error's detail); the rest is cut, so a plugin cannot fill a
+/// terminal or a log with one error.
+const UNTRUSTED_MAX: usize = 1024;
+
+/// Plugin-controlled text made safe to show: at most [`UNTRUSTED_MAX`]
+/// bytes, control characters (terminal escapes, newlines) escaped as
+/// `\u{1b}`, so it cannot forge log lines or drive a terminal.
+pub(crate) fn untrusted(s: &str) -> String {
+    let mut out = String::with_capacity(s.len().min(UNTRUSTED_MAX) + 16);
+    for (i, c) in s.char_indices() {
+        if out.len() >= UNTRUSTED_MAX {
+            out.push_str(&format!("… ({} more bytes)", s.len() - i));
+            break;
+        }
+        if c.is_control() {
+            out.extend(c.escape_unicode());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn untrusted_text_is_capped_and_escaped() {
+        assert_eq!(untrusted("cannot read: x"), "cannot read: x");
+        assert_eq!(untrusted("a\nb\u{1b}[31m"), "a\\u{a}b\\u{1b}[31m");
+        let long = "é".repeat(2000);
+        let cut = untrusted(&long);
+        assert!(cut.len() < UNTRUSTED_MAX + 32, "{}", cut.len());
+        assert!(
+            cut.ends_with(&format!("… ({} more bytes)", 4000 - 1024)),
+            "{cut}"
+        );
+    }
+}

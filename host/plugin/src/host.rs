@@ -1,7 +1,8 @@
 //! What lives inside each call's `Store`: the WASI context built from the
 //! effective grant, the `wasi:http` allow-list hook, the memory limiter,
-//! and plugin stdout/stderr forwarded to `tracing`. Also the per-call
-//! diagnostics the runtime reads after a failure to say *why* it failed.
+//! and plugin stdout/stderr forwarded to `tracing` (debug level, capped).
+//! Also the per-call diagnostics the runtime reads after a failure to say
+//! *why* it failed.
 
 use std::net::IpAddr;
 use std::pin::Pin;
@@ -19,8 +20,15 @@ use wasmtime_wasi_http::{
 use crate::config::{Grants, HostGrant, Limits};
 use crate::error::{Error, Result};
 
-/// How much of a plugin's stderr is kept to explain a crash.
-const STDERR_TAIL: usize = 2048;
+/// Bytes of plugin stdout+stderr kept per call (4 KiB); the rest is
+/// dropped, with one debug line saying so. Enough for a panic message and
+/// a few lines of diagnostics; a plugin cannot flood the host's log.
+pub(crate) const OUTPUT_CAP: usize = 4096;
+
+/// The `tracing` target of plugin output (debug level only: a plugin may
+/// print what it was handed, a cookie or a config secret, so its output
+/// never reaches warn/info logs or errors).
+pub(crate) const GUEST_TARGET: &str = "sesshost_plugin::guest";
 
 /// Facts gathered during one call, readable after the store is gone.
 #[derive(Debug, Default)]
@@ -29,8 +37,11 @@ pub(crate) struct Diag {
     pub oom: bool,
     /// `host:port` destinations the allow-list refused.
     pub denied: Vec<String>,
-    /// The end of the plugin's stderr (panic messages land here).
-    pub stderr_tail: String,
+    /// Bytes of stdout+stderr the plugin wrote and the host kept (at most
+    /// [`OUTPUT_CAP`]); counted, never copied into an error.
+    pub output_bytes: usize,
+    /// The plugin wrote more than [`OUTPUT_CAP`] (the rest was dropped).
+    pub output_capped: bool,
 }
 
 pub(crate) type SharedDiag = Arc<Mutex<Diag>>;
@@ -269,9 +280,11 @@ impl WasiHttpHooks for AllowList {
     }
 }
 
-/// Plugin stdout/stderr, line by line, into `tracing` (target
-/// `sesshost_plugin::guest`, field `plugin`). Lines longer than 4 KiB are
-/// split; nothing reaches the host's own stdout.
+/// Plugin stdout/stderr, line by line, into `tracing` at debug level
+/// (target [`GUEST_TARGET`], field `plugin`, message `plugin NAME said:
+/// ...` with control characters escaped), at most [`OUTPUT_CAP`] bytes per
+/// call; nothing reaches the host's own stdout, a warn/info log or an
+/// error.
 #[derive(Clone)]
 struct LogStream {
     plugin: Arc<str>,
@@ -294,38 +307,46 @@ impl StdoutStream for LogStream {
     }
 }
 
+/// Buffers one stream up to a newline. `buf` never exceeds [`OUTPUT_CAP`]:
+/// bytes are admitted against the call's shared budget first.
 struct LineWriter {
     s: LogStream,
     buf: Vec<u8>,
 }
 
 impl LineWriter {
-    fn emit(&mut self, line: &[u8]) {
+    fn emit(&self, line: &[u8]) {
         let text = String::from_utf8_lossy(line);
-        let text = text.trim_end_matches('\r');
-        if self.s.stderr {
-            tracing::warn!(target: "sesshost_plugin::guest", plugin = %self.s.plugin, "{text}");
+        let text = crate::error::untrusted(text.trim_end_matches('\r'));
+        let stream = if self.s.stderr { "stderr" } else { "stdout" };
+        let plugin = &*self.s.plugin;
+        tracing::debug!(target: GUEST_TARGET, plugin = %plugin, stream = %stream, "plugin {plugin} said: {text}");
+    }
+
+    /// Admits up to the call's remaining budget of `data` into `buf`.
+    fn admit(&mut self, data: &[u8]) {
+        let first_overflow = {
             let mut d = lock(&self.s.diag);
-            d.stderr_tail.push_str(text);
-            d.stderr_tail.push('\n');
-            if d.stderr_tail.len() > STDERR_TAIL {
-                let mut cut = d.stderr_tail.len() - STDERR_TAIL;
-                while !d.stderr_tail.is_char_boundary(cut) {
-                    cut += 1;
-                }
-                d.stderr_tail.drain(..cut);
-            }
-        } else {
-            tracing::info!(target: "sesshost_plugin::guest", plugin = %self.s.plugin, "{text}");
+            let take = OUTPUT_CAP.saturating_sub(d.output_bytes).min(data.len());
+            d.output_bytes += take;
+            self.buf.extend_from_slice(&data[..take]);
+            let over = take < data.len() && !d.output_capped;
+            d.output_capped |= take < data.len();
+            over
+        };
+        self.drain_lines(false);
+        if first_overflow {
+            let plugin = &*self.s.plugin;
+            tracing::debug!(target: GUEST_TARGET, plugin = %plugin, "plugin {plugin} printed more than {OUTPUT_CAP} bytes in this call; the rest was dropped");
         }
     }
 
     fn drain_lines(&mut self, all: bool) {
         while let Some(i) = self.buf.iter().position(|&b| b == b'\n') {
             let line: Vec<u8> = self.buf.drain(..=i).collect();
-            self.emit(&line[..line.len() - 1]);
+            self.emit(line.strip_suffix(b"\n").unwrap_or(&line));
         }
-        if self.buf.len() > 4096 || (all && !self.buf.is_empty()) {
+        if all && !self.buf.is_empty() {
             let line = std::mem::take(&mut self.buf);
             self.emit(&line);
         }
@@ -338,8 +359,9 @@ impl tokio::io::AsyncWrite for LineWriter {
         _cx: &mut Context<'_>,
         data: &[u8],
     ) -> Poll<std::io::Result<usize>> {
-        self.buf.extend_from_slice(data);
-        self.drain_lines(false);
+        self.admit(data);
+        // The whole write "succeeds": a plugin over its budget is not
+        // told (it would only retry), its output is just not kept.
         Poll::Ready(Ok(data.len()))
     }
 

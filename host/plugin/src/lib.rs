@@ -14,16 +14,20 @@
 //! - [`manifest`]: the optional `NAME.toml` beside `NAME.wasm` and the
 //!   effective grant (manifest ∩ operator; refusals name the flag).
 //! - `runtime`: [`Runtime`] (engine, pooling probe, epoch thread, compiled
-//!   component disk cache, linker) and [`Plugin`] (hot reload, one `Store`
-//!   per call, deadline, error classification).
+//!   component disk cache, linker), reading a plugin file (the `\0asm`
+//!   magic is checked first: [`Error::NotWasm`]) and [`Plugin`] (hot
+//!   reload, one `Store` per call, deadline, error classification).
 //! - `host`: what lives in a `Store`: WASI context from the grant, the
-//!   `wasi:http` allow-list hook, memory limiter, stdout/stderr to
-//!   `tracing`.
+//!   `wasi:http` allow-list hook, memory limiter, plugin stdout/stderr to
+//!   `tracing` at debug level only (4 KiB per call; never in an error).
 //! - `bindings`: `bindgen!` output per world and the `SessionState` <->
 //!   WIT conversions.
 //! - [`sanitize`], [`storage`], [`cleanup`]: the typed calls of each world.
+//! - [`store_backend`]: [`PluginBackend`], a storage plugin as
+//!   `sesshost_store`'s synchronous `Backend` (blocks on a tokio `Handle`).
 //! - [`inspect`]: [`PluginInfo`] for `host plugin inspect`.
-//! - [`error`]: the one public [`Error`].
+//! - [`error`]: the one public [`Error`], and the capping/escaping of text
+//!   a plugin returns.
 //!
 //! # What this crate does not do
 //!

@@ -346,11 +346,31 @@ impl Runtime {
     }
 }
 
+/// The first bytes of every WebAssembly binary (core module or component).
+pub(crate) const WASM_MAGIC: &[u8; 4] = b"\0asm";
+
+/// Reads a plugin file, refusing anything that does not start with
+/// [`WASM_MAGIC`] before reading the rest ([`Error::NotWasm`], which shows
+/// none of the content: a passphrase file given by mistake stays unseen).
 fn read(path: &Path) -> Result<Vec<u8>> {
-    std::fs::read(path).map_err(|e| Error::Read {
+    use std::io::Read;
+    let io = |e| Error::Read {
         path: path.to_path_buf(),
         source: e,
-    })
+    };
+    let mut f = std::fs::File::open(path).map_err(io)?;
+    let size = f.metadata().map(|m| m.len()).unwrap_or(0);
+    let mut bytes = Vec::new();
+    (&mut f).take(4).read_to_end(&mut bytes).map_err(io)?;
+    if bytes.as_slice() != WASM_MAGIC {
+        return Err(Error::NotWasm {
+            path: path.to_path_buf(),
+        });
+    }
+    // The size is only a hint (the file may change while read).
+    bytes.reserve(usize::try_from(size).unwrap_or(0).saturating_sub(4));
+    f.read_to_end(&mut bytes).map_err(io)?;
+    Ok(bytes)
 }
 
 /// `dir/redact.wasm` -> `redact.wasm`.
@@ -418,8 +438,9 @@ pub(crate) struct Prepared<W: World> {
     recipe: StateRecipe,
     pub(crate) name: String,
     pub(crate) hash: String,
-    /// Resolved `--plugin-config` (values may be secrets: never logged).
-    pub(crate) config: Vec<(String, String)>,
+    /// Resolved `--plugin-config` (values may be secrets: never logged,
+    /// wiped when this version of the plugin is dropped).
+    pub(crate) config: crate::config::ResolvedConfig,
 }
 
 /// A loaded plugin of world `W`; see the aliases [`crate::Sanitizer`],
@@ -583,12 +604,13 @@ impl<W: World> CallCx<W> {
             Some(t) => t.to_string(),
             None => format!("{e:#}"),
         };
-        let tail = d.stderr_tail.trim();
-        if !tail.is_empty() {
-            let last: Vec<&str> = tail.lines().rev().take(3).collect();
+        // What the plugin printed (a panic message, or a cookie it was
+        // handed) stays out of the error: say where it went instead.
+        if d.output_bytes > 0 {
             detail.push_str(&format!(
-                " (plugin stderr: {})",
-                last.into_iter().rev().collect::<Vec<_>>().join(" | ")
+                " (it printed {} bytes before that, logged at debug level only: see them with RUST_LOG={}=debug)",
+                d.output_bytes,
+                host::GUEST_TARGET
             ));
         }
         Error::Trap {

@@ -90,7 +90,7 @@ impl Plugin<SanitizerWorld> {
         let (mut store, cx) = self.begin("sanitize").await?;
         let mut config = cx.prepared.config.clone();
         for (k, v) in &ctx.config {
-            crate::config::set_config(&mut config, k, v.clone());
+            crate::config::set_config(&mut config, k, v);
         }
         let config: Vec<(&str, &str)> = config
             .iter()
@@ -147,7 +147,7 @@ impl Plugin<SanitizerWorld> {
             }
             Err(reason) => Err(cx.denied().unwrap_or(Error::Rejected {
                 plugin: name,
-                reason,
+                reason: crate::error::untrusted(&reason),
             })),
         }
     }

@@ -84,7 +84,7 @@ impl Plugin<StorageWorld> {
         Error::Storage {
             plugin: cx.prepared.name.clone(),
             kind,
-            detail,
+            detail: crate::error::untrusted(&detail),
         }
     }
 

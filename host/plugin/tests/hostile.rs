@@ -204,7 +204,7 @@ async fn connecting_to_a_host_not_allowed_is_refused_and_named() {
 }
 
 #[tokio::test]
-async fn panic_is_a_trap_with_the_panic_message() {
+async fn panic_is_a_trap_that_points_at_the_debug_log_not_the_panic_text() {
     let p = hostile(Grants::default());
     let e = p
         .sanitize(&sample_state(), &ctx(&[("do", "panic")]))
@@ -213,9 +213,13 @@ async fn panic_is_a_trap_with_the_panic_message() {
     let msg = e.to_string();
     assert!(matches!(e, Error::Trap { .. }), "{e:?}");
     assert!(
-        msg.contains("hostile.wasm crashed in sanitize") && msg.contains("panicked on purpose"),
+        msg.contains("hostile.wasm crashed in sanitize")
+            && msg.contains("logged at debug level only")
+            && msg.contains("RUST_LOG=sesshost_plugin::guest=debug"),
         "{msg}"
     );
+    // What the plugin printed (here its panic message) is not in the error.
+    assert!(!msg.contains("panicked on purpose"), "{msg}");
     still_serves(&p).await;
 }
 
@@ -235,12 +239,66 @@ async fn malformed_state_is_refused() {
     still_serves(&p).await;
 }
 
+/// Writes `text` (WAT) as a binary component or module: the runtime
+/// loads binary only.
 fn wat_file(name: &str, text: &str) -> std::path::PathBuf {
     let dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("wat");
     std::fs::create_dir_all(&dir).unwrap();
     let p = dir.join(name);
-    std::fs::write(&p, text).unwrap();
+    std::fs::write(&p, wat::parse_str(text).unwrap()).unwrap();
     p
+}
+
+#[test]
+fn a_text_file_is_not_a_component_and_its_content_is_never_shown() {
+    let rt = runtime();
+    let dir = tempfile::tempdir().unwrap();
+    let secret = "correct horse battery staple";
+    let mut checked = 0;
+    for (name, content) in [
+        ("pw.txt", format!("{secret}\n")),
+        // WAT text: a production build must not parse it either.
+        ("plugin.wat", format!("(component) ;; {secret}")),
+        ("short.wasm", "\0as".to_string()),
+        ("empty.wasm", String::new()),
+    ] {
+        let path = dir.path().join(name);
+        std::fs::write(&path, &content).unwrap();
+        let errors = [
+            rt.inspect(&path).err().unwrap(),
+            rt.load_sanitizer(&path, &Grants::default()).err().unwrap(),
+            rt.load_storage(&path, &Grants::default()).err().unwrap(),
+        ];
+        for e in errors {
+            assert!(
+                matches!(&e, Error::NotWasm { path: p } if *p == path),
+                "{e:?}"
+            );
+            let (msg, dbg) = (e.to_string(), format!("{e:?}"));
+            assert!(
+                msg.contains(&path.display().to_string())
+                    && msg.contains("is not a WebAssembly component")
+                    && msg.contains("bash plugins/build.sh"),
+                "{msg}"
+            );
+            assert!(
+                !msg.contains("horse") && !dbg.contains("horse"),
+                "{msg} / {dbg}"
+            );
+            checked += 1;
+        }
+    }
+    assert_eq!(checked, 12);
+    // Reload refuses it too and keeps the good version.
+    let path = dir.path().join("hostile.wasm");
+    std::fs::copy(wasm("hostile"), &path).unwrap();
+    let p = rt.load_sanitizer(&path, &Grants::default()).unwrap();
+    let good = p.blake3();
+    std::fs::write(&path, secret).unwrap();
+    let e = p.reload().unwrap_err();
+    assert!(matches!(e, Error::NotWasm { .. }), "{e:?}");
+    assert!(!e.to_string().contains("horse"), "{e}");
+    assert_eq!(p.blake3(), good);
 }
 
 const NOP: &str = r#"(core module $m (func (export "f")))
@@ -327,31 +385,113 @@ impl Write for Captured {
     }
 }
 
-#[tokio::test(flavor = "current_thread")]
-async fn plugin_stdout_and_stderr_go_to_tracing_tagged_with_its_name() {
+/// Captures every `tracing` event (debug and up, but wasmtime-wasi's) of the current thread
+/// while `f` runs; returns the formatted log.
+async fn capture_log<F: Future<Output = ()>>(f: F) -> String {
     let cap = Captured::default();
     let cap2 = cap.clone();
     let subscriber = tracing_subscriber::fmt()
         .with_writer(move || cap2.clone())
+        // wasmtime-wasi logs every raw guest write at debug under its own
+        // target (uncapped, unmarked): a host must keep that target at info.
+        .with_env_filter("debug,wasmtime_wasi=info")
         .with_ansi(false)
         .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
-    let p = hostile(Grants::default());
-    let (_, r) = p
-        .sanitize(&sample_state(), &ctx(&[("do", "print")]))
-        .await
-        .unwrap();
-    assert_eq!(r.summary, "hostile: printed");
-    let log = String::from_utf8(cap.0.lock().unwrap().clone()).unwrap();
+    {
+        let _guard = tracing::subscriber::set_default(subscriber);
+        f.await;
+    }
+    String::from_utf8(cap.0.lock().unwrap().clone()).unwrap()
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn plugin_stdout_and_stderr_go_to_the_debug_log_tagged_with_its_name() {
+    let log = capture_log(async {
+        let p = hostile(Grants::default());
+        let (_, r) = p
+            .sanitize(&sample_state(), &ctx(&[("do", "print")]))
+            .await
+            .unwrap();
+        assert_eq!(r.summary, "hostile: printed");
+    })
+    .await;
     let line = |needle: &str| log.lines().find(|l| l.contains(needle)).map(str::to_string);
-    let out = line("hello on stdout").unwrap_or_else(|| panic!("stdout line missing: {log}"));
+    for stream in ["stdout", "stderr"] {
+        let l = line(&format!("hello on {stream}"))
+            .unwrap_or_else(|| panic!("{stream} line missing: {log}"));
+        assert!(
+            l.contains("DEBUG")
+                && l.contains("plugin hostile.wasm said: hello on")
+                && l.contains("plugin=hostile.wasm")
+                && l.contains(&format!("stream={stream}")),
+            "{l}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_plugin_printing_cookies_leaks_them_into_no_error_and_no_warning() {
+    let mut err = None;
+    let log = capture_log(async {
+        let p = hostile(Grants::default());
+        err = Some(
+            p.sanitize(&sample_state(), &ctx(&[("do", "leak")]))
+                .await
+                .unwrap_err(),
+        );
+        still_serves(&p).await;
+    })
+    .await;
+    let e = err.unwrap();
+    assert!(matches!(e, Error::Trap { .. }), "{e:?}");
+    let (msg, dbg) = (e.to_string(), format!("{e:?}"));
+    // The cookie values of sample_state(), which the plugin printed.
+    for secret in ["S3CRET-SID", "S3CRET-AUTH", "S3CRET-KEY"] {
+        assert!(
+            !msg.contains(secret) && !dbg.contains(secret),
+            "{secret} in {msg} / {dbg}"
+        );
+        // In the log only at debug level, marked as the plugin's words.
+        let lines: Vec<&str> = log.lines().filter(|l| l.contains(secret)).collect();
+        assert!(
+            !lines.is_empty(),
+            "{secret} was printed but not logged: {log}"
+        );
+        for l in lines {
+            assert!(
+                l.contains("DEBUG") && l.contains("plugin hostile.wasm said: "),
+                "{l}"
+            );
+        }
+    }
+    assert!(msg.contains("printed"), "{msg}");
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn plugin_output_is_capped_per_call() {
+    let log = capture_log(async {
+        let p = hostile(Grants::default());
+        let (_, r) = p
+            .sanitize(&sample_state(), &ctx(&[("do", "flood")]))
+            .await
+            .unwrap();
+        assert_eq!(r.summary, "hostile: flooded");
+    })
+    .await;
+    let kept: usize = log
+        .lines()
+        .filter_map(|l| l.split_once(" said: "))
+        // fmt appends the fields after the message.
+        .map(|(_, t)| t.rsplit_once(" plugin=").map_or(t, |(t, _)| t).len() + 1)
+        .sum();
+    // 2 MiB written, 4 KiB kept (lines may be cut at the cap).
     assert!(
-        out.contains("INFO") && out.contains("plugin=hostile.wasm"),
-        "{out}"
+        kept > 1000 && kept <= 4096,
+        "{kept} bytes of plugin output logged"
     );
-    let err = line("hello on stderr").unwrap_or_else(|| panic!("stderr line missing: {log}"));
     assert!(
-        err.contains("WARN") && err.contains("plugin=hostile.wasm"),
-        "{err}"
+        log.contains("printed more than 4096 bytes in this call; the rest was dropped"),
+        "{log}"
     );
+    assert!(log.len() < 16 << 10, "log is {} bytes", log.len());
 }

@@ -4,7 +4,9 @@
 //! `passwd` (reads /etc/passwd and puts it in the report), `connect`
 //! (HTTP GET to the URL in config key `url`), `panic`, `malformed` (returns
 //! an IndexedDB record whose JSON is not a JsValue), `print` (writes a line
-//! to stdout and to stderr), `env` (reports the
+//! to stdout and to stderr), `leak` (prints every cookie's value on stdout
+//! and stderr, then panics with the first one in the message), `flood`
+//! (writes 1 MiB to stdout and to stderr, then behaves), `env` (reports the
 //! variable named by `var`), anything else: returns the state unchanged.
 
 wit_bindgen::generate!({ world: "sanitizer", path: "../../../wit" });
@@ -73,6 +75,22 @@ impl Guest for Hostile {
                 ok(state, "hostile: printed".into())
             }
             "panic" => panic!("hostile plugin panicked on purpose"),
+            "leak" => {
+                for c in &state.cookies {
+                    println!("cookie {}={}", c.name, c.value);
+                    eprintln!("cookie {}={}", c.name, c.value);
+                }
+                let first = state.cookies.first().map(|c| c.value.as_str());
+                panic!("leaking {}", first.unwrap_or("nothing"));
+            }
+            "flood" => {
+                let line = "flood ".repeat(170);
+                for _ in 0..1024 {
+                    println!("{line}");
+                    eprintln!("{line}");
+                }
+                ok(state, "hostile: flooded".into())
+            }
             "malformed" => {
                 state.origins.push(OriginState {
                     origin: "https://evil.example".into(),
