@@ -10,8 +10,8 @@ use sessbundle::format::{Layout, Slot};
 use sessbundle::keys::{OsRandom, hex};
 use sessbundle::{BundleReader, SealOptions, SigningKey, SymmetricKey};
 
-use crate::args::bundle::{InspectArgs, KeygenArgs, RekeyArgs, SealArgs, UnsealArgs};
 use crate::args::KeyArgs;
+use crate::args::bundle::{InspectArgs, KeygenArgs, RekeyArgs, SealArgs, UnsealArgs};
 use crate::progress::Progress;
 use crate::requests;
 use crate::secrets::{self, Purpose};
