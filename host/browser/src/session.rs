@@ -605,9 +605,4 @@ pub(crate) async fn navigate(page: &Page, url: &str) -> Result<()> {
     Ok(())
 }
 
-pub(crate) fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
+pub(crate) use sessbundle::interop::dates::now_ms;

@@ -40,12 +40,7 @@ impl Default for SealOptions {
     }
 }
 
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
+pub use crate::interop::dates::now_ms;
 
 /// What sealing produced.
 #[derive(Debug, Clone)]

@@ -381,40 +381,13 @@ pub(crate) fn plugin_name(path: &Path) -> String {
 }
 
 /// Temp file in the same directory, fsync, rename.
+/// A compiled component into the cache, through the workspace's one atomic
+/// write (`sessbundle::atomic::write_atomic`).
 pub(crate) fn write_atomic(path: &Path, data: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let mut tmp = tempfile_in(dir)?;
-    let res = (|| {
-        tmp.1.write_all(data)?;
-        tmp.1.sync_all()?;
-        std::fs::rename(&tmp.0, path)
-    })();
-    if res.is_err() {
-        let _ = std::fs::remove_file(&tmp.0);
-    }
-    res
-}
-
-fn tempfile_in(dir: &Path) -> std::io::Result<(PathBuf, std::fs::File)> {
-    let pid = std::process::id();
-    for i in 0..1000u32 {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.subsec_nanos())
-            .unwrap_or(0);
-        let p = dir.join(format!(".tmp-{pid}-{nanos}-{i}"));
-        match std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&p)
-        {
-            Ok(f) => return Ok((p, f)),
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
-            Err(e) => return Err(e),
-        }
-    }
-    Err(std::io::Error::other("cannot create a temporary file"))
+    sessbundle::atomic::write_atomic(path, data, 0o644).map_err(|e| match e {
+        sessbundle::Error::Io { source, .. } => source,
+        e => std::io::Error::other(e.to_string()),
+    })
 }
 
 /// One of the three worlds (sealed).

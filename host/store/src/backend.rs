@@ -6,8 +6,8 @@
 //! over S3, WebDAV, … No rename, append or locking: the store never needs
 //! them (objects are immutable and content-addressed, or replaced whole).
 
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, Read, Write};
+use std::fs::{self, File};
+use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
 /// Why a backend call failed. Not-found is not an error (`get` returns
@@ -164,33 +164,14 @@ pub(crate) fn sync_dir(dir: &Path) -> io::Result<()> {
 
 /// Writes `bytes` to `path` atomically (temp file in the same directory,
 /// fsync, rename, fsync the directory). `mode` applies to the new file.
+/// The workspace's one atomic write (`sessbundle::atomic::write_atomic`:
+/// temp file, fsync, rename, fsync the directory; the temp file removed on
+/// failure), as an `io::Result` for the backend's error mapping.
 pub(crate) fn atomic_write(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let file_name = path.file_name().and_then(|n| n.to_str()).unwrap_or("obj");
-    let mut rnd = [0u8; 8];
-    getrandom::fill(&mut rnd).map_err(|e| io::Error::other(e.to_string()))?;
-    let tmp = dir.join(format!(
-        ".tmp-{file_name}-{}-{:016x}",
-        std::process::id(),
-        u64::from_le_bytes(rnd)
-    ));
-    let result = (|| {
-        let mut f = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(mode)
-            .open(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        drop(f);
-        fs::rename(&tmp, path)?;
-        sync_dir(dir)
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    result
+    sessbundle::atomic::write_atomic(path, bytes, mode).map_err(|e| match e {
+        sessbundle::Error::Io { source, .. } => source,
+        e => io::Error::other(e.to_string()),
+    })
 }
 
 impl Backend for LocalDirBackend {

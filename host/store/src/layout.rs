@@ -44,13 +44,9 @@ pub(crate) fn ms(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
 
-/// Milliseconds since the Unix epoch, now.
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(ms)
-        .unwrap_or(0)
-}
+/// Milliseconds since the Unix epoch, now (the workspace's one clock,
+/// `sessbundle::interop::dates::now_ms`).
+pub use sessbundle::interop::dates::now_ms;
 
 /// `index/<name>`: the session's summary for `list` (see `index.rs`).
 pub(crate) fn index_key(name: &str) -> String {

@@ -226,6 +226,14 @@ pub fn parse_http_date(s: &str) -> Option<i64> {
     Some(days_from_civil(y, m, d) * 86_400 + h * 3600 + mi * 60 + se)
 }
 
+/// Milliseconds since the Unix epoch, now (0 if the clock is before 1970):
+/// the workspace's one clock reading for timestamps.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
 /// Unix seconds now (0 if the clock is before 1970).
 pub fn now_unix_secs() -> i64 {
     std::time::SystemTime::now()
