@@ -164,7 +164,7 @@ fn secs() -> f64 {
     std::env::var("SESSHOST_STRESS_SECS")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or(20.0)
+        .unwrap_or(30.0)
 }
 
 /// The child process side of `threads_and_processes_share_one_home`.
