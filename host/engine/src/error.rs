@@ -29,21 +29,20 @@ pub enum Error {
     /// Input that is not what it claims to be.
     #[error("{0}")]
     Invalid(String),
-    /// A file could not be read or written.
-    #[error("{what} {}: {source}", path.display())]
+    /// A file could not be read or written. (The I/O error is part of
+    /// the message and deliberately not a `source()`, so a printer of the
+    /// chain shows it once.)
+    #[error("{what} {}: {io}", path.display())]
     Io {
         what: &'static str,
         path: std::path::PathBuf,
-        #[source]
-        source: std::io::Error,
+        io: std::io::Error,
     },
-    /// A lower error, with what the engine was doing when it happened.
-    #[error("{what}: {source}")]
-    Context {
-        what: String,
-        #[source]
-        source: Box<Error>,
-    },
+    /// A lower error, with what the engine was doing when it happened (the
+    /// lower error is part of the message, not a `source()`, for the same
+    /// reason).
+    #[error("{what}: {inner}")]
+    Context { what: String, inner: Box<Error> },
     /// A blocking task died (a bug: it panicked).
     #[error("an internal task failed ({0}); please report this")]
     Task(String),
@@ -56,7 +55,7 @@ impl Error {
     pub fn context(self, what: impl Into<String>) -> Error {
         Error::Context {
             what: what.into(),
-            source: Box::new(self),
+            inner: Box::new(self),
         }
     }
 
@@ -64,14 +63,14 @@ impl Error {
         Error::Io {
             what,
             path: path.to_path_buf(),
-            source,
+            io: source,
         }
     }
 
     /// The innermost engine error (under any [`Error::Context`]).
     pub fn root(&self) -> &Error {
         match self {
-            Error::Context { source, .. } => source.root(),
+            Error::Context { inner, .. } => inner.root(),
             e => e,
         }
     }
@@ -87,6 +86,7 @@ impl Error {
             Some(Error::Browser(x)) => Some(x),
             Some(Error::Plugin(x)) => Some(x),
             Some(Error::Interop(x)) => Some(x),
+            Some(Error::Context { inner, .. }) => Some(inner.as_ref()),
             _ => e.source(),
         }
     }

@@ -31,6 +31,17 @@ pub enum FileFormat {
     CookiesTxt,
 }
 
+impl FileFormat {
+    /// The name a person knows the format by.
+    pub fn name(self) -> &'static str {
+        match self {
+            FileFormat::Sessbundle => ".sessbundle",
+            FileFormat::Playwright => "Playwright storageState",
+            FileFormat::CookiesTxt => "cookies.txt",
+        }
+    }
+}
+
 /// `export`: which session, where, how.
 pub struct ExportRequest {
     pub name: String,
@@ -94,8 +105,8 @@ impl Engine {
         refuse_overwrite(&req.output, req.force)?;
         if req.format != FileFormat::Sessbundle && req.seal.sign.is_some() {
             return Err(Error::Usage(format!(
-                "--sign needs --format sessbundle: {:?} files cannot carry a signature",
-                req.format
+                "--sign needs --format sessbundle: {} files cannot carry a signature",
+                req.format.name()
             )));
         }
         let name = req.name.clone();
@@ -175,8 +186,9 @@ impl Engine {
                 other => {
                     if req.require_signature.is_some() {
                         return Err(Error::Usage(format!(
-                            "--require-signature needs a .sessbundle; {} is {other:?}, which cannot carry a signature",
-                            req.file.display()
+                            "--require-signature needs a .sessbundle; {} is a {} file, which cannot carry a signature",
+                            req.file.display(),
+                            other.name()
                         )));
                     }
                     let bytes = read_bounded(&req.file, &req.interop)?;
@@ -198,7 +210,7 @@ impl Engine {
                             _ => interop::from_cookies_txt_bytes(&bytes, &name, now, &req.interop),
                         }
                         .with_context(|| {
-                            format!("{} is not a valid {other:?} file", req.file.display())
+                            format!("{} is not a valid {} file", req.file.display(), other.name())
                         })?;
                         (s, false, None, warnings)
                     }

@@ -63,25 +63,19 @@ impl LockConfig {
 
     /// The store lock, shared, through the turnstile.
     pub(crate) fn store_shared(&self) -> Result<LockGuard> {
-        let gate = acquire(
-            &self.dir.join("store.gate"),
-            "the store",
-            Mode::Exclusive,
-            self.timeout,
-        )?;
-        let g = acquire(
-            &self.dir.join("store.lock"),
-            "the store",
-            Mode::Shared,
-            self.timeout,
-        );
-        drop(gate);
-        g
+        self.store(Mode::Shared)
     }
 
     /// The store lock, exclusive (waits for running saves to finish and
     /// keeps new ones out while it is held).
     pub(crate) fn store_exclusive(&self) -> Result<LockGuard> {
+        self.store(Mode::Exclusive)
+    }
+
+    /// The store lock in `mode`, taken through the turnstile (`store.gate`,
+    /// held only while queueing) so a waiting exclusive taker is never
+    /// starved by a stream of shared ones.
+    fn store(&self, mode: Mode) -> Result<LockGuard> {
         let gate = acquire(
             &self.dir.join("store.gate"),
             "the store",
@@ -91,7 +85,7 @@ impl LockConfig {
         let g = acquire(
             &self.dir.join("store.lock"),
             "the store",
-            Mode::Exclusive,
+            mode,
             self.timeout,
         );
         drop(gate);
