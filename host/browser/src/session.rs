@@ -473,7 +473,14 @@ fn note_target(t: &mut Tracker, id: &str, kind: &str, url: &str) -> bool {
     if t.internal.contains(id) {
         return false;
     }
-    if let Some(o) = crate::capture::origin_of(url).filter(|_| kind == "page" || kind == "iframe") {
+    // Our own writer and placeholder documents (`{origin}/.sesshost-{token}/…`)
+    // do not make an origin "seen": their event can arrive before the
+    // target is marked internal, and an origin whose writing failed must
+    // keep its previous state in the next capture, not be read half-written.
+    let ours = url.contains("/.sesshost-");
+    if let Some(o) =
+        crate::capture::origin_of(url).filter(|_| !ours && (kind == "page" || kind == "iframe"))
+    {
         t.seen_origins.insert(o);
     }
     if kind == "page" && !t.page_order.iter().any(|p| p == id) {
