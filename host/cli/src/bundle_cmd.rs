@@ -3,7 +3,7 @@
 use std::io::{BufWriter, Write};
 use std::path::Path;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use serde_json::json;
 use sessbundle::atomic::AtomicFile;
 use sessbundle::format::{Layout, Slot};
@@ -15,17 +15,7 @@ use crate::args::bundle::{InspectArgs, KeygenArgs, RekeyArgs, SealArgs, UnsealAr
 use crate::progress::Progress;
 use crate::requests;
 use crate::secrets::{self, Purpose};
-use sesshost_engine::bundle_io::seal_json_file;
-
-pub fn refuse_overwrite(path: &Path, force: bool) -> Result<()> {
-    if !force && path.exists() {
-        bail!(
-            "{} already exists: choose another path or pass --force to replace it",
-            path.display()
-        );
-    }
-    Ok(())
-}
+use sesshost_engine::bundle_io::{refuse_overwrite, seal_json_file};
 
 pub fn keygen(a: &KeygenArgs) -> Result<()> {
     let (output, symmetric, force) = (a.output.as_path(), a.symmetric, a.force);
@@ -136,14 +126,10 @@ pub fn open_bundle(
 ) -> Result<(OpenBundle, Progress)> {
     let total = std::fs::metadata(path).ok().map(|m| m.len());
     let progress = Progress::start(what, total);
-    let keys = keys.clone();
     let (r, _) = sesshost_engine::bundle_io::open_bundle(
         path,
         None,
-        move || {
-            secrets::one_unlock(&keys)
-                .map_err(|e| sesshost_engine::Error::Invalid(format!("{e:#}")))
-        },
+        secrets::unlock_later(keys),
         limits,
         Some(&progress.counter()),
     )?;

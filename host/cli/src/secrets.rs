@@ -93,6 +93,20 @@ pub fn slots(k: &KeyArgs, r: &RecipientArgs) -> Result<Vec<SlotSpec>> {
     Ok(out)
 }
 
+/// [`one_unlock`] deferred, for an engine call that asks for the key only
+/// once it knows the file is a bundle. A usage error stays one (exit 2).
+pub fn unlock_later(
+    k: &KeyArgs,
+) -> impl FnOnce() -> sesshost_engine::Result<Unlock> + Send + 'static {
+    let k = k.clone();
+    move || {
+        one_unlock(&k).map_err(|e| match e.downcast_ref::<crate::UsageError>() {
+            Some(u) => sesshost_engine::Error::Usage(u.0.clone()),
+            None => sesshost_engine::Error::Invalid(format!("{e:#}")),
+        })
+    }
+}
+
 /// Exactly one unlock, for opening.
 pub fn one_unlock(k: &KeyArgs) -> Result<Unlock> {
     let mut u = unlocks(k, Purpose::Existing, true)?;

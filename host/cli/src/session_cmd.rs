@@ -173,13 +173,10 @@ mod tests {
         T::try_parse_from(std::iter::once("session").chain(args.iter().copied())).map(|t| t.cmd)
     }
 
-    fn exec(home: &Path, args: &[&str]) -> anyhow::Result<String> {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()?;
+    async fn exec(home: &Path, args: &[&str]) -> anyhow::Result<String> {
         let engine = Engine::open(home, HomeMode::Create)?;
         let mut out = Vec::new();
-        rt.block_on(run(&engine, parse(args)?, &mut out))?;
+        run(&engine, parse(args)?, &mut out).await?;
         Ok(String::from_utf8(out)?)
     }
 
@@ -213,11 +210,16 @@ mod tests {
         assert!(parse(&["create", "w", "--ttl", "7"]).is_err());
     }
 
-    #[test]
-    fn commands_end_to_end_on_a_real_home() {
+    #[tokio::test]
+    async fn commands_end_to_end_on_a_real_home() {
         let d = tempfile::tempdir().unwrap();
         let home = d.path();
-        assert!(exec(home, &["list"]).unwrap().contains("no sessions yet"));
+        assert!(
+            exec(home, &["list"])
+                .await
+                .unwrap()
+                .contains("no sessions yet")
+        );
         let out = exec(
             home,
             &[
@@ -231,35 +233,39 @@ mod tests {
                 "en-GB",
             ],
         )
+        .await
         .unwrap();
         assert!(out.contains("created session work (expires"), "{out}");
         assert!(out.contains("in 7d"), "{out}");
-        exec(home, &["create", "forever"]).unwrap();
-        let e = exec(home, &["create", "work"]).unwrap_err().to_string();
+        exec(home, &["create", "forever"]).await.unwrap();
+        let e = exec(home, &["create", "work"])
+            .await
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("already exists"), "{e}");
 
-        let list = exec(home, &["list"]).unwrap();
+        let list = exec(home, &["list"]).await.unwrap();
         assert!(
             list.lines().nth(1).unwrap().starts_with("forever"),
             "{list}"
         );
         assert!(list.contains("never"), "{list}");
         let json: serde_json::Value =
-            serde_json::from_str(&exec(home, &["list", "--json"]).unwrap()).unwrap();
+            serde_json::from_str(&exec(home, &["list", "--json"]).await.unwrap()).unwrap();
         assert_eq!(json.as_array().unwrap().len(), 2);
         assert_eq!(json[1]["name"], "work");
         assert_eq!(json[1]["snapshots"][0]["summary"]["viewport"], "1280x720");
 
-        let show = exec(home, &["show", "work"]).unwrap();
+        let show = exec(home, &["show", "work"]).await.unwrap();
         assert!(show.contains("viewport    1280x720"), "{show}");
         assert!(show.contains("locale      en-GB"), "{show}");
         let shown: serde_json::Value =
-            serde_json::from_str(&exec(home, &["show", "work", "--json"]).unwrap()).unwrap();
+            serde_json::from_str(&exec(home, &["show", "work", "--json"]).await.unwrap()).unwrap();
         let exp_before = shown["expiresAt"].as_i64().unwrap();
 
-        exec(home, &["extend", "work", "--by", "1d"]).unwrap();
+        exec(home, &["extend", "work", "--by", "1d"]).await.unwrap();
         let shown: serde_json::Value =
-            serde_json::from_str(&exec(home, &["show", "work", "--json"]).unwrap()).unwrap();
+            serde_json::from_str(&exec(home, &["show", "work", "--json"]).await.unwrap()).unwrap();
         assert_eq!(
             shown["expiresAt"].as_i64().unwrap(),
             exp_before + 86_400_000
@@ -273,10 +279,10 @@ mod tests {
             ..Default::default()
         });
         store.save("work", &s, now_ms()).unwrap();
-        let hist = exec(home, &["history", "work"]).unwrap();
+        let hist = exec(home, &["history", "work"]).await.unwrap();
         assert!(hist.contains("(current)"), "{hist}");
         assert_eq!(hist.lines().count(), 3, "{hist}");
-        let rb = exec(home, &["rollback", "work"]).unwrap();
+        let rb = exec(home, &["rollback", "work"]).await.unwrap();
         assert!(rb.contains("now at snapshot 3 (rollback to 1)"), "{rb}");
         assert!(store.load("work").unwrap().origins.is_empty());
 
@@ -286,17 +292,20 @@ mod tests {
             &["history", "ghost"],
             &["extend", "ghost", "--by", "1d"],
         ] {
-            let e = exec(home, cmd).unwrap_err().to_string();
+            let e = exec(home, cmd).await.unwrap_err().to_string();
             assert!(e.contains("no session named \"ghost\""), "{e}");
             assert!(e.contains("host session list"), "{e}");
         }
-        let e = exec(home, &["show", "../x"]).unwrap_err().to_string();
+        let e = exec(home, &["show", "../x"]).await.unwrap_err().to_string();
         assert!(e.contains("invalid session name"), "{e}");
 
-        assert_eq!(exec(home, &["cleanup"]).unwrap(), "nothing to clean up\n");
-        let del = exec(home, &["delete", "work"]).unwrap();
+        assert_eq!(
+            exec(home, &["cleanup"]).await.unwrap(),
+            "nothing to clean up\n"
+        );
+        let del = exec(home, &["delete", "work"]).await.unwrap();
         assert!(del.starts_with("deleted session work"), "{del}");
-        let list = exec(home, &["list"]).unwrap();
+        let list = exec(home, &["list"]).await.unwrap();
         assert!(!list.contains("work"), "{list}");
     }
 }

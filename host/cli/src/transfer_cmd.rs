@@ -94,7 +94,6 @@ pub async fn import(engine: &Engine, a: ImportArgs) -> Result<()> {
         .as_deref()
         .map(PublicKey::read)
         .transpose()?;
-    let keys = a.keys.clone();
     let total = std::fs::metadata(&a.file).ok().map(|m| m.len());
     let progress = Progress::start(&format!("importing {}", a.file.display()), total);
     let report = engine
@@ -103,10 +102,7 @@ pub async fn import(engine: &Engine, a: ImportArgs) -> Result<()> {
             name: a.name.clone(),
             require_signature,
             format: a.format.map(format),
-            unlock: Box::new(move || {
-                secrets::one_unlock(&keys)
-                    .map_err(|e| sesshost_engine::Error::Invalid(format!("{e:#}")))
-            }),
+            unlock: Box::new(secrets::unlock_later(&a.keys)),
             force: a.force,
             limits: a.limits.limits(),
             interop: Default::default(),

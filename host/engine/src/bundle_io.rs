@@ -30,8 +30,8 @@ pub struct SealSpec {
 /// Refuse to replace `path` unless `force`.
 pub fn refuse_overwrite(path: &Path, force: bool) -> Result<()> {
     if !force && path.exists() {
-        return Err(Error::Usage(format!(
-            "{} exists: pass --force to replace it, or choose another output",
+        return Err(Error::Invalid(format!(
+            "{} already exists: choose another path or pass --force to replace it",
             path.display()
         )));
     }
