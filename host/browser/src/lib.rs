@@ -20,6 +20,9 @@
 //! - [`restore_gate`]: sets cookies and writes origins' storage (hidden
 //!   writer pages) behind a browser-level request gate, so a restore is in
 //!   force at once and no page ever sees it half done;
+//! - [`visit`]: what the service does to a live browser besides capture
+//!   and restore: visit a page and report it (`navigate`, login checks),
+//!   replace the cookie jar (cookie edits on a live session);
 //! - `cdp`, `js` (private): untyped DevTools commands (robust to protocol
 //!   drift) and the page JavaScript that reads/writes an origin's storage.
 //!
@@ -82,9 +85,11 @@ pub mod profile;
 pub mod restore;
 pub mod restore_gate;
 pub mod session;
+pub mod visit;
 
 pub use error::{BrowserError, Result};
 pub use launch::{Emulation, LaunchOptions, find_chromium};
 pub use profile::{SweepReport, sweep_stale_profiles};
 pub use restore::Restoring;
 pub use session::{BrowserSession, Closed, Launching};
+pub use visit::{Visit, WaitUntil};

@@ -20,6 +20,7 @@ mod open_cmd;
 mod plugin_cmd;
 mod print;
 mod progress;
+mod run_cmd;
 mod requests;
 mod secrets;
 mod session_cmd;
@@ -65,7 +66,11 @@ macro_rules! outln {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(cli.verbose);
+    let service_log = match &cli.command {
+        Command::Run(a) => Some(a.log_format),
+        _ => None,
+    };
+    init_logging(cli.verbose, service_log);
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => exit_for(&e),
@@ -105,8 +110,10 @@ fn exit_for(e: &anyhow::Error) -> ExitCode {
     })
 }
 
-fn init_logging(verbose: u8) {
+fn init_logging(verbose: u8, service: Option<args::run::LogFormat>) {
     let default = match verbose {
+        // A service logs its requests and state changes by default.
+        0 if service.is_some() => "info",
         0 => "warn",
         1 => "info",
         _ => "debug",
@@ -117,10 +124,14 @@ fn init_logging(verbose: u8) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
         tracing_subscriber::EnvFilter::new(format!("{default},wasmtime_wasi=info"))
     });
-    let _ = tracing_subscriber::fmt()
+    let b = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
+        .with_writer(std::io::stderr);
+    let _ = if service == Some(args::run::LogFormat::Json) {
+        b.json().try_init()
+    } else {
+        b.try_init()
+    };
 }
 
 /// `--home`, else `$SESSHOST_HOME` (clap reads it), else ~/.local/share/sesshost.
@@ -142,6 +153,15 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     use anyhow::Context;
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}
+
+/// The service's runtime: one worker per core (it serves many sessions).
+fn service_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    use anyhow::Context;
+    tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("cannot start the async runtime")
@@ -228,5 +248,9 @@ fn run_command(cli: Cli) -> anyhow::Result<()> {
         Command::Verify(a) => bundle_cmd::verify(&a.input, &a.key, a.json),
         Command::Inspect(a) => bundle_cmd::inspect(&a),
         Command::Rekey(a) => bundle_cmd::rekey(&a),
+        Command::Run(a) => {
+            let home = home_dir(cli.home)?;
+            service_runtime()?.block_on(run_cmd::run(home, a))
+        }
     }
 }

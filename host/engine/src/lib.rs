@@ -7,6 +7,8 @@
 //!   runtime made on first use, store work moved to the blocking pool.
 //! - [`sessions`]: stored sessions without a browser: create, list, show,
 //!   extend, delete, history, rollback, cleanup (built-in or a strategy).
+//! - [`stored`]: a stored session's state as data: load, edit in place
+//!   (under its open lock), fork under a new name.
 //! - [`live`]: a session live in Chromium: restore → CDP URL → autosave →
 //!   capture → save → close ([`LiveSession`]).
 //! - [`transfer`]: export (load → [`sanitize`] → [`bundle_io`] seal or
@@ -36,6 +38,7 @@ pub mod live;
 pub mod progress;
 pub mod sanitize;
 pub mod sessions;
+pub mod stored;
 pub mod sync;
 pub mod transfer;
 

@@ -161,6 +161,34 @@ impl LiveSession {
             tracing::debug!("{why}: nothing changed");
             return Ok(false);
         }
+        self.commit(captured, why).await?;
+        Ok(true)
+    }
+
+    /// Capture, apply `edit` to what is saved (the session's meta, e.g. a
+    /// later expiry, and its `extra` data, e.g. the execution context) and
+    /// save at once, changed or not: the edit is durable when this returns
+    /// and every later save keeps it. Returns the snapshot written.
+    pub async fn edit_and_save(
+        &mut self,
+        why: &str,
+        edit: impl FnOnce(&mut Meta, &mut std::collections::BTreeMap<String, std::collections::BTreeMap<String, String>>),
+    ) -> Result<u64> {
+        let mut captured = self
+            .browser
+            .capture(Some(&self.last))
+            .await
+            .with_context(|| format!("capture for {why} failed"))?;
+        let browser = captured.meta.browser.take();
+        let mut meta = self.loaded_meta.clone();
+        edit(&mut meta, &mut captured.extra);
+        self.loaded_meta = meta.clone();
+        captured.meta = Meta { browser, ..meta };
+        self.commit(captured, why).await
+    }
+
+    /// Save `captured` over this open's snapshot.
+    async fn commit(&mut self, captured: SessionState, why: &str) -> Result<u64> {
         let (name, seq) = (self.name.clone(), self.seq);
         let to_save = captured.clone();
         let report = self
@@ -176,7 +204,7 @@ impl LiveSession {
             report.chunks_total,
             report.bytes_written
         );
-        Ok(true)
+        Ok(report.seq)
     }
 
     /// Autosave every `autosave` until `stop` resolves or (headed) the last

@@ -2,8 +2,9 @@
 //! [`sesshost_engine`]: HTTP in, one engine flow, JSON out.
 //!
 //! # Layout
-//! - [`config`]: `sesshost.toml` (`[limits]`, `[pool]`, `[lifecycle]`) with
-//!   the embedded defaults.
+//! - [`config`]: `sesshost.toml` (`[limits]`, `[pool]`, `[lifecycle]`,
+//!   `[security]`) with the embedded defaults.
+//! - [`error`]: the crate's one error type, [`error::ServiceError`].
 //! - [`tenants`]: tenants and API keys under `HOME/service/` (only key
 //!   hashes are stored; keys made by another process are accepted at once).
 //! - [`ratelimit`]: per-tenant token buckets for session creation.
@@ -13,15 +14,41 @@
 //! - [`cookies`], [`summary`]: cookie input, domain matching and edits;
 //!   the human-readable state summary (pure functions on `SessionState`).
 //!
+//! - [`server`]: start (home, default key, catalog reconcile, pool),
+//!   serve, graceful stop; [`app`]: [`app::App`] and the state moves
+//!   (hibernate, bring live, end a lease); [`leases`]: acquire / heartbeat
+//!   / release; [`slots`]: what a live session holds; [`pool`]: the warm
+//!   pool; [`proxy`]: the authenticated CDP websocket relay;
+//!   [`background`]: reaper, cleanup, login checks, memory watch,
+//!   shutdown; [`catalog`]: tenant ownership and service facts per session.
+//! - [`routes`]: the router and handlers; [`http`]: auth and JSON
+//!   extractors, request ids, access log; [`api`]: the error envelope;
+//!   [`openapi`]: the OpenAPI 3.1 document.
+//!
 //! # What this crate does not do
 //! It owns no format and no session flow (the engine does), and never
 //! hands out Chromium's own debugging endpoint: only the authenticated
 //! proxy reaches a browser.
 
+pub mod api;
+pub mod app;
 pub mod audit;
+pub mod background;
+pub mod catalog;
 pub mod config;
 pub mod cookies;
+pub mod error;
+pub mod http;
+pub mod leases;
 pub mod metrics;
+pub mod openapi;
+pub mod pool;
+pub mod proxy;
 pub mod ratelimit;
+pub mod routes;
+pub mod server;
+pub mod slots;
 pub mod summary;
 pub mod tenants;
+
+pub use server::{RunOptions, run};

@@ -6,6 +6,7 @@
 pub mod bundle;
 pub mod parse;
 pub mod plugin;
+pub mod run;
 pub mod session;
 pub mod transfer;
 
@@ -61,6 +62,8 @@ pub enum Command {
     Verify(bundle::VerifyArgs),
     /// Show a bundle's header facts; with a key or passphrase, a summary of its content (never values).
     Inspect(bundle::InspectArgs),
+    /// Serve sessions over HTTP: REST API, leases with an authenticated CDP proxy, warm browser pool, hibernation to the store, tenants, limits, metrics.
+    Run(run::RunArgs),
     /// Replace a bundle's keys (add or rotate a passphrase or key file) without re-encrypting its payload.
     Rekey(bundle::RekeyArgs),
 }

@@ -1,0 +1,117 @@
+//! Routes that need no key: metrics, health, readiness, pressure, the
+//! OpenAPI document.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use crate::app::{App, state_name};
+
+pub async fn metrics(State(app): State<Arc<App>>) -> Response {
+    // Session counts by state are computed at scrape time.
+    let mut counts: std::collections::BTreeMap<&'static str, i64> = ["active", "idle", "hibernated", "expired", "needs_auth", "failed"]
+        .into_iter()
+        .map(|s| (s, 0))
+        .collect();
+    let infos: std::collections::HashMap<String, sesshost_store::SessionInfo> = app
+        .engine
+        .list()
+        .await
+        .unwrap_or_default()
+        .into_iter()
+        .map(|i| (i.name.clone(), i))
+        .collect();
+    for rec in app.catalog.all() {
+        let s = state_name(&rec, infos.get(&rec.id), app.slots.get(&rec.id).as_deref());
+        *counts.entry(s).or_default() += 1;
+    }
+    for (s, n) in counts {
+        app.metrics.sessions.set(&[s], n as f64);
+    }
+    app.metrics.pool_size.set(app.pool.available() as f64);
+    app.metrics.queue_length.set(app.queued.load(Ordering::Relaxed) as f64);
+    app.refresh_live_gauge();
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        app.metrics.render(),
+    )
+        .into_response()
+}
+
+pub async fn healthz() -> Json<serde_json::Value> {
+    Json(json!({ "status": "ok" }))
+}
+
+pub async fn readyz(State(app): State<Arc<App>>) -> Response {
+    let store_ok = app.engine.list().await.is_ok();
+    let pool_ok = app.pool.usable();
+    let ok = store_ok && pool_ok && !app.is_shutting_down();
+    let body = Json(json!({ "ready": ok, "store": store_ok, "pool": pool_ok, "shutting_down": app.is_shutting_down() }));
+    if ok { (StatusCode::OK, body).into_response() } else { (StatusCode::SERVICE_UNAVAILABLE, body).into_response() }
+}
+
+/// Memory in use as a fraction of the machine's (from /proc/meminfo).
+fn memory_fraction() -> Option<f64> {
+    let t = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let get = |k: &str| -> Option<f64> {
+        t.lines().find(|l| l.starts_with(k))?.split_whitespace().nth(1)?.parse().ok()
+    };
+    let (total, avail) = (get("MemTotal:")?, get("MemAvailable:")?);
+    (total > 0.0).then(|| 1.0 - avail / total)
+}
+
+/// 1-minute load average per core.
+fn cpu_fraction() -> Option<f64> {
+    let t = std::fs::read_to_string("/proc/loadavg").ok()?;
+    let l: f64 = t.split_whitespace().next()?.parse().ok()?;
+    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1) as f64;
+    Some(l / cores)
+}
+
+/// Memory use above which `/v1/pressure` says unavailable.
+pub const MEMORY_THRESHOLD: f64 = 0.95;
+
+pub async fn pressure(State(app): State<Arc<App>>) -> Response {
+    let live = app.max_live - app.live_sem.available_permits().min(app.max_live);
+    let leased = app.slots.all().iter().filter(|s| s.lease_auth().is_some()).count();
+    let queued = app.queued.load(Ordering::Relaxed);
+    let max_q = app.config.limits.max_queued;
+    let mem = memory_fraction().unwrap_or(0.0);
+    let cpu = cpu_fraction().unwrap_or(0.0);
+    let reason = if app.is_shutting_down() {
+        "shutting_down"
+    } else if leased >= app.max_live && queued >= max_q {
+        "full"
+    } else if mem > MEMORY_THRESHOLD {
+        "memory"
+    } else {
+        ""
+    };
+    let available = reason.is_empty();
+    let body = Json(json!({
+        "cpu": (cpu * 1000.0).round() / 1000.0,
+        "memory": (mem * 1000.0).round() / 1000.0,
+        "live": live,
+        "leased": leased,
+        "queued": queued,
+        "max_live": app.max_live,
+        "max_queued": max_q,
+        "pool": app.pool.available(),
+        "available": available,
+        "reason": reason,
+    }));
+    if available { (StatusCode::OK, body).into_response() } else { (StatusCode::SERVICE_UNAVAILABLE, body).into_response() }
+}
+
+pub async fn openapi() -> Response {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        crate::openapi::DOCUMENT,
+    )
+        .into_response()
+}

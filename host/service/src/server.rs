@@ -1,0 +1,126 @@
+//! Starting and stopping the service: open the home, make the default
+//! tenant's key on first start, reconcile the catalog with the store, fill
+//! the warm pool, serve, and on the stop signal persist every live session.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize};
+use std::time::{Duration, Instant};
+
+use sesshost_engine::{Engine, HomeMode};
+use tokio::sync::Semaphore;
+
+use crate::app::App;
+use crate::audit::Audit;
+use crate::catalog::Catalog;
+use crate::config::Config;
+use crate::error::ServiceError;
+use crate::metrics::Metrics;
+use crate::pool::Pool;
+use crate::ratelimit::RateLimiter;
+use crate::slots::Slots;
+use crate::tenants::Registry;
+
+/// What `host run` was given.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    pub home: PathBuf,
+    /// Overrides the config file's `listen`.
+    pub listen: Option<SocketAddr>,
+    pub config: Option<PathBuf>,
+}
+
+/// The service's own files under the home.
+pub fn service_dir(home: &Path) -> PathBuf {
+    home.join("service")
+}
+
+fn io(what: &str, e: impl std::fmt::Display) -> ServiceError {
+    ServiceError::Startup(format!("{what}: {e}"))
+}
+
+/// Run until `stop` resolves, then shut down gracefully. `ready` gets the
+/// bound address once the service accepts connections.
+pub async fn run(
+    opts: RunOptions,
+    stop: impl Future<Output = ()>,
+    ready: impl FnOnce(SocketAddr),
+) -> Result<(), ServiceError> {
+    let mut config = match &opts.config {
+        Some(p) => Config::load(p)?,
+        None => Config::default(),
+    };
+    if let Some(l) = opts.listen {
+        config.listen = l;
+    }
+    let engine = Engine::open(&opts.home, HomeMode::Create).map_err(|e| io("cannot open the home", e))?;
+    let registry = Registry::open(&opts.home)?;
+    if let Some(key) = registry.ensure_default()? {
+        eprintln!(
+            "created tenant `default` and its first API key (shown once; only its hash is stored):\n\n    {}\n\nuse it as `Authorization: Bearer <key>`; more keys: `host key create --tenant default`",
+            key.expose()
+        );
+    }
+    let stored: Vec<String> = engine
+        .list()
+        .await
+        .map_err(|e| io("cannot list the stored sessions", e))?
+        .into_iter()
+        .map(|i| i.name)
+        .collect();
+    let catalog = Catalog::open(&opts.home, &stored).map_err(|e| io("cannot open the session catalog", e))?;
+    let audit = Audit::open(&service_dir(&opts.home).join("audit.log"))?;
+    let max_live = config.max_live_browsers();
+    let pool = Pool::new(config.pool.size, engine.run_dir());
+    let limiter = RateLimiter::new(config.limits.create_per_minute, config.limits.create_burst);
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|e| io(&format!("cannot listen on {}", config.listen), e))?;
+    let addr = listener.local_addr().map_err(|e| io("no local address", e))?;
+    let app = Arc::new(App {
+        engine,
+        config,
+        registry,
+        audit,
+        metrics: Metrics::new(),
+        limiter,
+        catalog,
+        slots: Slots::default(),
+        pool: pool.clone(),
+        live_sem: Arc::new(Semaphore::new(max_live)),
+        max_live,
+        queued: AtomicUsize::new(0),
+        shutting_down: AtomicBool::new(false),
+        started: Instant::now(),
+    });
+    tokio::spawn(pool.clone().refill());
+    crate::background::spawn_all(&app);
+    tracing::info!(
+        "sesshost service on http://{addr} ({} sessions stored, up to {max_live} live browsers, pool of {})",
+        app.catalog.len(),
+        app.config.pool.size
+    );
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let router = crate::routes::router(app.clone());
+    let server = tokio::spawn(async move {
+        axum::serve(listener, router)
+            .with_graceful_shutdown(async {
+                let _ = rx.await;
+            })
+            .await
+    });
+    ready(addr);
+    stop.await;
+    tracing::info!("stopping: no new connections; saving every live session");
+    let _ = tx.send(());
+    crate::background::shutdown(&app).await;
+    match tokio::time::timeout(Duration::from_secs(5), server).await {
+        Ok(Ok(Ok(()))) | Err(_) => {}
+        Ok(Ok(Err(e))) => tracing::warn!("server: {e}"),
+        Ok(Err(e)) => tracing::warn!("server task: {e}"),
+    }
+    tracing::info!("stopped");
+    Ok(())
+}

@@ -1,0 +1,54 @@
+// A worker using a leased session through sesshost's proxied CDP URL:
+//   node client.mjs LIB CDP_URL OP URL [ARG]
+// LIB: playwright (connectOverCDP) | puppeteer (connect)
+// OP:
+//   login URL USER   open URL (the fixture's /login), log in as USER, wait for /app
+//   app URL [N]      open URL (the fixture's /app); with N, store localStorage.counter = N
+// Prints one JSON line {url, title, status, counter} and disconnects
+// (never closes the browser: the service owns it). Exits 1 on failure.
+import { chromium } from 'playwright-core';
+import puppeteer from 'puppeteer-core';
+
+const [lib, cdp, op, url, arg] = process.argv.slice(2);
+const t0 = performance.now();
+let browser, page;
+if (lib === 'playwright') {
+  browser = await chromium.connectOverCDP(cdp, { timeout: 20000 });
+  const ctx = browser.contexts()[0];
+  page = await ctx.newPage();
+} else if (lib === 'puppeteer') {
+  browser = await puppeteer.connect({ browserWSEndpoint: cdp, defaultViewport: null, protocolTimeout: 20000 });
+  page = await browser.newPage();
+} else {
+  console.error(`unknown LIB ${lib}`);
+  process.exit(2);
+}
+const connected = performance.now();
+try {
+  if (op === 'login') {
+    await page.goto(url);
+    await page.type('#user', arg);
+    await Promise.all([
+      page.waitForFunction(() => location.pathname === '/app' && document.getElementById('status')?.textContent.startsWith('logged in')),
+      page.click('#go'),
+    ]);
+  } else if (op === 'app') {
+    await page.goto(url);
+    await page.waitForFunction(() => location.pathname !== '/app' || document.getElementById('status')?.textContent !== 'checking');
+    if (arg !== undefined) await page.evaluate((n) => localStorage.setItem('counter', n), arg);
+  } else {
+    throw new Error(`unknown OP ${op}`);
+  }
+  const out = await page.evaluate(() => ({
+    url: location.href,
+    title: document.title,
+    status: document.getElementById('status')?.textContent ?? null,
+    counter: localStorage.getItem('counter'),
+  }));
+  out.connect_ms = Math.round(connected - t0);
+  out.total_ms = Math.round(performance.now() - t0);
+  await page.close();
+  console.log(JSON.stringify(out));
+} finally {
+  if (lib === 'playwright') await browser.close(); else await browser.disconnect();
+}
