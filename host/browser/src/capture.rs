@@ -176,7 +176,7 @@ impl BrowserSession {
                 version: ver.to_string(),
             });
         }
-        let e = &self.emulation;
+        let e = &self.emulation();
         if e.user_agent.is_some() {
             state.meta.user_agent = e.user_agent.clone();
         }

@@ -44,10 +44,24 @@
 //!   through it, so the first real request is logged in.
 //!   sessionStorage is written into each tab on a placeholder of its
 //!   origin before the real page loads; history is rebuilt the same way.
-//! - *Emulation*: launch flags/env (`--user-agent`, `--lang`, `TZ`,
-//!   `--window-size`) cover every tab, including ones a CDP client or the
-//!   user opens later; CDP `Emulation.*` is applied on top to every tab as
-//!   it appears.
+//! - *Emulation*: two ways in. [`BrowserSession::launch`] with
+//!   [`LaunchOptions::emulation`] set also passes it as flags/env
+//!   (`--user-agent`, `--lang`/`--accept-lang`, `TZ`, `--window-size`),
+//!   which cover every tab from its first byte, including ones a CDP client
+//!   or the user opens later. A *pooled* browser (launched with no
+//!   emulation, so any session can take it) gets its emulation over CDP
+//!   only: [`BrowserSession::set_emulation`] applies `Emulation.*`
+//!   overrides to every open tab, and the tracker applies the current
+//!   emulation to every tab as it appears (restored tabs before they load).
+//!   What CDP emulation does not cover: (1) a tab a client or page opens
+//!   gets its overrides when our connection has attached it (~10-50 ms),
+//!   so that tab's first document request goes out with the browser's own
+//!   User-Agent/Accept-Language; (2) workers: measured on Chromium 156, a
+//!   dedicated worker gets the user agent and time zone but keeps the
+//!   browser's `navigator.language`; a shared worker (a target of its own)
+//!   keeps the browser's user agent and language (time zone follows its
+//!   renderer); service workers, also targets of their own, are not
+//!   reached either, nor the requests they make. See `tests/pool.rs`.
 //! - *Headed close*: Chromium quits with its last window; a minimised keeper
 //!   window (`session::KEEPER_URL`) keeps it alive so
 //!   [`BrowserSession::wait_closed`] can report `LastWindowClosed` while a

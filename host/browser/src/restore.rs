@@ -185,7 +185,7 @@ impl BrowserSession {
         }
         let tabs = (!state.tabs.is_empty()).then(|| {
             let browser = self.browser.clone();
-            let emulation = self.emulation.clone();
+            let emulation = self.emulation();
             let tabs = state.tabs.clone();
             tokio::spawn(async move {
                 open_tabs(&browser, &emulation, &tabs, blank).await?;
@@ -237,7 +237,7 @@ impl BrowserSession {
             return Ok(());
         }
         let blank = blank_tabs(&self.browser, &self.tracker).await?;
-        open_tabs(&self.browser, &self.emulation, tabs, blank).await
+        open_tabs(&self.browser, &self.emulation(), tabs, blank).await
     }
 }
 
@@ -302,7 +302,7 @@ async fn open_blank_tabs(browser: &Browser, emulation: &Emulation, n: usize) -> 
     }
     futures::future::try_join_all(ids.iter().map(|id| async move {
         let page = attached_page(browser, id, ATTACH_WAIT, "opening a restored tab").await?;
-        apply_emulation(&page, emulation).await?;
+        apply_emulation(browser, &page, emulation).await?;
         Ok::<_, BrowserError>(page)
     }))
     .await

@@ -2,7 +2,7 @@
 //! and the bookkeeping capture needs (which origins were seen or restored).
 
 use std::collections::{BTreeSet, HashMap, HashSet};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use chromiumoxide::cdp::browser_protocol::fetch::EventRequestPaused;
@@ -64,7 +64,9 @@ pub struct BrowserSession {
     /// The restore gate of the latest restore (cookies + storage), kept
     /// until the next restore so capture can wait for it.
     pub(crate) gate: Mutex<Option<Arc<RestoreGate>>>,
-    pub(crate) emulation: Emulation,
+    /// The session's emulation, shared with the tracker task: replaced by
+    /// [`BrowserSession::set_emulation`], read whenever a tab appears.
+    pub(crate) emulation: Arc<RwLock<Emulation>>,
     closed_rx: watch::Receiver<Option<Closed>>,
     ws_url: String,
     headed: bool,
@@ -166,7 +168,7 @@ impl BrowserSession {
             tracker: tracker.clone(),
             restored_origins: Arc::default(),
             gate: Mutex::new(None),
-            emulation: opts.emulation.clone(),
+            emulation: Arc::new(RwLock::new(opts.emulation.clone())),
             closed_rx,
             ws_url,
             headed: opts.headed,
@@ -211,7 +213,7 @@ impl BrowserSession {
             }
         }
         let tracker = self.tracker.clone();
-        let browser_emulation = self.emulation.clone();
+        let shared_emulation = self.emulation.clone();
         let headed = self.headed;
         let browser = self.browser.clone();
         let task = tokio::spawn(async move {
@@ -223,20 +225,19 @@ impl BrowserSession {
                             let mut t = tracker.lock().unwrap_or_else(|p| p.into_inner());
                             note_target(&mut t, info.target_id.as_ref(), &info.r#type, &info.url)
                         };
-                        if is_new_page && browser_emulation != Emulation::default() {
+                        let em = read_emulation(&shared_emulation);
+                        if is_new_page && em != Emulation::default() {
                             // Tabs opened later (by the user, the page or a
-                            // CDP client) get the session's emulation too.
-                            {
-                                let b = browser.clone();
-                                let id = info.target_id.clone();
-                                let em = browser_emulation.clone();
-                                tokio::spawn(async move {
-                                    let page = attached_page(&b, id.as_ref(), Duration::from_secs(1), "").await;
-                                    if let Ok(page) = page {
-                                        let _ = apply_emulation(&page, &em).await;
-                                    }
-                                });
-                            }
+                            // CDP client) get the session's emulation too,
+                            // as it is when they appear.
+                            let b = browser.clone();
+                            let id = info.target_id.clone();
+                            tokio::spawn(async move {
+                                let page = attached_page(&b, id.as_ref(), Duration::from_secs(1), "").await;
+                                if let Ok(page) = page {
+                                    let _ = apply_emulation(&b, &page, &em).await;
+                                }
+                            });
                         }
                     }
                     Some(ev) = changed.next() => {
@@ -321,9 +322,82 @@ impl BrowserSession {
         self.headed
     }
 
-    /// The emulation this session applies.
-    pub fn emulation(&self) -> &Emulation {
-        &self.emulation
+    /// The emulation this session applies now (a copy: it may be replaced
+    /// by [`BrowserSession::set_emulation`]).
+    pub fn emulation(&self) -> Emulation {
+        read_emulation(&self.emulation)
+    }
+
+    /// Replace the session's emulation (user agent, Accept-Language and
+    /// `navigator.language` from the locale, locale, time zone, viewport):
+    /// applied over CDP to every open tab at once, and to every tab that
+    /// appears later (restored ones before they load; ones a client or page
+    /// opens as soon as they are attached, ~10-50 ms after they appear).
+    /// Fields that are `None` are reset to the browser's own on open tabs.
+    ///
+    /// This is how a pooled browser (launched without emulation flags) takes
+    /// on a session. What CDP emulation does not reach, unlike launch flags
+    /// (see the crate docs): service and shared workers, and requests a tab
+    /// sent before its override was applied.
+    pub async fn set_emulation(&self, em: Emulation) -> Result<()> {
+        *self.emulation.write().unwrap_or_else(|p| p.into_inner()) = em.clone();
+        let internal = self
+            .tracker
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .internal
+            .clone();
+        let pages = self.browser.pages().await?;
+        let browser = &self.browser;
+        let em = &em;
+        futures::future::try_join_all(
+            pages
+                .iter()
+                .filter(|p| !internal.contains(p.target_id().as_ref()))
+                .map(|p| replace_emulation(browser, p, em)),
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Used JS heap of this browser's tabs, in bytes: `Runtime.getHeapUsage`
+    /// of every page target, each V8 isolate counted once (tabs sharing a
+    /// renderer share one), our own hidden pages left out. Out-of-process
+    /// iframes, workers and non-JS memory (DOM, images, ArrayBuffer
+    /// contents) are not included. Costs two CDP round trips per tab, all
+    /// tabs at once (~1-5 ms for a few tabs).
+    pub async fn js_heap_bytes(&self) -> Result<u64> {
+        let internal = self
+            .tracker
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .internal
+            .clone();
+        let pages = self.browser.pages().await?;
+        let per_page = futures::future::join_all(
+            pages
+                .iter()
+                .filter(|p| !internal.contains(p.target_id().as_ref()))
+                .map(|p| async move {
+                    let (iso, heap) = tokio::join!(
+                        page_cmd(p, "Runtime.getIsolateId", json!({})),
+                        page_cmd(p, "Runtime.getHeapUsage", json!({})),
+                    );
+                    // A tab that closed meanwhile has no heap any more.
+                    let heap = heap.ok()?;
+                    let id = iso.ok().and_then(|v| v["id"].as_str().map(str::to_string));
+                    Some((id, heap["usedSize"].as_f64().unwrap_or(0.0)))
+                }),
+        )
+        .await;
+        let mut isolates = HashSet::new();
+        let mut total = 0.0;
+        for (id, used) in per_page.into_iter().flatten() {
+            if id.is_none_or(|id| isolates.insert(id)) {
+                total += used;
+            }
+        }
+        Ok(total.max(0.0) as u64)
     }
 
     /// Open a user tab at `url` in the default context, with the session's
@@ -333,7 +407,7 @@ impl BrowserSession {
             .browser
             .new_page(CreateTargetParams::new("about:blank"))
             .await?;
-        apply_emulation(&page, &self.emulation).await?;
+        apply_emulation(&self.browser, &page, &self.emulation()).await?;
         navigate(&page, url).await
     }
 
@@ -492,9 +566,33 @@ fn note_target(t: &mut Tracker, id: &str, kind: &str, url: &str) -> bool {
     false
 }
 
-/// Apply a session's emulation to one tab through CDP.
-pub(crate) async fn apply_emulation(page: &Page, e: &Emulation) -> Result<()> {
-    if let Some(ua) = &e.user_agent {
+/// A copy of the shared emulation.
+pub(crate) fn read_emulation(e: &RwLock<Emulation>) -> Emulation {
+    e.read().unwrap_or_else(|p| p.into_inner()).clone()
+}
+
+/// The browser's own user agent (`--user-agent` if it was launched with
+/// one).
+async fn browser_user_agent(browser: &Browser) -> Result<String> {
+    let v = browser_cmd(browser, "Browser.getVersion", json!({})).await?;
+    Ok(v["userAgent"].as_str().unwrap_or_default().to_string())
+}
+
+/// The user agent to send with `Emulation.setUserAgentOverride`, if any:
+/// the session's, else (with a locale) the browser's own, since only that
+/// command sets Accept-Language and `navigator.language`.
+async fn user_agent_for(browser: &Browser, e: &Emulation) -> Result<Option<String>> {
+    match (&e.user_agent, &e.locale) {
+        (Some(ua), _) => Ok(Some(ua.clone())),
+        (None, Some(_)) => Ok(Some(browser_user_agent(browser).await?)),
+        (None, None) => Ok(None),
+    }
+}
+
+/// Apply a session's emulation to one fresh tab through CDP (fields that
+/// are `None` are left as the browser has them).
+pub(crate) async fn apply_emulation(browser: &Browser, page: &Page, e: &Emulation) -> Result<()> {
+    if let Some(ua) = user_agent_for(browser, e).await? {
         let mut p = json!({ "userAgent": ua });
         if let Some(l) = &e.locale {
             p["acceptLanguage"] = json!(l);
@@ -513,19 +611,58 @@ pub(crate) async fn apply_emulation(page: &Page, e: &Emulation) -> Result<()> {
         .await?;
     }
     if let Some(v) = &e.viewport {
-        page_cmd(
-            page,
-            "Emulation.setDeviceMetricsOverride",
-            json!({
-                "width": v.width,
-                "height": v.height,
-                "deviceScaleFactor": if v.device_scale_factor > 0.0 { v.device_scale_factor } else { 1.0 },
-                "mobile": false,
-            }),
-        )
-        .await?;
+        page_cmd(page, "Emulation.setDeviceMetricsOverride", metrics(v)).await?;
     }
     Ok(())
+}
+
+/// Replace the emulation of a tab that may carry an older one: fields
+/// that are `None` go back to the browser's own.
+async fn replace_emulation(browser: &Browser, page: &Page, e: &Emulation) -> Result<()> {
+    let ua = match &e.user_agent {
+        Some(ua) => ua.clone(),
+        None => browser_user_agent(browser).await?,
+    };
+    let (ua_cmd, locale, tz, metrics_cmd) = tokio::join!(
+        page_cmd(
+            page,
+            "Emulation.setUserAgentOverride",
+            json!({ "userAgent": ua, "acceptLanguage": e.locale.clone().unwrap_or_default() }),
+        ),
+        page_cmd(
+            page,
+            "Emulation.setLocaleOverride",
+            match &e.locale {
+                Some(l) => json!({ "locale": l }),
+                None => json!({}),
+            },
+        ),
+        page_cmd(
+            page,
+            "Emulation.setTimezoneOverride",
+            json!({ "timezoneId": e.timezone.clone().unwrap_or_default() }),
+        ),
+        async {
+            match &e.viewport {
+                Some(v) => page_cmd(page, "Emulation.setDeviceMetricsOverride", metrics(v)).await,
+                None => page_cmd(page, "Emulation.clearDeviceMetricsOverride", json!({})).await,
+            }
+        },
+    );
+    ua_cmd?;
+    locale?;
+    tz?;
+    metrics_cmd?;
+    Ok(())
+}
+
+fn metrics(v: &sessbundle::state::Viewport) -> serde_json::Value {
+    json!({
+        "width": v.width,
+        "height": v.height,
+        "deviceScaleFactor": if v.device_scale_factor > 0.0 { v.device_scale_factor } else { 1.0 },
+        "mobile": false,
+    })
 }
 
 /// Answers every request of a page with a placeholder, so that page can

@@ -11,46 +11,7 @@ use sesshost_browser::{BrowserSession, Emulation, LaunchOptions};
 use sesshost_fixture::Fixture;
 
 mod common;
-use common::{group_members, processes_mentioning};
-
-async fn launch() -> BrowserSession {
-    BrowserSession::launch(LaunchOptions::default())
-        .await
-        .expect("launch Chromium (apt-get install chromium)")
-}
-
-async fn open(s: &BrowserSession, url: &str) -> Page {
-    s.cdp()
-        .new_page(CreateTargetParams::new(url))
-        .await
-        .expect("open tab")
-}
-
-async fn eval_str(page: &Page, js: &str) -> String {
-    let v: serde_json::Value = page
-        .evaluate(js)
-        .await
-        .expect("evaluate")
-        .into_value()
-        .expect("value");
-    match v {
-        serde_json::Value::String(s) => s,
-        other => other.to_string(),
-    }
-}
-
-/// Poll a JS condition until it is true (bounded; not a timing assertion).
-async fn wait_for(page: &Page, cond: &str) {
-    for _ in 0..300 {
-        if let Ok(r) = page.evaluate(cond).await
-            && r.into_value::<bool>().unwrap_or(false)
-        {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("condition never became true: {cond}");
-}
+use common::{eval_str, group_members, launch, open, processes_mentioning, wait_for};
 
 async fn login(s: &BrowserSession, fx: &Fixture, user: &str) -> Page {
     let page = open(s, &fx.a("/login")).await;

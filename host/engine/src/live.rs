@@ -61,11 +61,60 @@ impl Engine {
     /// session is open elsewhere or expired; on a failed restore the stored
     /// session is unchanged and no browser is left behind.
     pub async fn open_live(&self, req: OpenRequest) -> Result<LiveSession> {
+        let (lock, state) = self.lock_and_load(&req.name).await?;
+        // Chromium is launched after the load: its emulation (user agent,
+        // locale, time zone, window size) comes from the stored meta as
+        // launch flags, and the load costs ~5 ms against a ~500 ms launch,
+        // so overlapping them would gain under 1 %.
+        let opts = LaunchOptions {
+            headed: req.headed,
+            emulation: Emulation::from_meta(&state.meta),
+            profile_root: Some(self.run_dir()),
+            ..Default::default()
+        };
+        let browser = BrowserSession::launch(opts).await?;
+        self.restore_live(req, lock, state, browser).await
+    }
+
+    /// Restore session `req.name` into `browser`, one already launched (a
+    /// pooled browser: empty profile, no emulation flags, launched with
+    /// `LaunchOptions { profile_root: Some(engine.run_dir()), .. }`). The
+    /// session's emulation is applied over CDP first
+    /// ([`BrowserSession::set_emulation`]; see `sesshost_browser` for what
+    /// that does not cover); `req.headed` is ignored (the browser is what it
+    /// is). On any failure the browser is shut down and the stored session
+    /// is unchanged.
+    pub async fn open_live_in(
+        &self,
+        req: OpenRequest,
+        browser: BrowserSession,
+    ) -> Result<LiveSession> {
+        let (lock, state) = match self.lock_and_load(&req.name).await {
+            Ok(v) => v,
+            Err(e) => {
+                browser.shutdown().await;
+                return Err(e);
+            }
+        };
+        if let Err(e) = browser
+            .set_emulation(Emulation::from_meta(&state.meta))
+            .await
+        {
+            browser.shutdown().await;
+            return Err(Error::from(e).context(
+                "applying the session's emulation to the browser failed; the stored session is unchanged",
+            ));
+        }
+        self.restore_live(req, lock, state, browser).await
+    }
+
+    /// Take the session's lock (held for the whole open: a second open of
+    /// it fails at once), load it, refuse it if expired, mark it used.
+    async fn lock_and_load(&self, name: &str) -> Result<(SessionLock, SessionState)> {
         let home = self.home().clone();
-        let name = req.name.clone();
-        // Held for the whole open: a second open of this session fails at once.
-        let lock = blocking(move || Ok(home.lock_session(&name)?)).await?;
-        let name = req.name.clone();
+        let n = name.to_string();
+        let lock = blocking(move || Ok(home.lock_session(&n)?)).await?;
+        let name = name.to_string();
         let state = self
             .with_store(move |s| {
                 let state = s.load(&name)?;
@@ -80,17 +129,18 @@ impl Engine {
                 Ok(state)
             })
             .await?;
-        // Chromium is launched after the load: its emulation (user agent,
-        // locale, time zone, window size) comes from the stored meta as
-        // launch flags, and the load costs ~5 ms against a ~500 ms launch,
-        // so overlapping them would gain under 1 %.
-        let opts = LaunchOptions {
-            headed: req.headed,
-            emulation: Emulation::from_meta(&state.meta),
-            profile_root: Some(self.run_dir()),
-            ..Default::default()
-        };
-        let browser = BrowserSession::launch(opts).await?;
+        Ok((lock, state))
+    }
+
+    /// Restore `state` (plus `req.urls` as extra tabs) into `browser`; on
+    /// failure shut the browser down.
+    async fn restore_live(
+        &self,
+        req: OpenRequest,
+        lock: SessionLock,
+        state: SessionState,
+        browser: BrowserSession,
+    ) -> Result<LiveSession> {
         let mut shown = state.clone();
         shown.tabs.extend(req.urls.iter().map(|u| Tab {
             url: u.clone(),
@@ -141,6 +191,17 @@ impl LiveSession {
     /// The browser, for callers that drive it directly.
     pub fn browser(&self) -> &BrowserSession {
         &self.browser
+    }
+
+    /// The snapshot this open has written (autosaves and the final save
+    /// replace it), `None` before its first save.
+    pub fn seq(&self) -> Option<u64> {
+        self.seq
+    }
+
+    /// The state last loaded from or saved to the store by this open.
+    pub fn state(&self) -> &SessionState {
+        &self.last
     }
 
     /// Capture and save if anything changed. Returns whether it saved.
