@@ -2,8 +2,9 @@
 //! [`sesshost_engine`]: HTTP in, one engine flow, JSON out.
 //!
 //! # Layout
-//! - [`config`]: `sesshost.toml` (`[limits]`, `[pool]`, `[lifecycle]`) with
-//!   the embedded defaults.
+//! - [`config`]: `sesshost.toml` (`[limits]`, `[pool]`, `[lifecycle]`,
+//!   `[security]`) with the embedded defaults.
+//! - [`error`]: the crate's one error type, [`error::ServiceError`].
 //! - [`tenants`]: tenants and API keys under `HOME/service/` (only key
 //!   hashes are stored; keys made by another process are accepted at once).
 //! - [`ratelimit`]: per-tenant token buckets for session creation.
@@ -21,6 +22,7 @@
 pub mod audit;
 pub mod config;
 pub mod cookies;
+pub mod error;
 pub mod metrics;
 pub mod ratelimit;
 pub mod summary;
