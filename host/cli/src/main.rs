@@ -8,6 +8,8 @@
 //!   call each, then printing; `print`: tables and times;
 //! - `bundle_cmd`: keygen, seal, unseal, sign, verify, inspect, rekey on
 //!   bundle files (the `sessbundle` library and the engine's `bundle_io`);
+//! - `service_cmd`: `host tenant …` / `host key …` on the service's tenant
+//!   registry (`sesshost-service`);
 //! - `progress`: the progress bar over the engine's byte counters.
 //!
 //! The only async runtime is built here, in `main`, when a command needs it.
@@ -22,6 +24,7 @@ mod print;
 mod progress;
 mod requests;
 mod secrets;
+mod service_cmd;
 mod session_cmd;
 mod transfer_cmd;
 
@@ -228,5 +231,9 @@ fn run_command(cli: Cli) -> anyhow::Result<()> {
         Command::Verify(a) => bundle_cmd::verify(&a.input, &a.key, a.json),
         Command::Inspect(a) => bundle_cmd::inspect(&a),
         Command::Rekey(a) => bundle_cmd::rekey(&a),
+        Command::Tenant(c) => {
+            service_cmd::tenant(&home_dir(cli.home)?, c, &mut std::io::stdout().lock())
+        }
+        Command::Key(c) => service_cmd::key(&home_dir(cli.home)?, c, &mut std::io::stdout().lock()),
     }
 }
