@@ -8,6 +8,8 @@
 //!   call each, then printing; `print`: tables and times;
 //! - `bundle_cmd`: keygen, seal, unseal, sign, verify, inspect, rekey on
 //!   bundle files (the `sessbundle` library and the engine's `bundle_io`);
+//! - `service_cmd`: `host tenant …` / `host key …` on the service's tenant
+//!   registry (`sesshost-service`);
 //! - `progress`: the progress bar over the engine's byte counters.
 //!
 //! The only async runtime is built here, in `main`, when a command needs it.
@@ -23,6 +25,7 @@ mod progress;
 mod run_cmd;
 mod requests;
 mod secrets;
+mod service_cmd;
 mod session_cmd;
 mod transfer_cmd;
 
@@ -252,5 +255,9 @@ fn run_command(cli: Cli) -> anyhow::Result<()> {
             let home = home_dir(cli.home)?;
             service_runtime()?.block_on(run_cmd::run(home, a))
         }
+        Command::Tenant(c) => {
+            service_cmd::tenant(&home_dir(cli.home)?, c, &mut std::io::stdout().lock())
+        }
+        Command::Key(c) => service_cmd::key(&home_dir(cli.home)?, c, &mut std::io::stdout().lock()),
     }
 }

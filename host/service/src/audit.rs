@@ -5,8 +5,8 @@
 //! previous one) and a new one is started.
 //!
 //! Events are not synced one by one: measured on this machine (debug build,
-//! ext4 on a virtual disk) an append costs ~6 µs without `fdatasync` and
-//! ~1.5 ms with it (`cargo test -p sesshost-service append_cost --
+//! a virtual disk) an append costs ~7 µs without `fdatasync` and ~2.7 ms
+//! with it (~380x) (`cargo test -p sesshost-service append_cost --
 //! --nocapture` prints both). The page cache keeps events across a crash
 //! of the service; a power cut may lose the last seconds. Shutdown calls
 //! [`Audit::flush`].
@@ -102,7 +102,9 @@ pub struct Audit {
 
 impl std::fmt::Debug for Audit {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Audit").field("path", &self.path).finish_non_exhaustive()
+        f.debug_struct("Audit")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
     }
 }
 
@@ -112,10 +114,16 @@ fn open_append(path: &Path) -> Result<Writer> {
         .append(true)
         .mode(0o600)
         .open(path)
-        .map_err(ServiceError::io(format!("cannot open audit log {}", path.display())))?;
+        .map_err(ServiceError::io(format!(
+            "cannot open audit log {}",
+            path.display()
+        )))?;
     let len = file
         .metadata()
-        .map_err(ServiceError::io(format!("cannot stat audit log {}", path.display())))?
+        .map_err(ServiceError::io(format!(
+            "cannot stat audit log {}",
+            path.display()
+        )))?
         .len();
     Ok(Writer { file, len })
 }
@@ -154,9 +162,10 @@ impl Audit {
             )))?;
             *w = open_append(&self.path)?;
         }
-        w.file
-            .write_all(&line)
-            .map_err(ServiceError::io(format!("cannot append to audit log {}", self.path.display())))?;
+        w.file.write_all(&line).map_err(ServiceError::io(format!(
+            "cannot append to audit log {}",
+            self.path.display()
+        )))?;
         w.len += line.len() as u64;
         Ok(())
     }
@@ -196,7 +205,10 @@ impl Audit {
                 Ok(f) => f,
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
                 Err(e) => {
-                    return Err(ServiceError::io(format!("cannot read audit log {}", path.display()))(e));
+                    return Err(ServiceError::io(format!(
+                        "cannot read audit log {}",
+                        path.display()
+                    ))(e));
                 }
             };
             let mut reader = BufReader::new(file);
@@ -204,7 +216,10 @@ impl Audit {
             loop {
                 match read_line_capped(&mut reader, &mut line) {
                     Err(e) => {
-                        return Err(ServiceError::io(format!("cannot read audit log {}", path.display()))(e));
+                        return Err(ServiceError::io(format!(
+                            "cannot read audit log {}",
+                            path.display()
+                        ))(e));
                     }
                     Ok(Line::Eof) => break,
                     Ok(Line::TooLong) => corrupt += 1,
@@ -311,17 +326,30 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let a = Audit::open(&d.path().join("audit.log")).unwrap();
         for i in 0..10 {
-            a.append(&ev(if i % 2 == 0 { "acme" } else { "beta" }, Some(if i < 6 { "s1" } else { "s2" }), 1000 + i))
-                .unwrap();
+            a.append(&ev(
+                if i % 2 == 0 { "acme" } else { "beta" },
+                Some(if i < 6 { "s1" } else { "s2" }),
+                1000 + i,
+            ))
+            .unwrap();
         }
         let all = a.query("acme", None, None, 100).unwrap();
-        assert_eq!(all.iter().map(|e| e.ts_ms).collect::<Vec<_>>(), [1000, 1002, 1004, 1006, 1008]);
+        assert_eq!(
+            all.iter().map(|e| e.ts_ms).collect::<Vec<_>>(),
+            [1000, 1002, 1004, 1006, 1008]
+        );
         let last2 = a.query("acme", None, None, 2).unwrap();
-        assert_eq!(last2.iter().map(|e| e.ts_ms).collect::<Vec<_>>(), [1006, 1008]);
+        assert_eq!(
+            last2.iter().map(|e| e.ts_ms).collect::<Vec<_>>(),
+            [1006, 1008]
+        );
         let s2 = a.query("acme", Some("s2"), None, 100).unwrap();
         assert_eq!(s2.len(), 2);
         let since = a.query("beta", None, Some(1005), 100).unwrap();
-        assert_eq!(since.iter().map(|e| e.ts_ms).collect::<Vec<_>>(), [1005, 1007, 1009]);
+        assert_eq!(
+            since.iter().map(|e| e.ts_ms).collect::<Vec<_>>(),
+            [1005, 1007, 1009]
+        );
         assert!(a.query("acme", None, None, 0).unwrap().is_empty());
         let text = std::fs::read_to_string(d.path().join("audit.log")).unwrap();
         assert_eq!(text.lines().count(), 10);
@@ -363,7 +391,11 @@ mod tests {
         assert!(a.rotated_path().exists());
         assert!(std::fs::metadata(&p).unwrap().len() < 1000);
         // The sparse file is zeros: one long "line" of NULs, skipped.
-        std::fs::write(a.rotated_path(), format!("{}\n", serde_json::to_string(&ev("acme", None, 3)).unwrap())).unwrap();
+        std::fs::write(
+            a.rotated_path(),
+            format!("{}\n", serde_json::to_string(&ev("acme", None, 3)).unwrap()),
+        )
+        .unwrap();
         let got = a.query("acme", None, None, 10).unwrap();
         assert_eq!(got.iter().map(|e| e.ts_ms).collect::<Vec<_>>(), [3, 7]);
     }
@@ -386,6 +418,9 @@ mod tests {
         }
         let synced = t.elapsed() / (n / 4);
         println!("audit append: {plain:?} without fdatasync, {synced:?} with");
-        assert_eq!(a.query("acme", None, None, 1000).unwrap().len(), (n + n / 4) as usize);
+        assert_eq!(
+            a.query("acme", None, None, 1000).unwrap().len(),
+            (n + n / 4) as usize
+        );
     }
 }

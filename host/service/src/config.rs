@@ -200,7 +200,9 @@ impl Config {
     }
 
     fn validate(&self) -> Result<(), String> {
-        let zero = |name: &str| format!("{name} is 0; it must be at least 1 (or remove it to use the default)");
+        let zero = |name: &str| {
+            format!("{name} is 0; it must be at least 1 (or remove it to use the default)")
+        };
         if self.limits.max_live_browsers == Some(0) {
             return Err(zero("limits.max_live_browsers"));
         }
@@ -243,7 +245,9 @@ pub fn mem_available_bytes(meminfo: &str) -> Option<u64> {
 /// Browsers that fit in `avail` bytes (see [`BROWSER_COST_BYTES`]).
 pub fn browsers_for_memory(avail: u64) -> usize {
     let n = avail.saturating_sub(RESERVED_BYTES) / BROWSER_COST_BYTES;
-    usize::try_from(n).unwrap_or(usize::MAX).clamp(1, MAX_COMPUTED_BROWSERS)
+    usize::try_from(n)
+        .unwrap_or(usize::MAX)
+        .clamp(1, MAX_COMPUTED_BROWSERS)
 }
 
 #[cfg(test)]
@@ -302,14 +306,19 @@ mod tests {
         let e = Config::load(&p).unwrap_err().to_string();
         assert!(e.contains("sesshost.toml"), "{e}");
         assert!(e.contains("nope"), "{e}");
-        let e = Config::load(&d.path().join("missing.toml")).unwrap_err().to_string();
+        let e = Config::load(&d.path().join("missing.toml"))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("missing.toml"), "{e}");
     }
 
     #[test]
     fn browsers_from_memory() {
         assert_eq!(browsers_for_memory(0), 1);
-        assert_eq!(browsers_for_memory(RESERVED_BYTES + 3 * BROWSER_COST_BYTES + 5), 3);
+        assert_eq!(
+            browsers_for_memory(RESERVED_BYTES + 3 * BROWSER_COST_BYTES + 5),
+            3
+        );
         assert_eq!(browsers_for_memory(u64::MAX), 64);
         let info = "MemTotal: 100 kB\nMemAvailable:    4194304 kB\n";
         assert_eq!(mem_available_bytes(info), Some(4 << 30));

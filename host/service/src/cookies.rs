@@ -37,18 +37,33 @@ fn err(field: impl Into<String>, message: impl Into<String>) -> FieldError {
     }
 }
 
-const FIELDS: &[&str] = &["name", "value", "domain", "path", "expires", "http_only", "secure", "same_site"];
+const FIELDS: &[&str] = &[
+    "name",
+    "value",
+    "domain",
+    "path",
+    "expires",
+    "http_only",
+    "secure",
+    "same_site",
+];
 
 /// Cookies from `{"cookies": [COOKIE, ...]}` or a single `COOKIE` object,
 /// where `COOKIE` is `{name, value, domain, path?, expires? (unix seconds),
 /// http_only?, secure?, same_site? ("Strict"|"Lax"|"None", any case)}`.
 pub fn parse_cookie_input(body: &Value) -> Result<Vec<Cookie>, FieldError> {
     let Some(obj) = body.as_object() else {
-        return Err(err("body", "expected a JSON object: {\"cookies\": [...]} or one cookie object"));
+        return Err(err(
+            "body",
+            "expected a JSON object: {\"cookies\": [...]} or one cookie object",
+        ));
     };
     if let Some(list) = obj.get("cookies") {
         if let Some(k) = obj.keys().find(|k| *k != "cookies") {
-            return Err(err(k.as_str(), "unknown field beside \"cookies\"; send {\"cookies\": [...]} alone"));
+            return Err(err(
+                k.as_str(),
+                "unknown field beside \"cookies\"; send {\"cookies\": [...]} alone",
+            ));
         }
         let Some(list) = list.as_array() else {
             return Err(err("cookies", "expected an array of cookie objects"));
@@ -59,7 +74,10 @@ pub fn parse_cookie_input(body: &Value) -> Result<Vec<Cookie>, FieldError> {
         if list.len() > MAX_COOKIES_PER_CALL {
             return Err(err(
                 "cookies",
-                format!("{} cookies, over the {MAX_COOKIES_PER_CALL} per call cap; send them in several calls", list.len()),
+                format!(
+                    "{} cookies, over the {MAX_COOKIES_PER_CALL} per call cap; send them in several calls",
+                    list.len()
+                ),
             ));
         }
         list.iter()
@@ -74,11 +92,18 @@ pub fn parse_cookie_input(body: &Value) -> Result<Vec<Cookie>, FieldError> {
 fn parse_one(v: &Value, at: &str) -> Result<Cookie, FieldError> {
     let f = |name: &str| format!("{at}{name}");
     let Some(o) = v.as_object() else {
-        let here = if at.is_empty() { "body" } else { at.trim_end_matches('.') };
+        let here = if at.is_empty() {
+            "body"
+        } else {
+            at.trim_end_matches('.')
+        };
         return Err(err(here, "expected a cookie object"));
     };
     if let Some(k) = o.keys().find(|k| !FIELDS.contains(&k.as_str())) {
-        return Err(err(f(k), format!("unknown field; valid fields are {}", FIELDS.join(", "))));
+        return Err(err(
+            f(k),
+            format!("unknown field; valid fields are {}", FIELDS.join(", ")),
+        ));
     }
     let string = |name: &str, required: bool| -> Result<Option<String>, FieldError> {
         match o.get(name) {
@@ -101,11 +126,22 @@ fn parse_one(v: &Value, at: &str) -> Result<Cookie, FieldError> {
     if name.is_empty() {
         return Err(err(f("name"), "empty; a cookie needs a name"));
     }
-    if let Some(c) = name.chars().find(|c| c.is_control() || c.is_whitespace() || matches!(c, ';' | '=' | ',')) {
-        return Err(err(f("name"), format!("contains {c:?}; names may not hold control characters, spaces, ';', ',' or '='")));
+    if let Some(c) = name
+        .chars()
+        .find(|c| c.is_control() || c.is_whitespace() || matches!(c, ';' | '=' | ','))
+    {
+        return Err(err(
+            f("name"),
+            format!(
+                "contains {c:?}; names may not hold control characters, spaces, ';', ',' or '='"
+            ),
+        ));
     }
     if value.chars().any(|c| c.is_control() || c == ';') {
-        return Err(err(f("value"), "contains a control character or ';' (encode the value, e.g. percent-encoding)"));
+        return Err(err(
+            f("value"),
+            "contains a control character or ';' (encode the value, e.g. percent-encoding)",
+        ));
     }
     if name.len() + value.len() > MAX_NAME_VALUE_BYTES {
         return Err(err(
@@ -121,14 +157,27 @@ fn parse_one(v: &Value, at: &str) -> Result<Cookie, FieldError> {
         return Err(err(f("domain"), m));
     }
     let path = string("path", false)?.unwrap_or_else(|| "/".into());
-    if !path.starts_with('/') || path.len() > MAX_PATH_BYTES || path.chars().any(|c| c.is_control() || c == ';') {
-        return Err(err(f("path"), format!("must start with '/', be at most {MAX_PATH_BYTES} bytes, with no control characters or ';'")));
+    if !path.starts_with('/')
+        || path.len() > MAX_PATH_BYTES
+        || path.chars().any(|c| c.is_control() || c == ';')
+    {
+        return Err(err(
+            f("path"),
+            format!(
+                "must start with '/', be at most {MAX_PATH_BYTES} bytes, with no control characters or ';'"
+            ),
+        ));
     }
     let expires = match o.get("expires") {
         None | Some(Value::Null) => None,
         Some(Value::Number(n)) => match n.as_f64() {
             Some(x) if x.is_finite() && x > 0.0 && x < 253_402_300_800.0 => Some(x),
-            _ => return Err(err(f("expires"), "expected unix seconds after 1970 and before 10000; leave it out for a session cookie")),
+            _ => {
+                return Err(err(
+                    f("expires"),
+                    "expected unix seconds after 1970 and before 10000; leave it out for a session cookie",
+                ));
+            }
         },
         Some(_) => return Err(err(f("expires"), "expected a number (unix seconds)")),
     };
@@ -140,11 +189,19 @@ fn parse_one(v: &Value, at: &str) -> Result<Cookie, FieldError> {
             "strict" => SameSite::Strict,
             "lax" => SameSite::Lax,
             "none" => SameSite::None,
-            _ => return Err(err(f("same_site"), "expected \"Strict\", \"Lax\" or \"None\"")),
+            _ => {
+                return Err(err(
+                    f("same_site"),
+                    "expected \"Strict\", \"Lax\" or \"None\"",
+                ));
+            }
         }),
     };
     if same_site == Some(SameSite::None) && !secure {
-        return Err(err(f("secure"), "same_site \"None\" needs secure: true (browsers drop it otherwise)"));
+        return Err(err(
+            f("secure"),
+            "same_site \"None\" needs secure: true (browsers drop it otherwise)",
+        ));
     }
     Ok(Cookie {
         name,
@@ -173,7 +230,12 @@ fn check_domain(domain: &str) -> Result<(), String> {
         if label.is_empty() || label.len() > 63 {
             return Err("has an empty label or one over 63 characters; expected a host name like example.com".into());
         }
-        if !label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') || label.starts_with('-') || label.ends_with('-') {
+        if !label
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            || label.starts_with('-')
+            || label.ends_with('-')
+        {
             return Err("is not a host name (letters, digits, '-' and '.' only; IDN names in punycode, e.g. xn--bcher-kva.example)".into());
         }
     }
@@ -195,13 +257,20 @@ pub fn domain_matches(cookie_domain: &str, host: &str) -> bool {
 /// Whether `site` is `domain` or one of its subdomains (both without a
 /// leading dot, lower case).
 fn within(site: &str, domain: &str) -> bool {
-    site == domain || (site.len() > domain.len() && site.ends_with(domain) && site.as_bytes().get(site.len() - domain.len() - 1) == Some(&b'.'))
+    site == domain
+        || (site.len() > domain.len()
+            && site.ends_with(domain)
+            && site.as_bytes().get(site.len() - domain.len() - 1) == Some(&b'.'))
 }
 
 /// The cookies of `domain` and its subdomains (leading dot and case ignored).
 pub fn cookies_for_domain<'a>(state: &'a SessionState, domain: &str) -> Vec<&'a Cookie> {
     let d = domain.trim_start_matches('.').to_ascii_lowercase();
-    state.cookies.iter().filter(|c| within(&c.site(), &d)).collect()
+    state
+        .cookies
+        .iter()
+        .filter(|c| within(&c.site(), &d))
+        .collect()
 }
 
 fn same_cookie(a: &Cookie, b: &Cookie) -> bool {
@@ -275,7 +344,9 @@ mod tests {
 
     #[test]
     fn parses_list_and_single() {
-        let one = parse_cookie_input(&json!({"name": "sid", "value": "x", "domain": "Example.COM"})).unwrap();
+        let one =
+            parse_cookie_input(&json!({"name": "sid", "value": "x", "domain": "Example.COM"}))
+                .unwrap();
         assert_eq!(one.len(), 1);
         assert_eq!(one[0].domain, "example.com");
         assert_eq!(one[0].path, "/");
@@ -299,33 +370,80 @@ mod tests {
         let cases = [
             (json!([1]), "body"),
             (json!({"cookies": 3}), "cookies"),
-            (json!({"cookies": [{"name": "a", "value": "b", "domain": "e.com"}, "x"]}), "cookies[1]"),
+            (
+                json!({"cookies": [{"name": "a", "value": "b", "domain": "e.com"}, "x"]}),
+                "cookies[1]",
+            ),
             (json!({"cookies": []}), "cookies"),
             (json!({"cookies": [], "x": 1}), "x"),
-            (json!({"cookies": [{"name": "a", "value": "b", "domain": "e.com"}, {"name": "a", "value": "b"}]}), "cookies[1].domain"),
-            (json!({"cookies": [{"name": "a", "value": "b", "domain": "e.com"}, {"name": "a", "value": "b", "domain": "e.com"}, {"name": "a", "value": "b", "domain": "bad domain"}]}), "cookies[2].domain"),
+            (
+                json!({"cookies": [{"name": "a", "value": "b", "domain": "e.com"}, {"name": "a", "value": "b"}]}),
+                "cookies[1].domain",
+            ),
+            (
+                json!({"cookies": [{"name": "a", "value": "b", "domain": "e.com"}, {"name": "a", "value": "b", "domain": "e.com"}, {"name": "a", "value": "b", "domain": "bad domain"}]}),
+                "cookies[2].domain",
+            ),
             (json!({"name": "", "value": "b", "domain": "e.com"}), "name"),
-            (json!({"name": "a=b", "value": "b", "domain": "e.com"}), "name"),
+            (
+                json!({"name": "a=b", "value": "b", "domain": "e.com"}),
+                "name",
+            ),
             (json!({"name": "a", "value": 5, "domain": "e.com"}), "value"),
-            (json!({"name": "a", "value": "x;y", "domain": "e.com"}), "value"),
-            (json!({"name": "a", "value": "x".repeat(4096), "domain": "e.com"}), "value"),
-            (json!({"name": "a", "value": "b", "domain": "-e.com"}), "domain"),
+            (
+                json!({"name": "a", "value": "x;y", "domain": "e.com"}),
+                "value",
+            ),
+            (
+                json!({"name": "a", "value": "x".repeat(4096), "domain": "e.com"}),
+                "value",
+            ),
+            (
+                json!({"name": "a", "value": "b", "domain": "-e.com"}),
+                "domain",
+            ),
             (json!({"name": "a", "value": "b", "domain": "."}), "domain"),
-            (json!({"name": "a", "value": "b", "domain": "e..com"}), "domain"),
-            (json!({"name": "a", "value": "b", "domain": "e.com", "path": "x"}), "path"),
-            (json!({"name": "a", "value": "b", "domain": "e.com", "expires": "soon"}), "expires"),
-            (json!({"name": "a", "value": "b", "domain": "e.com", "expires": -1}), "expires"),
-            (json!({"name": "a", "value": "b", "domain": "e.com", "secure": "yes"}), "secure"),
-            (json!({"name": "a", "value": "b", "domain": "e.com", "same_site": "sometimes"}), "same_site"),
-            (json!({"name": "a", "value": "b", "domain": "e.com", "same_site": "None"}), "secure"),
-            (json!({"name": "a", "value": "b", "domain": "e.com", "httpOnly": true}), "httpOnly"),
+            (
+                json!({"name": "a", "value": "b", "domain": "e..com"}),
+                "domain",
+            ),
+            (
+                json!({"name": "a", "value": "b", "domain": "e.com", "path": "x"}),
+                "path",
+            ),
+            (
+                json!({"name": "a", "value": "b", "domain": "e.com", "expires": "soon"}),
+                "expires",
+            ),
+            (
+                json!({"name": "a", "value": "b", "domain": "e.com", "expires": -1}),
+                "expires",
+            ),
+            (
+                json!({"name": "a", "value": "b", "domain": "e.com", "secure": "yes"}),
+                "secure",
+            ),
+            (
+                json!({"name": "a", "value": "b", "domain": "e.com", "same_site": "sometimes"}),
+                "same_site",
+            ),
+            (
+                json!({"name": "a", "value": "b", "domain": "e.com", "same_site": "None"}),
+                "secure",
+            ),
+            (
+                json!({"name": "a", "value": "b", "domain": "e.com", "httpOnly": true}),
+                "httpOnly",
+            ),
         ];
         for (input, field) in cases {
             let e = parse_cookie_input(&input).unwrap_err();
             assert_eq!(e.field, field, "{input}: {e}");
             assert!(!e.message.is_empty());
         }
-        let too_many: Vec<Value> = (0..1001).map(|_| json!({"name": "a", "value": "b", "domain": "e.com"})).collect();
+        let too_many: Vec<Value> = (0..1001)
+            .map(|_| json!({"name": "a", "value": "b", "domain": "e.com"}))
+            .collect();
         let e = parse_cookie_input(&json!({"cookies": too_many})).unwrap_err();
         assert_eq!(e.field, "cookies");
         assert!(e.message.contains("1000"));
@@ -348,15 +466,25 @@ mod tests {
     #[test]
     fn select_upsert_delete() {
         let mut s = SessionState {
-            cookies: vec![ck("a", ".example.com", "/"), ck("b", "www.example.com", "/"), ck("c", "ample.com", "/")],
+            cookies: vec![
+                ck("a", ".example.com", "/"),
+                ck("b", "www.example.com", "/"),
+                ck("c", "ample.com", "/"),
+            ],
             ..SessionState::default()
         };
-        let got: Vec<_> = cookies_for_domain(&s, "Example.com").iter().map(|c| c.name.clone()).collect();
+        let got: Vec<_> = cookies_for_domain(&s, "Example.com")
+            .iter()
+            .map(|c| c.name.clone())
+            .collect();
         assert_eq!(got, ["a", "b"]);
         assert_eq!(cookies_for_domain(&s, "www.example.com").len(), 1);
         let mut repl = ck("a", ".EXAMPLE.com", "/");
         repl.value = "new".into();
-        assert_eq!(upsert_cookies(&mut s, vec![repl, ck("a", ".example.com", "/other")]), 2);
+        assert_eq!(
+            upsert_cookies(&mut s, vec![repl, ck("a", ".example.com", "/other")]),
+            2
+        );
         assert_eq!(s.cookies.len(), 4);
         assert_eq!(s.cookies[0].value, "new");
         assert_eq!(delete_cookies(&mut s, Some("example.com"), Some("a")), 2);

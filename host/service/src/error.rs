@@ -29,7 +29,9 @@ pub enum ServiceError {
     #[error("tenant {0:?} already exists (pick another name, or `host tenant list` to see them)")]
     TenantExists(String),
     /// A tenant that does not exist.
-    #[error("no tenant {0:?} (create it with `host tenant add NAME`; `host tenant list` shows them)")]
+    #[error(
+        "no tenant {0:?} (create it with `host tenant add NAME`; `host tenant list` shows them)"
+    )]
     NoSuchTenant(String),
     /// A key id that is not known.
     #[error("no API key with id {0:?} (`host key list` shows the key ids)")]

@@ -139,7 +139,11 @@ impl Histogram {
         if v.is_nan() {
             return;
         }
-        let i = self.bounds.iter().position(|&b| v <= b).unwrap_or(self.bounds.len());
+        let i = self
+            .bounds
+            .iter()
+            .position(|&b| v <= b)
+            .unwrap_or(self.bounds.len());
         if let Some(c) = self.counts.get(i) {
             c.fetch_add(1, Ordering::Relaxed);
         }
@@ -159,7 +163,10 @@ impl Histogram {
         let mut cum = 0u64;
         for (i, c) in self.counts.iter().enumerate() {
             cum += c.load(Ordering::Relaxed);
-            let le = self.bounds.get(i).map_or("+Inf".to_string(), |b| fmt_f64(*b));
+            let le = self
+                .bounds
+                .get(i)
+                .map_or("+Inf".to_string(), |b| fmt_f64(*b));
             let labels = label_str(names, values, Some(("le", &le)));
             let _ = writeln!(out, "{PREFIX}{name}_bucket{labels} {cum}");
         }
@@ -205,7 +212,10 @@ impl<T> Family<T> {
 
     /// Drops every series (for gauges set afresh at each scrape).
     pub fn reset(&self) {
-        self.series.lock().unwrap_or_else(|p| p.into_inner()).clear();
+        self.series
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
     }
 
     fn snapshot(&self) -> Vec<(Vec<String>, Arc<T>)> {
@@ -277,13 +287,19 @@ impl HistogramVec {
 }
 
 /// Seconds buckets for lease acquisition: 5 ms .. 30 s.
-pub const ACQUIRE_BUCKETS: &[f64] = &[0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0];
+pub const ACQUIRE_BUCKETS: &[f64] = &[
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+];
 /// Seconds buckets for session lifetimes: 1 s .. 1 day.
-pub const LIFETIME_BUCKETS: &[f64] = &[1.0, 10.0, 60.0, 300.0, 900.0, 1800.0, 3600.0, 7200.0, 21600.0, 86400.0];
+pub const LIFETIME_BUCKETS: &[f64] = &[
+    1.0, 10.0, 60.0, 300.0, 900.0, 1800.0, 3600.0, 7200.0, 21600.0, 86400.0,
+];
 /// Seconds buckets for plugin calls: 1 ms .. 5 s.
 pub const PLUGIN_BUCKETS: &[f64] = &[0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0];
 /// Seconds buckets for HTTP requests: 1 ms .. 10 s.
-pub const HTTP_BUCKETS: &[f64] = &[0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
+pub const HTTP_BUCKETS: &[f64] = &[
+    0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
 
 /// The service's metrics.
 #[derive(Debug)]
@@ -363,7 +379,12 @@ impl Metrics {
         let counter_vec = |o: &mut String, name: &str, help: &str, v: &CounterVec| {
             header(o, name, help, "counter");
             for (vals, c) in v.snapshot() {
-                let _ = writeln!(o, "{PREFIX}{name}{} {}", label_str(v.labels, &vals, None), c.get());
+                let _ = writeln!(
+                    o,
+                    "{PREFIX}{name}{} {}",
+                    label_str(v.labels, &vals, None),
+                    c.get()
+                );
             }
         };
         let hist_vec = |o: &mut String, name: &str, help: &str, v: &HistogramVec| {
@@ -378,25 +399,115 @@ impl Metrics {
         };
         header(&mut o, "sessions", "Sessions by state.", "gauge");
         for (vals, g) in self.sessions.snapshot() {
-            let _ = writeln!(o, "{PREFIX}sessions{} {}", label_str(self.sessions.labels, &vals, None), fmt_f64(g.get()));
+            let _ = writeln!(
+                o,
+                "{PREFIX}sessions{} {}",
+                label_str(self.sessions.labels, &vals, None),
+                fmt_f64(g.get())
+            );
         }
-        counter(&mut o, "created_total", "Sessions created.", &self.created_total);
-        counter(&mut o, "expired_total", "Sessions removed on expiry.", &self.expired_total);
-        counter(&mut o, "deleted_total", "Sessions deleted by request.", &self.deleted_total);
-        hist(&mut o, "lifetime_seconds", "Session lifetime at removal, seconds.", &self.lifetime_seconds);
-        hist(&mut o, "acquire_seconds", "Time to acquire a leased browser, seconds.", &self.acquire_seconds);
-        gauge(&mut o, "queue_length", "Lease requests waiting for a browser.", &self.queue_length);
-        gauge(&mut o, "pool_size", "Warm browsers in the pool.", &self.pool_size);
-        gauge(&mut o, "pool_busy", "Pool browsers in use.", &self.pool_busy);
-        gauge(&mut o, "live_browsers", "Browsers running.", &self.live_browsers);
-        counter_vec(&mut o, "cdp_proxy_bytes_total", "Bytes relayed by the CDP proxy.", &self.cdp_proxy_bytes_total);
-        hist_vec(&mut o, "plugin_call_seconds", "Plugin call duration, seconds.", &self.plugin_call_seconds);
-        counter_vec(&mut o, "plugin_failures_total", "Failed plugin calls.", &self.plugin_failures_total);
-        counter_vec(&mut o, "tier_requests_total", "Store tier reads by tier and result.", &self.tier_requests_total);
-        counter_vec(&mut o, "http_requests_total", "HTTP requests by route and status.", &self.http_requests_total);
-        hist_vec(&mut o, "http_request_seconds", "HTTP request duration by route, seconds.", &self.http_request_seconds);
-        counter(&mut o, "auth_failures_total", "Requests refused for a missing or bad API key.", &self.auth_failures_total);
-        counter(&mut o, "rate_limited_total", "Requests refused by the rate limiter.", &self.rate_limited_total);
+        counter(
+            &mut o,
+            "created_total",
+            "Sessions created.",
+            &self.created_total,
+        );
+        counter(
+            &mut o,
+            "expired_total",
+            "Sessions removed on expiry.",
+            &self.expired_total,
+        );
+        counter(
+            &mut o,
+            "deleted_total",
+            "Sessions deleted by request.",
+            &self.deleted_total,
+        );
+        hist(
+            &mut o,
+            "lifetime_seconds",
+            "Session lifetime at removal, seconds.",
+            &self.lifetime_seconds,
+        );
+        hist(
+            &mut o,
+            "acquire_seconds",
+            "Time to acquire a leased browser, seconds.",
+            &self.acquire_seconds,
+        );
+        gauge(
+            &mut o,
+            "queue_length",
+            "Lease requests waiting for a browser.",
+            &self.queue_length,
+        );
+        gauge(
+            &mut o,
+            "pool_size",
+            "Warm browsers in the pool.",
+            &self.pool_size,
+        );
+        gauge(
+            &mut o,
+            "pool_busy",
+            "Pool browsers in use.",
+            &self.pool_busy,
+        );
+        gauge(
+            &mut o,
+            "live_browsers",
+            "Browsers running.",
+            &self.live_browsers,
+        );
+        counter_vec(
+            &mut o,
+            "cdp_proxy_bytes_total",
+            "Bytes relayed by the CDP proxy.",
+            &self.cdp_proxy_bytes_total,
+        );
+        hist_vec(
+            &mut o,
+            "plugin_call_seconds",
+            "Plugin call duration, seconds.",
+            &self.plugin_call_seconds,
+        );
+        counter_vec(
+            &mut o,
+            "plugin_failures_total",
+            "Failed plugin calls.",
+            &self.plugin_failures_total,
+        );
+        counter_vec(
+            &mut o,
+            "tier_requests_total",
+            "Store tier reads by tier and result.",
+            &self.tier_requests_total,
+        );
+        counter_vec(
+            &mut o,
+            "http_requests_total",
+            "HTTP requests by route and status.",
+            &self.http_requests_total,
+        );
+        hist_vec(
+            &mut o,
+            "http_request_seconds",
+            "HTTP request duration by route, seconds.",
+            &self.http_request_seconds,
+        );
+        counter(
+            &mut o,
+            "auth_failures_total",
+            "Requests refused for a missing or bad API key.",
+            &self.auth_failures_total,
+        );
+        counter(
+            &mut o,
+            "rate_limited_total",
+            "Requests refused by the rate limiter.",
+            &self.rate_limited_total,
+        );
         o
     }
 }
@@ -423,7 +534,10 @@ mod tests {
                 let mut chars = body.chars().peekable();
                 while chars.peek().is_some() {
                     let k: String = chars.by_ref().take_while(|&c| c != '=').collect();
-                    assert!(k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'), "{line}");
+                    assert!(
+                        k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'),
+                        "{line}"
+                    );
                     assert_eq!(chars.next(), Some('"'), "{line}");
                     let mut v = String::new();
                     loop {
@@ -483,7 +597,8 @@ mod tests {
         m.acquire_seconds.observe(0.2);
         m.acquire_seconds.observe(100.0);
         m.cdp_proxy_bytes_total.inc_by(&["client_to_browser"], 10);
-        m.plugin_call_seconds.observe(&["we\"ird\\name\n", "capture"], 0.02);
+        m.plugin_call_seconds
+            .observe(&["we\"ird\\name\n", "capture"], 0.02);
         m.http_requests_total.inc(&["/v1/sessions", "200"]);
         m.http_request_seconds.observe(&["/v1/sessions"], 0.004);
         let text = m.render();
@@ -497,14 +612,24 @@ mod tests {
             } else if let Some(rest) = line.strip_prefix("# TYPE ") {
                 let (name, kind) = rest.split_once(' ').unwrap();
                 assert!(["counter", "gauge", "histogram"].contains(&kind), "{line}");
-                assert!(types.insert(name.to_string(), kind.to_string()).is_none(), "dup {name}");
+                assert!(
+                    types.insert(name.to_string(), kind.to_string()).is_none(),
+                    "dup {name}"
+                );
             } else {
                 let (name, labels, value) = parse_sample(line);
                 assert!(name.starts_with(PREFIX), "{line}");
-                assert!(name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':'), "{line}");
+                assert!(
+                    name.chars()
+                        .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':'),
+                    "{line}"
+                );
                 let base = ["_bucket", "_sum", "_count"]
                     .iter()
-                    .find_map(|s| name.strip_suffix(s).filter(|b| types.get(*b).is_some_and(|k| k == "histogram")))
+                    .find_map(|s| {
+                        name.strip_suffix(s)
+                            .filter(|b| types.get(*b).is_some_and(|k| k == "histogram"))
+                    })
                     .unwrap_or(name.as_str())
                     .to_string();
                 assert!(types.contains_key(&base), "sample before its TYPE: {line}");
@@ -516,7 +641,10 @@ mod tests {
             samples
                 .iter()
                 .find(|(name, labels, _)| {
-                    name == n && labels.len() == l.len() && l.iter().all(|(k, v)| labels.iter().any(|(a, b)| a == k && b == v))
+                    name == n
+                        && labels.len() == l.len()
+                        && l.iter()
+                            .all(|(k, v)| labels.iter().any(|(a, b)| a == k && b == v))
                 })
                 .map(|s| s.2)
         };
@@ -528,20 +656,40 @@ mod tests {
             .filter(|(n, _, _)| n == "sesshost_acquire_seconds_bucket")
             .map(|(_, l, v)| {
                 let le = &l.iter().find(|(k, _)| k == "le").unwrap().1;
-                (if le == "+Inf" { f64::INFINITY } else { le.parse().unwrap() }, *v)
+                (
+                    if le == "+Inf" {
+                        f64::INFINITY
+                    } else {
+                        le.parse().unwrap()
+                    },
+                    *v,
+                )
             })
             .collect();
         assert_eq!(buckets.len(), ACQUIRE_BUCKETS.len() + 1);
         assert_eq!(buckets.first().unwrap(), &(0.005, 1.0));
-        assert!(buckets.windows(2).all(|w| w[0].0 < w[1].0 && w[0].1 <= w[1].1));
+        assert!(
+            buckets
+                .windows(2)
+                .all(|w| w[0].0 < w[1].0 && w[0].1 <= w[1].1)
+        );
         assert_eq!(buckets.last().unwrap(), &(f64::INFINITY, 3.0));
         assert_eq!(get("sesshost_acquire_seconds_count", &[]), Some(3.0));
         assert!((get("sesshost_acquire_seconds_sum", &[]).unwrap() - 100.203).abs() < 1e-9);
         // Escaped label values round-trip.
         assert_eq!(
-            get("sesshost_plugin_call_seconds_count", &[("plugin", "we\"ird\\name\n"), ("call", "capture")]),
+            get(
+                "sesshost_plugin_call_seconds_count",
+                &[("plugin", "we\"ird\\name\n"), ("call", "capture")]
+            ),
             Some(1.0)
         );
-        assert_eq!(get("sesshost_http_requests_total", &[("route", "/v1/sessions"), ("status", "200")]), Some(1.0));
+        assert_eq!(
+            get(
+                "sesshost_http_requests_total",
+                &[("route", "/v1/sessions"), ("status", "200")]
+            ),
+            Some(1.0)
+        );
     }
 }

@@ -23,7 +23,13 @@ fn origin_host(origin: &str) -> String {
     let host = if let Some(v6) = rest.strip_prefix('[') {
         v6.split(']').next().unwrap_or(v6)
     } else {
-        rest.rsplit_once(':').map_or(rest, |(h, p)| if p.bytes().all(|b| b.is_ascii_digit()) { h } else { rest })
+        rest.rsplit_once(':').map_or(rest, |(h, p)| {
+            if p.bytes().all(|b| b.is_ascii_digit()) {
+                h
+            } else {
+                rest
+            }
+        })
     };
     host.to_ascii_lowercase()
 }
@@ -42,7 +48,10 @@ impl std::io::Write for CountingWriter {
 }
 
 fn storage_bytes(items: &[StorageItem]) -> u64 {
-    items.iter().map(|i| (i.key.len() + i.value.len()) as u64).sum()
+    items
+        .iter()
+        .map(|i| (i.key.len() + i.value.len()) as u64)
+        .sum()
 }
 
 #[derive(Default)]
@@ -71,7 +80,11 @@ pub fn state_summary(state: &SessionState, values: bool) -> Value {
         s.ls_keys += o.local_storage.len() as u64;
         s.ls_bytes += storage_bytes(&o.local_storage);
         if values {
-            s.ls_items.extend(o.local_storage.iter().map(|i| (i.key.clone(), i.value.clone())));
+            s.ls_items.extend(
+                o.local_storage
+                    .iter()
+                    .map(|i| (i.key.clone(), i.value.clone())),
+            );
         }
         s.idb_databases += o.indexed_db.len() as u64;
         for db in &o.indexed_db {
@@ -92,7 +105,8 @@ pub fn state_summary(state: &SessionState, values: bool) -> Value {
             s.ss_keys += ss.items.len() as u64;
             s.ss_bytes += storage_bytes(&ss.items);
             if values {
-                s.ss_items.extend(ss.items.iter().map(|i| (i.key.clone(), i.value.clone())));
+                s.ss_items
+                    .extend(ss.items.iter().map(|i| (i.key.clone(), i.value.clone())));
             }
         }
     }
@@ -102,13 +116,20 @@ pub fn state_summary(state: &SessionState, values: bool) -> Value {
         let mut j = cookie_json(c, values);
         if let Some(m) = j.as_object_mut() {
             m.remove("expires");
-            let exp = c.expires.and_then(|e| if e.is_finite() { format_rfc3339(e as i64) } else { None });
+            let exp = c.expires.and_then(|e| {
+                if e.is_finite() {
+                    format_rfc3339(e as i64)
+                } else {
+                    None
+                }
+            });
             m.insert("session".into(), json!(c.expires.is_none()));
             m.insert("expires".into(), exp.map_or(Value::Null, Value::String));
         }
         sites.entry(c.site()).or_default().0.push(j);
     }
-    let (mut t_ls_k, mut t_ls_b, mut t_ss_k, mut t_ss_b, mut t_idb_r, mut t_idb_b) = (0, 0, 0, 0, 0, 0);
+    let (mut t_ls_k, mut t_ls_b, mut t_ss_k, mut t_ss_b, mut t_idb_r, mut t_idb_b) =
+        (0, 0, 0, 0, 0, 0);
     for (origin, s) in &origins {
         t_ls_k += s.ls_keys;
         t_ls_b += s.ls_bytes;
@@ -119,7 +140,13 @@ pub fn state_summary(state: &SessionState, values: bool) -> Value {
         let mut ls = json!({"keys": s.ls_keys, "bytes": s.ls_bytes});
         let mut ss = json!({"keys": s.ss_keys, "bytes": s.ss_bytes});
         if values {
-            let items = |v: &[(String, String)]| Value::Object(v.iter().map(|(k, v)| (k.clone(), json!(v))).collect::<Map<_, _>>());
+            let items = |v: &[(String, String)]| {
+                Value::Object(
+                    v.iter()
+                        .map(|(k, v)| (k.clone(), json!(v)))
+                        .collect::<Map<_, _>>(),
+                )
+            };
             ls["items"] = items(&s.ls_items);
             ss["items"] = items(&s.ss_items);
         }
@@ -136,7 +163,11 @@ pub fn state_summary(state: &SessionState, values: bool) -> Value {
         .map(|(site, (cookies, origins))| json!({"site": site, "cookies": cookies, "origins": origins}))
         .collect();
     let n_sites = sites.len();
-    let tabs: Vec<Value> = state.tabs.iter().map(|t| json!({"url": t.url, "title": t.title})).collect();
+    let tabs: Vec<Value> = state
+        .tabs
+        .iter()
+        .map(|t| json!({"url": t.url, "title": t.title}))
+        .collect();
     json!({
         "name": state.meta.name,
         "sites": sites,
@@ -163,31 +194,66 @@ mod tests {
 
     fn sample() -> SessionState {
         SessionState {
-        meta: Meta { name: "demo".into(), ..Meta::default() },
-        cookies: vec![
-            Cookie { name: "sid".into(), value: "SECRET-COOKIE".into(), domain: ".example.com".into(), path: "/".into(), expires: Some(1_900_000_000.0), secure: true, ..Cookie::default() },
-            Cookie { name: "pref".into(), value: "SECRET-PREF".into(), domain: "other.org".into(), path: "/".into(), ..Cookie::default() },
-        ],
-        origins: vec![OriginState {
-            origin: "https://example.com".into(),
-            local_storage: vec![StorageItem { key: "k1".into(), value: "SECRET-LS".into() }, StorageItem { key: "k2".into(), value: "é".into() }],
-            indexed_db: vec![IdbDatabase {
-                name: "db".into(),
-                version: 1,
-                object_stores: vec![IdbObjectStore {
-                    name: "st".into(),
-                    records: vec![IdbRecord { key: JsValue::Number(JsNumber(1.0)), value: JsValue::String("SECRET-IDB".into()) }],
-                    ..IdbObjectStore::default()
+            meta: Meta {
+                name: "demo".into(),
+                ..Meta::default()
+            },
+            cookies: vec![
+                Cookie {
+                    name: "sid".into(),
+                    value: "SECRET-COOKIE".into(),
+                    domain: ".example.com".into(),
+                    path: "/".into(),
+                    expires: Some(1_900_000_000.0),
+                    secure: true,
+                    ..Cookie::default()
+                },
+                Cookie {
+                    name: "pref".into(),
+                    value: "SECRET-PREF".into(),
+                    domain: "other.org".into(),
+                    path: "/".into(),
+                    ..Cookie::default()
+                },
+            ],
+            origins: vec![OriginState {
+                origin: "https://example.com".into(),
+                local_storage: vec![
+                    StorageItem {
+                        key: "k1".into(),
+                        value: "SECRET-LS".into(),
+                    },
+                    StorageItem {
+                        key: "k2".into(),
+                        value: "é".into(),
+                    },
+                ],
+                indexed_db: vec![IdbDatabase {
+                    name: "db".into(),
+                    version: 1,
+                    object_stores: vec![IdbObjectStore {
+                        name: "st".into(),
+                        records: vec![IdbRecord {
+                            key: JsValue::Number(JsNumber(1.0)),
+                            value: JsValue::String("SECRET-IDB".into()),
+                        }],
+                        ..IdbObjectStore::default()
+                    }],
                 }],
             }],
-        }],
-        tabs: vec![Tab {
-            url: "https://example.com/a".into(),
-            title: "A".into(),
-            session_storage: vec![OriginStorage { origin: "https://example.com:443".into(), items: vec![StorageItem { key: "s".into(), value: "SECRET-SS".into() }] }],
-            ..Tab::default()
-        }],
-        ..SessionState::default()
+            tabs: vec![Tab {
+                url: "https://example.com/a".into(),
+                title: "A".into(),
+                session_storage: vec![OriginStorage {
+                    origin: "https://example.com:443".into(),
+                    items: vec![StorageItem {
+                        key: "s".into(),
+                        value: "SECRET-SS".into(),
+                    }],
+                }],
+                ..Tab::default()
+            }],
+            ..SessionState::default()
         }
     }
 
@@ -200,14 +266,23 @@ mod tests {
         for v in ["SECRET-COOKIE", "SECRET-PREF", "SECRET-LS", "SECRET-SS"] {
             assert!(with.contains(v), "{v} missing");
         }
-        assert!(!with.contains("SECRET-IDB"), "IndexedDB values are sizes only");
+        assert!(
+            !with.contains("SECRET-IDB"),
+            "IndexedDB values are sizes only"
+        );
     }
 
     #[test]
     fn groups_sizes_totals() {
         let v = state_summary(&sample(), false);
         let sites = v["sites"].as_array().unwrap();
-        assert_eq!(sites.iter().map(|s| s["site"].as_str().unwrap()).collect::<Vec<_>>(), ["example.com", "other.org"]);
+        assert_eq!(
+            sites
+                .iter()
+                .map(|s| s["site"].as_str().unwrap())
+                .collect::<Vec<_>>(),
+            ["example.com", "other.org"]
+        );
         let ex = &sites[0];
         assert_eq!(ex["cookies"][0]["name"], "sid");
         assert_eq!(ex["cookies"][0]["expires"], "2030-03-17T17:46:40Z");

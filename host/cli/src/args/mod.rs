@@ -1,12 +1,14 @@
 //! The whole command-line surface, parsed into plain data (no I/O here).
 //! Nothing in `args` refers to the command modules; they refer to it.
 //! - [`session`]: `host session …`; [`transfer`]: export/import;
-//!   [`plugin`]: plugin grants, push/pull; [`parse`]: value parsers.
+//!   [`plugin`]: plugin grants, push/pull; [`service`]: tenants and API
+//!   keys of `host run`; [`parse`]: value parsers.
 
 pub mod bundle;
 pub mod parse;
 pub mod plugin;
 pub mod run;
+pub mod service;
 pub mod session;
 pub mod transfer;
 
@@ -66,6 +68,12 @@ pub enum Command {
     Run(run::RunArgs),
     /// Replace a bundle's keys (add or rotate a passphrase or key file) without re-encrypting its payload.
     Rekey(bundle::RekeyArgs),
+    /// Tenants of the session service (`host run`): add, list, remove.
+    #[command(subcommand)]
+    Tenant(service::TenantCommand),
+    /// API keys of the session service: create, list, revoke.
+    #[command(subcommand)]
+    Key(service::KeyCommand),
 }
 
 /// Where the passphrase or key comes from. Never from argv.
