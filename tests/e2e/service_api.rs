@@ -156,6 +156,8 @@ fn routes_answer_as_documented_and_errors_name_the_field() {
     assert_eq!(r.status, 200);
     assert!(r.body.contains("sesshost_sessions{state=\"hibernated\"} 2"), "{}", r.body);
     assert!(r.body.contains("sesshost_created_total 3"), "{}", r.body);
+    assert!(!common::contains(s.log().as_bytes(), "s3cr3t"), "no cookie value in the service's log");
+    assert!(!common::contains(s.log().as_bytes(), "lease="), "no lease token in the service's log");
     let r = s.req("GET", "/nope", None, None);
     assert_eq!(r.status, 404);
     assert_eq!(r.code(), "not_found");

@@ -60,7 +60,7 @@ impl BrowserSession {
             .await?;
         let em = self.emulation().clone();
         let r = tokio::time::timeout(timeout, async {
-            apply_emulation(&page, &em).await?;
+            apply_emulation(&self.browser, &page, &em).await?;
             page.goto(url).await.map_err(|e| BrowserError::Cdp {
                 method: "Page.navigate".into(),
                 message: e.to_string(),

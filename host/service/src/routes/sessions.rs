@@ -163,7 +163,7 @@ pub async fn create(State(app): State<Arc<App>>, Auth(p): Auth, Body(b): Body<Cr
         name: id.clone(),
         ttl: b.ttl_seconds.map(Duration::from_secs),
         user_agent: b.user_agent,
-        viewport: b.viewport.map(|v| Viewport { width: v.width, height: v.height, ..Default::default() }),
+        viewport: b.viewport.map(|v| Viewport { width: v.width, height: v.height, device_scale_factor: 1.0 }),
         locale: b.locale,
         timezone: b.timezone,
     };
