@@ -5,8 +5,8 @@
 //! previous one) and a new one is started.
 //!
 //! Events are not synced one by one: measured on this machine (debug build,
-//! a virtual disk) an append costs ~7 µs without `fdatasync` and ~2.7 ms
-//! with it (~380x) (`cargo test -p sesshost-service append_cost --
+//! a virtual disk) an append costs 7-17 µs without `fdatasync` and
+//! 2.7-3.6 ms with it (~200x) (`cargo test -p sesshost-service append_cost --
 //! --nocapture` prints both). The page cache keeps events across a crash
 //! of the service; a power cut may lose the last seconds. Shutdown calls
 //! [`Audit::flush`].

@@ -12,10 +12,10 @@
 //! [`Registry::authenticate`] reads the one record named by the key's id on
 //! every call (re-validated against the file's mtime and length, parsed
 //! records cached), so a key made or revoked by another process (`host key
-//! create` while `host run` runs) takes effect at once. Measured: ~35 µs a
-//! call on a warm cache in a debug build (sha2 optimised) with the other
-//! tests running beside it, under the 50 µs target; the cost is two `stat`
-//! calls, one SHA-256 and a record clone. `cargo test -p sesshost-service
+//! create` while `host run` runs) takes effect at once. Measured: ~17 µs a
+//! call on a warm cache in a debug build (sha2 optimised; ~35 µs with the
+//! other tests running beside it), under the 50 µs target; the cost is two
+//! `stat` calls, one SHA-256 and a record clone. `cargo test -p sesshost-service
 //! authenticate_speed -- --nocapture` prints it.
 
 use std::collections::HashMap;
