@@ -128,6 +128,36 @@ pub(crate) fn variant(name: &[u8]) -> Option<Option<Ty>> {
         .map(|(_, t)| *t)
 }
 
+/// The index of the first `"`, `\\` or control byte (< 0x20) in `s`: the
+/// bytes a JSON string cannot hold as they are. Eight bytes at a time.
+pub(crate) fn find_special(s: &[u8]) -> Option<usize> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let mut chunks = s.chunks_exact(8);
+    let mut at = 0;
+    for c in chunks.by_ref() {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(c);
+        let x = u64::from_le_bytes(w);
+        let q = x ^ (ONES * b'"' as u64);
+        let b = x ^ (ONES * b'\\' as u64);
+        // A byte is flagged when zero (q, b) or below 0x20; the lowest
+        // flag is exact (borrows only run upwards).
+        let hit = ((q.wrapping_sub(ONES) & !q)
+            | (b.wrapping_sub(ONES) & !b)
+            | (x.wrapping_sub(ONES * 0x20) & !x))
+            & HIGH;
+        if hit != 0 {
+            return Some(at + (hit.trailing_zeros() / 8) as usize);
+        }
+        at += 8;
+    }
+    let tail = chunks.remainder();
+    tail.iter()
+        .position(|&c| c == b'"' || c == b'\\' || c < 0x20)
+        .map(|i| at + i)
+}
+
 mod to_json;
 mod to_msgpack;
 

@@ -250,3 +250,29 @@ fn gives_up_on_what_is_not_canonical() {
         assert!(origin_to_json(&mp[..cut], "https://a.example:8443", &mut out).is_none());
     }
 }
+
+#[test]
+fn find_special_agrees_with_a_byte_loop() {
+    let naive = |s: &[u8]| s.iter().position(|&c| c == b'"' || c == b'\\' || c < 0x20);
+    let mut x = 0x9e37_79b9_7f4a_7c15u64;
+    for len in 0..200 {
+        for _ in 0..20 {
+            let s: Vec<u8> = (0..len)
+                .map(|_| {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    // Mostly plain text, sometimes a special or high byte.
+                    match x % 40 {
+                        0 => b'"',
+                        1 => b'\\',
+                        2 => (x >> 8) as u8 % 0x20,
+                        3 => 0x80 | (x >> 8) as u8,
+                        _ => b' ' + (x >> 8) as u8 % 90,
+                    }
+                })
+                .collect();
+            assert_eq!(super::find_special(&s), naive(&s), "{s:?}");
+        }
+    }
+}

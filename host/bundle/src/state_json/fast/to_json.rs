@@ -2,7 +2,7 @@
 
 use base64::Engine as _;
 
-use super::{DB, Field, ITEM, MAX_DEPTH, ORIGIN, STORE, STR, Ty, variant};
+use super::{DB, Field, ITEM, MAX_DEPTH, ORIGIN, STORE, STR, Ty, find_special, variant};
 
 /// What `inspect` counts of an origin.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -308,10 +308,11 @@ impl<'a> MpIn<'a> {
 
 /// A JSON string as serde_json writes it: `"` and `\` escaped, control
 /// bytes as `\b \t \n \f \r` or `\u00xx`, everything else as is.
-fn json_str(out: &mut Vec<u8>, s: &[u8]) {
+fn json_str(out: &mut Vec<u8>, mut s: &[u8]) {
     out.push(b'"');
-    let mut from = 0;
-    for (i, &c) in s.iter().enumerate() {
+    while let Some(i) = find_special(s) {
+        out.extend_from_slice(&s[..i]);
+        let c = s[i];
         let esc: &[u8] = match c {
             b'"' => b"\\\"",
             b'\\' => b"\\\\",
@@ -320,21 +321,18 @@ fn json_str(out: &mut Vec<u8>, s: &[u8]) {
             b'\n' => b"\\n",
             0x0c => b"\\f",
             b'\r' => b"\\r",
-            0x00..=0x1f => {
+            _ => {
                 const HEX: &[u8; 16] = b"0123456789abcdef";
-                out.extend_from_slice(&s[from..i]);
                 out.extend_from_slice(b"\\u00");
                 out.push(HEX[(c >> 4) as usize]);
                 out.push(HEX[(c & 0xf) as usize]);
-                from = i + 1;
+                s = &s[i + 1..];
                 continue;
             }
-            _ => continue,
         };
-        out.extend_from_slice(&s[from..i]);
         out.extend_from_slice(esc);
-        from = i + 1;
+        s = &s[i + 1..];
     }
-    out.extend_from_slice(&s[from..]);
+    out.extend_from_slice(s);
     out.push(b'"');
 }

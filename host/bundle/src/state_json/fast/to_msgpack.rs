@@ -3,7 +3,7 @@
 use base64::Engine as _;
 
 use super::to_json::MpIn;
-use super::{Field, MAX_DEPTH, ORIGIN, STR, Ty, variant};
+use super::{Field, MAX_DEPTH, ORIGIN, STR, Ty, find_special, variant};
 
 /// The MessagePack body of the origin whose JSON is `json` (canonical form
 /// only), into `out` (cleared); returns the origin. `None`: let serde do it.
@@ -66,14 +66,27 @@ impl JsonIn<'_> {
         (self.b.get(self.i..end)? == s).then(|| self.i = end)
     }
 
+    /// Whether the input continues with the key `"name"` (no escapes);
+    /// consumes it if so.
+    fn key_is(&mut self, name: &str) -> bool {
+        let n = name.len();
+        let rest = self.b.get(self.i..).unwrap_or_default();
+        let hit = rest.len() > n + 1
+            && rest[0] == b'"'
+            && &rest[1..n + 1] == name.as_bytes()
+            && rest[n + 1] == b'"';
+        if hit {
+            self.i += n + 2;
+        }
+        hit
+    }
+
     /// A string's raw bytes when it has no escape (and no control byte).
     fn raw_str(&mut self) -> Option<(usize, usize, bool)> {
         self.eat(b'"')?;
         let start = self.i;
         let rest = self.b.get(start..)?;
-        let n = rest
-            .iter()
-            .position(|&c| c == b'"' || c == b'\\' || c < 0x20)?;
+        let n = find_special(rest)?;
         match rest[n] {
             b'"' => {
                 self.i = start + n + 1;
@@ -91,12 +104,13 @@ impl JsonIn<'_> {
             return self.b.get(s..e);
         }
         self.scratch.clear();
-        self.scratch.extend_from_slice(self.b.get(s..e)?);
-        self.i = e;
+        self.i = s;
         loop {
-            let c = *self.b.get(self.i)?;
-            self.i += 1;
-            match c {
+            let rest = self.b.get(self.i..)?;
+            let n = find_special(rest)?;
+            self.scratch.extend_from_slice(&rest[..n]);
+            self.i += n + 1;
+            match rest[n] {
                 b'"' => return Some(&self.scratch),
                 b'\\' => {
                     let e = *self.b.get(self.i)?;
@@ -121,8 +135,7 @@ impl JsonIn<'_> {
                     };
                     self.scratch.push(ch);
                 }
-                c if c < 0x20 => return None,
-                c => self.scratch.push(c),
+                _ => return None, // a raw control byte: serde refuses it
             }
         }
     }
@@ -210,19 +223,15 @@ impl JsonIn<'_> {
             self.i += 1;
         } else {
             loop {
-                let (s, e, escaped) = self.raw_str()?;
-                if escaped {
-                    return None;
-                }
-                let key = self.b.get(s..e)?;
+                self.ws();
                 let field = loop {
                     let field = fields.get(f)?;
                     f += 1;
-                    if field.name.as_bytes() == key {
+                    if self.key_is(field.name) {
                         break field;
                     }
                     if !field.opt {
-                        return None; // missing, or out of order
+                        return None; // missing, out of order, or unknown
                     }
                 };
                 self.eat(b':')?;
@@ -294,14 +303,22 @@ impl JsonIn<'_> {
             }
             Ty::KeyPath => {
                 if self.peek()? == b'[' {
-                    return self.seq(&STR, out, depth).map(|_| None);
+                    return self.seq(&STR, out, depth, 1).map(|_| None);
                 }
                 let s = self.str()?;
                 mp_str(out, s);
             }
             Ty::Js => self.js(out, depth + 1)?,
             Ty::Struct(fields) => self.strukt(fields, out, depth)?,
-            Ty::Seq(t) => return self.seq(t, out, depth).map(Some),
+            // Lists of values are short, a store's or origin's long.
+            Ty::Seq(t) => {
+                let guess = if matches!(t, Ty::Js | Ty::Pair(..)) {
+                    1
+                } else {
+                    3
+                };
+                return self.seq(t, out, depth, guess).map(Some);
+            }
             Ty::Pair(a, b) => {
                 self.eat(b'[')?;
                 out.push(0x92);
@@ -314,10 +331,13 @@ impl JsonIn<'_> {
         Some(None)
     }
 
-    fn seq(&mut self, t: &Ty, out: &mut Vec<u8>, depth: usize) -> Option<usize> {
+    /// A list. Its MessagePack header needs its length, known at the end:
+    /// room for the header is left as `guess` bytes (1: up to 15 items,
+    /// 3: up to 65535), and the items are moved only if that was wrong.
+    fn seq(&mut self, t: &Ty, out: &mut Vec<u8>, depth: usize, guess: usize) -> Option<usize> {
         self.eat(b'[')?;
         let at = out.len();
-        out.extend_from_slice(&[0; 5]); // room for the longest header
+        out.resize(at + guess, 0);
         let mut n = 0usize;
         if self.peek()? == b']' {
             self.i += 1;
@@ -332,11 +352,22 @@ impl JsonIn<'_> {
                 }
             }
         }
-        let mut h = Vec::with_capacity(5);
-        mp_array(&mut h, n);
-        out.copy_within(at + 5.., at + h.len());
-        out.truncate(out.len() - (5 - h.len()));
-        out.get_mut(at..at + h.len())?.copy_from_slice(&h);
+        let mut h = [0u8; 5];
+        let hl = {
+            let mut v = Vec::with_capacity(5);
+            mp_array(&mut v, n);
+            h.get_mut(..v.len())?.copy_from_slice(&v);
+            v.len()
+        };
+        if hl != guess {
+            let end = out.len();
+            if hl > guess {
+                out.resize(end + hl - guess, 0);
+            }
+            out.copy_within(at + guess..end, at + hl);
+            out.truncate(end + hl - guess);
+        }
+        out.get_mut(at..at + hl)?.copy_from_slice(h.get(..hl)?);
         Some(n)
     }
 
