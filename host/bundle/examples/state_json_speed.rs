@@ -33,6 +33,10 @@ fn main() {
     let state = sessbundle::sample::session_like(42, 400, mb * 1_000_000 * 7 / 10);
     let json = serde_json::to_vec(&state).expect("json");
     drop(state);
+    if let Ok(path) = std::env::var("STATE_JSON_OUT") {
+        std::fs::write(path, &json).expect("write the state JSON");
+        return;
+    }
     let k = SymmetricKey::generate(&mut SeededRandom::new(b"speed"));
     let u = Unlock::Key(k);
     let mbs = |t: f64| json.len() as f64 / t / 1e6;
