@@ -21,7 +21,8 @@
 //! - [`writer`] / [`reader`]: sealing and opening, one pass, bounded memory;
 //!   [`BundleReader::open_verified`] verifies and reads through one handle.
 //! - [`state_json`]: state JSON ⇄ bundle, streaming (`host seal`,
-//!   `unseal`, `inspect`), with `import`'s record checks.
+//!   `unseal`, `inspect`), with `import`'s record checks, on several
+//!   threads through `par` (an ordered parallel map on std threads).
 //! - [`sign`]: Ed25519 signatures, detached or embedded; verification
 //!   against one or more trusted keys (SPEC.md §8.4).
 //! - [`interop`]: Playwright `storageState` JSON (with its typed
@@ -43,6 +44,7 @@ pub mod interop;
 pub mod keys;
 pub mod limits;
 pub mod manifest;
+mod par;
 pub mod reader;
 pub mod recipient;
 pub mod records;

@@ -203,32 +203,65 @@ pub struct RecordCheck {
     tabs: usize,
 }
 
+/// What [`RecordCheck::admit`] learnt of a record from its place, for
+/// [`RecordCheck::decode_admitted`].
+#[derive(Debug, Clone, Copy)]
+pub struct Admitted {
+    /// A tab record whose key is its position (other kinds: true).
+    position_ok: bool,
+}
+
 impl RecordCheck {
+    /// Check `r` and decode its body: [`RecordCheck::admit`] then
+    /// [`RecordCheck::decode_admitted`].
     pub fn decode(&mut self, r: &Record) -> Result<Decoded, RecordError> {
+        let a = self.admit(r.kind, &r.key)?;
+        Self::decode_admitted(r, a)
+    }
+
+    /// The rules that depend on the records before this one (order, tab
+    /// positions), without its body: records may then be decoded on
+    /// several threads with [`RecordCheck::decode_admitted`]. After an
+    /// error, stop: the check's state is not rolled back.
+    pub fn admit(&mut self, kind: RecordKind, key: &str) -> Result<Admitted, RecordError> {
+        if !kind.may_follow(!self.seen_meta, self.last_kind) {
+            return Err(if kind == RecordKind::Meta || !self.seen_meta {
+                RecordError::Meta
+            } else {
+                RecordError::Order {
+                    kind: kind.name(),
+                    key: key.to_string(),
+                }
+            });
+        }
+        self.last_kind = kind as u8;
+        let mut position_ok = true;
+        match kind {
+            RecordKind::Meta => self.seen_meta = true,
+            RecordKind::Tab => {
+                position_ok = key == self.tabs.to_string();
+                self.tabs += 1;
+            }
+            _ => {}
+        }
+        Ok(Admitted { position_ok })
+    }
+
+    /// Decode the body of a record [`RecordCheck::admit`] let in, and check
+    /// its key against its body.
+    pub fn decode_admitted(r: &Record, a: Admitted) -> Result<Decoded, RecordError> {
         let kind = r.kind;
         let order = || RecordError::Order {
             kind: kind.name(),
             key: r.key.clone(),
         };
-        if !kind.may_follow(!self.seen_meta, self.last_kind) {
-            return Err(if kind == RecordKind::Meta || !self.seen_meta {
-                RecordError::Meta
-            } else {
-                order()
-            });
-        }
-        self.last_kind = kind as u8;
         let dec = |e| RecordError::Decode {
             kind: kind.name(),
             key: r.key.clone(),
             source: e,
         };
         Ok(match kind {
-            RecordKind::Meta => {
-                let m = rmp_serde::from_slice(&r.body).map_err(dec)?;
-                self.seen_meta = true;
-                Decoded::Meta(m)
-            }
+            RecordKind::Meta => Decoded::Meta(rmp_serde::from_slice(&r.body).map_err(dec)?),
             RecordKind::Cookies => {
                 let cs: Vec<Cookie> = rmp_serde::from_slice(&r.body).map_err(dec)?;
                 if cs.iter().any(|c| c.site() != r.key) {
@@ -245,10 +278,9 @@ impl RecordCheck {
             }
             RecordKind::Tab => {
                 let t: Tab = rmp_serde::from_slice(&r.body).map_err(dec)?;
-                if r.key != self.tabs.to_string() {
+                if !a.position_ok {
                     return Err(order());
                 }
-                self.tabs += 1;
                 Decoded::Tab(t)
             }
         })

@@ -141,7 +141,16 @@ impl<W: Write> BundleWriter<W> {
         self.add_prepared(p.0)
     }
 
-    fn add_prepared(&mut self, p: Prepared) -> Result<()> {
+    /// What worker threads need to prepare records for this writer
+    /// (`state_json` prepares on its own workers).
+    pub(crate) fn preparer(&self) -> Preparer {
+        Preparer {
+            chunk_id_key: self.chunk_id_key,
+            level: self.opts.zstd_level,
+        }
+    }
+
+    pub(crate) fn add_prepared(&mut self, p: Prepared) -> Result<()> {
         let first = self.records.is_empty();
         let last_kind = self.records.last().map_or(0, |r| r.kind);
         if !p.kind.may_follow(first, last_kind) {
@@ -300,8 +309,49 @@ impl<W: Write> BundleWriter<W> {
 /// its turn to be written.
 pub struct PreparedRecord(Prepared);
 
+/// Prepares records for one writer on another thread: see
+/// [`BundleWriter::preparer`]. Each thread makes its own [`Compressor`].
+#[derive(Clone)]
+pub(crate) struct Preparer {
+    chunk_id_key: [u8; 32],
+    level: i32,
+}
+
+/// A zstd context and its output buffer, one per thread.
+pub(crate) struct Compressor {
+    zstd: zstd::bulk::Compressor<'static>,
+    zbuf: Vec<u8>,
+}
+
+impl Preparer {
+    pub(crate) fn compressor(&self) -> Result<Compressor> {
+        Ok(Compressor {
+            zstd: zstd::bulk::Compressor::new(self.level)
+                .map_err(Error::io("cannot start the zstd compressor"))?,
+            zbuf: Vec::new(),
+        })
+    }
+
+    pub(crate) fn prepare(
+        &self,
+        c: &mut Compressor,
+        kind: RecordKind,
+        key: String,
+        body: &[u8],
+    ) -> Result<Prepared> {
+        prepare(
+            kind,
+            key,
+            body,
+            &self.chunk_id_key,
+            &mut c.zstd,
+            &mut c.zbuf,
+        )
+    }
+}
+
 /// A record cut into chunks, ids computed and compressed, ready to write.
-struct Prepared {
+pub(crate) struct Prepared {
     kind: RecordKind,
     key: String,
     len: u64,

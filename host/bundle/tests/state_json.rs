@@ -228,7 +228,9 @@ fn seal_from_json_keeps_the_state_in_any_field_order() {
         sessbundle::records::normalize_cookie_order(&mut want);
         let serde_order = serde_json::to_vec(&s).unwrap(); // extra last
         let cli_order = new_unseal(&seal(&s, &u), &u).unwrap().0; // extra first
-        for json in [serde_order, cli_order] {
+        // Blanks everywhere: origins are walked, not split by pattern.
+        let pretty = serde_json::to_vec_pretty(&s).unwrap();
+        for json in [serde_order, cli_order, pretty] {
             let b = seal_json(&json, &u).unwrap();
             let back = BundleReader::open(Cursor::new(&b), &u)
                 .unwrap()

@@ -1,5 +1,6 @@
 //! `host seal`/`host unseal` against `tar | zstd -1 | age` on a session-like
-//! state, and unseal's peak RSS at two sizes (it must not grow with them).
+//! state, and the peak RSS of both at two sizes (unseal's must not grow with
+//! them; seal holds the input file).
 //! Run: `cargo bench -p sesshost-cli --bench seal_pipeline` (needs age,
 //! age-keygen, zstd and tar on PATH; installed by .ci/setup).
 
@@ -73,8 +74,9 @@ fn run(dir: &Path, mb: usize, recipient: &str) -> (f64, f64, f64, f64, u64) {
         dir,
     );
     let rss = peak_rss_kib("unseal X.sessbundle -o OUT.json --key-file K --force", dir);
+    let seal_rss = peak_rss_kib("seal STATE.json -o X.sessbundle --key-file K --force", dir);
     println!(
-        "{:>4.0} MB state: seal {:>6.1} MB/s vs pipeline {:>6.1} MB/s ({:.2}x) | unseal {:>6.1} MB/s vs pipeline {:>6.1} MB/s ({:.2}x) | unseal peak RSS {} MiB",
+        "{:>4.0} MB state: seal {:>6.1} MB/s vs pipeline {:>6.1} MB/s ({:.2}x) | unseal {:>6.1} MB/s vs pipeline {:>6.1} MB/s ({:.2}x) | peak RSS seal {} MiB, unseal {} MiB",
         bytes / 1e6,
         mbs(seal),
         mbs(pseal),
@@ -82,6 +84,7 @@ fn run(dir: &Path, mb: usize, recipient: &str) -> (f64, f64, f64, f64, u64) {
         mbs(unseal),
         mbs(punseal),
         punseal / unseal,
+        seal_rss / 1024,
         rss / 1024
     );
     (mbs(seal), mbs(pseal), mbs(unseal), mbs(punseal), rss)
