@@ -30,6 +30,7 @@ pub async fn metrics(State(app): State<Arc<App>>) -> Response {
         let s = state_name(&rec, infos.get(&rec.id), app.slots.get(&rec.id).as_deref());
         *counts.entry(s).or_default() += 1;
     }
+    app.metrics.sessions.reset();
     for (s, n) in counts {
         app.metrics.sessions.set(&[s], n as f64);
     }
