@@ -128,6 +128,31 @@ fn routes_answer_as_documented_and_errors_name_the_field() {
     let r = s.call("GET", &format!("/v1/sessions/{fork}/cookies/example.com"), None);
     assert_eq!(r.json()["cookies"].as_array().unwrap().len(), 2, "{}", r.body);
 
+    // Export sealed to a recipient's public key; import with the identity.
+    let idf = dir.p("bob.id");
+    let out = host().args(["keygen", "--identity", "-o"]).arg(&idf).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let public = std::fs::read_to_string(dir.p("bob.id.pub")).unwrap();
+    let secret = std::fs::read_to_string(&idf).unwrap();
+    let secret_line = secret.lines().find(|l| l.starts_with("sessbundle-identity-v1:")).unwrap().to_string();
+    let (st, bundle) = service::request_bytes(&s.addr, "GET", &format!("/v1/sessions/{id}/export"), s.key(), &[("X-Sesshost-Recipient", public.trim())], b"");
+    assert_eq!(st, 200, "{}", String::from_utf8_lossy(&bundle));
+    assert!(bundle.len() > 64 && !common::contains(&bundle, "s3cr3t"), "an encrypted bundle");
+    let (st, body) = service::request_bytes(&s.addr, "GET", &format!("/v1/sessions/{id}/export"), s.key(), &[], b"");
+    assert_eq!(st, 400, "no key to seal to: {}", String::from_utf8_lossy(&body));
+    let (st, body) = service::request_bytes(&s.addr, "POST", "/v1/sessions/import?name=moved", s.key(), &[("X-Sesshost-Identity", &secret_line)], &bundle);
+    assert_eq!(st, 201, "{}", String::from_utf8_lossy(&body));
+    let moved: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    let moved_id = moved["id"].as_str().unwrap().to_string();
+    let r = s.call("GET", &format!("/v1/sessions/{moved_id}/cookies/example.com?values=true"), None);
+    assert!(r.body.contains("s3cr3t"), "the imported session holds the cookies: {}", r.body);
+    let other_id = "sessbundle-identity-v1:".to_string() + &"A".repeat(43);
+    let (st, _) = service::request_bytes(&s.addr, "POST", "/v1/sessions/import", s.key(), &[("X-Sesshost-Identity", &other_id)], &bundle);
+    assert!(st == 400 || st == 403, "a wrong identity is refused: {st}");
+    let (st, _) = service::request_bytes(&s.addr, "POST", "/v1/sessions/import", s.key(), &[("X-Sesshost-Identity", &secret_line)], b"garbage that is not a bundle");
+    assert!(st == 400 || st == 403, "garbage is refused: {st}");
+    s.call("DELETE", &format!("/v1/sessions/{moved_id}"), None);
+
     // Stats and audit.
     let r = s.call("GET", "/v1/sessions/stats", None);
     assert_eq!(r.json()["total"], 3, "{}", r.body);
@@ -139,8 +164,13 @@ fn routes_answer_as_documented_and_errors_name_the_field() {
     // Delete: 404 afterwards, on every route.
     let r = s.call("DELETE", &format!("/v1/sessions/{other}"), None);
     assert_eq!(r.status, 204, "{}", r.body);
-    for (m, p) in [("GET", ""), ("POST", "/extend"), ("GET", "/context"), ("POST", "/acquire")] {
-        let r = s.call(m, &format!("/v1/sessions/{other}{p}"), if m == "POST" { Some(json!({"additional_seconds": 1})) } else { None });
+    for (m, p, body) in [
+        ("GET", "", None),
+        ("POST", "/extend", Some(json!({"additional_seconds": 1}))),
+        ("GET", "/context", None),
+        ("POST", "/acquire", Some(json!({}))),
+    ] {
+        let r = s.call(m, &format!("/v1/sessions/{other}{p}"), body);
         assert_eq!(r.status, 404, "{m} {p}: {}", r.body);
     }
 
@@ -155,7 +185,7 @@ fn routes_answer_as_documented_and_errors_name_the_field() {
     let r = s.req("GET", "/metrics", None, None);
     assert_eq!(r.status, 200);
     assert!(r.body.contains("sesshost_sessions{state=\"hibernated\"} 2"), "{}", r.body);
-    assert!(r.body.contains("sesshost_created_total 3"), "{}", r.body);
+    assert!(r.body.contains("sesshost_created_total 4"), "{}", r.body);
     assert!(!common::contains(s.log().as_bytes(), "s3cr3t"), "no cookie value in the service's log");
     assert!(!common::contains(s.log().as_bytes(), "lease="), "no lease token in the service's log");
     let r = s.req("GET", "/nope", None, None);

@@ -9,20 +9,20 @@
 //! |-----|---------|------------------|
 //! | `listen` | `"127.0.0.1:8080"` | Address the REST API listens on. |
 //! | `limits.max_live_browsers` | from free memory | Browsers running at once. Unset: (MemAvailable - 1 GiB) / 300 MiB, clamped to 1..=64. Each browser costs ~300 MiB RSS. |
-//! | `limits.max_queued` | `32` | Lease requests waiting for a browser; past it a request gets 503. Each waiter costs a task and a socket. |
-//! | `limits.sessions_per_tenant` | `10` | Live (leased) sessions per tenant. |
-//! | `limits.max_stored` | `1000` | Stored sessions per tenant (disk). |
+//! | `limits.max_queued` | `32` | Acquires waiting in lease queues (all sessions together); past it an acquire gets 503 `queue_full` with `Retry-After`. Each waiter costs a task and a socket. |
+//! | `limits.sessions_per_tenant` | `10` | Sessions a tenant may hold (stored or live); past it create/fork get 429 `session_limit_reached`. |
+//! | `limits.max_stored` | `1000` | Sessions the whole service stores (all tenants); past it 429 `session_limit_reached`. |
 //! | `limits.create_per_minute` | `5` | Session creations per tenant per minute (token bucket refill). |
 //! | `limits.create_burst` | `5` | Creations allowed at once before the per-minute rate applies. |
 //! | `limits.max_body_bytes` | `1048576` (1 MiB) | Largest JSON request body; held in memory while parsed. |
-//! | `limits.max_upload_bytes` | `268435456` (256 MiB) | Largest bundle upload (streamed to disk, not memory). |
-//! | `limits.js_heap_mb` | `100` | V8 heap cap per plugin/page script, in MiB. |
+//! | `limits.max_upload_bytes` | `268435456` (256 MiB) | Largest bundle upload (`POST /v1/sessions/import`; held in memory, then written to a temp file under the home). |
+//! | `limits.js_heap_mb` | `100` | Per-browser JS heap watch (every 10 s): the worst browser above it is hibernated (idle) or recycled (leased: saved, replaced, restored). |
 //! | `pool.size` | `2` | Warm browsers kept started; each costs ~300 MiB while idle and saves ~1 s per lease. |
-//! | `lifecycle.idle_timeout_seconds` | `1800` | A lease with no CDP traffic this long is hibernated. |
+//! | `lifecycle.idle_timeout_seconds` | `1800` | A released session's browser is kept this long for a quick next acquire, then the session is hibernated (per session: `idle_timeout_seconds` at create; 0 = hibernate on release). |
 //! | `lifecycle.autosave_seconds` | `30` | Live sessions are captured to the store this often (one CDP capture each). |
-//! | `lifecycle.check_interval_seconds` | `600` | Stored sessions are health-checked this often. |
+//! | `lifecycle.check_interval_seconds` | `600` | Sessions with an `auth_check` are checked this often (and after each release); a failure sets `needs_auth`. |
 //! | `lifecycle.cleanup_interval_seconds` | `60` | Expired sessions are removed this often. |
-//! | `lifecycle.lease_seconds` | `300` | Lease length when the request names none. |
+//! | `lifecycle.lease_seconds` | `300` | Lease length when the acquire names none; heartbeats and CDP traffic renew it, an unrenewed lease is reclaimed (saved, ended). |
 //! | `lifecycle.shutdown_seconds` | `30` | On SIGTERM, time given to save live sessions before exit. |
 //! | `security.trusted_keys` | `[]` | Signer `.pub` files; when non-empty, imported bundles must be signed by one. |
 //! | `security.signing_key` | unset | Signing key file; when set, exported bundles are signed. |

@@ -263,13 +263,15 @@ fn within(site: &str, domain: &str) -> bool {
             && site.as_bytes().get(site.len() - domain.len() - 1) == Some(&b'.'))
 }
 
-/// The cookies of `domain` and its subdomains (leading dot and case ignored).
+/// The cookies of `domain` and its subdomains, plus the parent-domain
+/// cookies a request to `domain` would carry by RFC 6265 domain matching
+/// (`.example.com` for `shop.example.com`); leading dot and case ignored.
 pub fn cookies_for_domain<'a>(state: &'a SessionState, domain: &str) -> Vec<&'a Cookie> {
     let d = domain.trim_start_matches('.').to_ascii_lowercase();
     state
         .cookies
         .iter()
-        .filter(|c| within(&c.site(), &d))
+        .filter(|c| within(&c.site(), &d) || domain_matches(&c.domain, &d))
         .collect()
 }
 
@@ -478,7 +480,9 @@ mod tests {
             .map(|c| c.name.clone())
             .collect();
         assert_eq!(got, ["a", "b"]);
-        assert_eq!(cookies_for_domain(&s, "www.example.com").len(), 1);
+        // www.example.com: its own cookie and the .example.com one it is sent.
+        assert_eq!(cookies_for_domain(&s, "www.example.com").len(), 2);
+        assert_eq!(cookies_for_domain(&s, "ample.com").len(), 1);
         let mut repl = ck("a", ".EXAMPLE.com", "/");
         repl.value = "new".into();
         assert_eq!(

@@ -169,6 +169,29 @@ pub fn request(addr: &str, method: &str, path: &str, key: Option<&str>, body: Op
     parse_response(&raw)
 }
 
+/// A request with extra headers and a binary body; returns the status and
+/// the raw body (Content-Length bodies only).
+pub fn request_bytes(addr: &str, method: &str, path: &str, key: &str, headers: &[(&str, &str)], body: &[u8]) -> (u16, Vec<u8>) {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(120))).unwrap();
+    let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nAuthorization: Bearer {key}\r\nContent-Length: {}\r\n", body.len());
+    for (k, v) in headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    head.push_str("\r\n");
+    s.write_all(head.as_bytes()).unwrap();
+    s.write_all(body).unwrap();
+    let mut raw = Vec::new();
+    let _ = s.read_to_end(&mut raw);
+    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").map_or(raw.len(), |i| i + 4);
+    let status = String::from_utf8_lossy(&raw[..split.min(raw.len())])
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    (status, raw[split.min(raw.len())..].to_vec())
+}
+
 fn parse_response(raw: &[u8]) -> Resp {
     let text = String::from_utf8_lossy(raw);
     let (head, rest) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));

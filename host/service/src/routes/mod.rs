@@ -2,11 +2,13 @@
 //! - [`sessions`]: lifecycle and leases (and the CDP websocket);
 //! - [`data`]: cookies, context, state summary, snapshots, navigate,
 //!   login checks, audit;
+//! - [`transfer`]: bundle export (download) and import (upload);
 //! - [`ops`]: metrics, health, readiness, pressure, OpenAPI (no key).
 
 pub mod data;
 pub mod ops;
 pub mod sessions;
+pub mod transfer;
 
 use std::sync::Arc;
 
@@ -22,6 +24,13 @@ pub fn router(app: Arc<App>) -> Router {
     Router::new()
         .route("/v1/sessions", post(s::create).get(s::list))
         .route("/v1/sessions/stats", get(s::stats))
+        .route(
+            "/v1/sessions/import",
+            post(transfer::import).layer(DefaultBodyLimit::max(
+                usize::try_from(app.config.limits.max_upload_bytes).unwrap_or(usize::MAX),
+            )),
+        )
+        .route("/v1/sessions/{id}/export", get(transfer::export))
         .route("/v1/sessions/cleanup", post(s::cleanup))
         .route("/v1/sessions/{id}", get(s::show).delete(s::delete))
         .route("/v1/sessions/{id}/extend", post(s::extend))
