@@ -183,9 +183,12 @@ impl BrowserSession {
         );
         tracker?;
         warm?;
-        if session.headed {
-            session.open_keeper_window().await?;
-        }
+        // Headless too: Chromium ends its "browser session" when its last
+        // tab closes and drops every session cookie with it (a CDP client
+        // that opens one page, logs in and closes it would lose the login;
+        // measured with Puppeteer through the service's proxy). Our own
+        // hidden keeper tab keeps the session open.
+        session.open_keeper_window().await?;
         Ok(session)
     }
 
@@ -272,8 +275,9 @@ impl BrowserSession {
         Ok(())
     }
 
-    /// Headed mode: Chromium quits as soon as its last window closes, too
-    /// early to capture. A minimised window of our own (one blank tab,
+    /// A hidden tab of our own, always: headless Chromium drops session
+    /// cookies when its last tab closes. Headed mode: Chromium quits as soon
+    /// as its last window closes, too early to capture. A minimised window of our own (one blank tab,
     /// hidden from capture) keeps it running; when the user's last tab is
     /// gone, `wait_closed` reports [`Closed::LastWindowClosed`].
     async fn open_keeper_window(&self) -> Result<()> {
@@ -283,6 +287,9 @@ impl BrowserSession {
         )
         .await?;
         mark_internal(&self.tracker, &id);
+        if !self.headed {
+            return Ok(());
+        }
         let w = browser_cmd(
             &self.browser,
             "Browser.getWindowForTarget",

@@ -233,7 +233,10 @@ impl LiveSession {
     pub async fn edit_and_save(
         &mut self,
         why: &str,
-        edit: impl FnOnce(&mut Meta, &mut std::collections::BTreeMap<String, std::collections::BTreeMap<String, String>>),
+        edit: impl FnOnce(
+            &mut Meta,
+            &mut std::collections::BTreeMap<String, std::collections::BTreeMap<String, String>>,
+        ),
     ) -> Result<u64> {
         let mut captured = self
             .browser

@@ -48,7 +48,9 @@ impl ApiError {
         Self::new(
             StatusCode::NOT_FOUND,
             "not_found",
-            format!("{what} not found (it may have been deleted or have expired; `GET /v1/sessions` lists yours)"),
+            format!(
+                "{what} not found (it may have been deleted or have expired; `GET /v1/sessions` lists yours)"
+            ),
         )
     }
 
@@ -56,7 +58,9 @@ impl ApiError {
         Self::new(
             StatusCode::NOT_FOUND,
             "session_not_found",
-            format!("no session {id} (it may have been deleted or have expired; `GET /v1/sessions` lists yours)"),
+            format!(
+                "no session {id} (it may have been deleted or have expired; `GET /v1/sessions` lists yours)"
+            ),
         )
     }
 
@@ -83,7 +87,13 @@ impl ApiError {
 
 impl std::fmt::Display for ApiError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} ({}): {}", self.status.as_u16(), self.code, self.message)
+        write!(
+            f,
+            "{} ({}): {}",
+            self.status.as_u16(),
+            self.code,
+            self.message
+        )
     }
 }
 
@@ -146,4 +156,3 @@ pub fn engine_error(e: &sesshost_engine::Error) -> ApiError {
         },
     }
 }
-

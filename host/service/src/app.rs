@@ -138,9 +138,20 @@ impl App {
                     5,
                 ));
             }
-            match tokio::time::timeout(left.min(Duration::from_millis(250)), self.live_sem.clone().acquire_owned()).await {
+            match tokio::time::timeout(
+                left.min(Duration::from_millis(250)),
+                self.live_sem.clone().acquire_owned(),
+            )
+            .await
+            {
                 Ok(Ok(p)) => return Ok(p),
-                Ok(Err(_)) => return Err(ApiError::unavailable("shutting_down", "the service is stopping", 5)),
+                Ok(Err(_)) => {
+                    return Err(ApiError::unavailable(
+                        "shutting_down",
+                        "the service is stopping",
+                        5,
+                    ));
+                }
                 Err(_) => continue,
             }
         }
@@ -155,7 +166,10 @@ impl App {
                 continue;
             }
             if let Ok(g) = s.inner.try_lock() {
-                if g.lease.is_none() && g.live.is_some() && best.as_ref().is_none_or(|(t, _)| g.idle_since < *t) {
+                if g.lease.is_none()
+                    && g.live.is_some()
+                    && best.as_ref().is_none_or(|(t, _)| g.idle_since < *t)
+                {
                     best = Some((g.idle_since, s.clone()));
                 }
             }
@@ -170,12 +184,20 @@ impl App {
     }
 
     /// Bring the session's browser up (from the warm pool) if it is not.
-    pub async fn ensure_live(&self, slot: &Slot, g: &mut Inner, deadline: Instant) -> ApiResult<()> {
+    pub async fn ensure_live(
+        &self,
+        slot: &Slot,
+        g: &mut Inner,
+        deadline: Instant,
+    ) -> ApiResult<()> {
         if let Some(l) = &g.live {
             if futures::FutureExt::now_or_never(l.browser().wait_closed()).is_none() {
                 return Ok(());
             }
-            tracing::warn!("session {}: its Chromium is gone; restoring the last save into a new one", slot.id);
+            tracing::warn!(
+                "session {}: its Chromium is gone; restoring the last save into a new one",
+                slot.id
+            );
             if let Some(l) = g.live.take() {
                 let _ = l.close(false).await;
             }
@@ -234,7 +256,10 @@ impl App {
             return true;
         };
         if let Err(e) = live.save(why).await {
-            tracing::warn!("session {}: saving before hibernation failed, the browser is kept: {e}", slot.id);
+            tracing::warn!(
+                "session {}: saving before hibernation failed, the browser is kept: {e}",
+                slot.id
+            );
             g.live = Some(live);
             return false;
         }
@@ -248,7 +273,12 @@ impl App {
     }
 
     /// End the lease (if any) after saving; the browser stays as `idle`.
-    pub async fn end_lease_locked(&self, slot: &Slot, g: &mut Inner, why: &str) -> sesshost_engine::Result<()> {
+    pub async fn end_lease_locked(
+        &self,
+        slot: &Slot,
+        g: &mut Inner,
+        why: &str,
+    ) -> sesshost_engine::Result<()> {
         if let Some(live) = g.live.as_mut() {
             live.save(why).await?;
             g.last_autosave = Instant::now();

@@ -50,11 +50,19 @@ pub fn spawn_all(app: &Arc<App>) {
                 return;
             }
             for rec in a.catalog.all() {
-                if rec.auth_check.is_none() || a.slots.get(&rec.id).is_some_and(|s| s.lease_auth().is_some()) {
+                if rec.auth_check.is_none()
+                    || a.slots
+                        .get(&rec.id)
+                        .is_some_and(|s| s.lease_auth().is_some())
+                {
                     continue;
                 }
                 match crate::routes::data::run_check(&a, &rec.id).await {
-                    Ok(r) if !r.ok => tracing::info!("session {}: login check failed ({}): needs_auth", rec.id, r.detail),
+                    Ok(r) if !r.ok => tracing::info!(
+                        "session {}: login check failed ({}): needs_auth",
+                        rec.id,
+                        r.detail
+                    ),
                     Ok(_) => {}
                     Err(e) => tracing::debug!("session {}: login check not run: {e}", rec.id),
                 }
@@ -78,7 +86,9 @@ pub fn spawn_all(app: &Arc<App>) {
 async fn reap(app: &Arc<App>) {
     let now = now_ms();
     for slot in app.slots.all() {
-        let Ok(mut g) = slot.inner.try_lock() else { continue };
+        let Ok(mut g) = slot.inner.try_lock() else {
+            continue;
+        };
         // A crashed Chromium: a leased session gets a new browser with its
         // last autosave (the lease and its cdp_url stay valid); an idle one
         // just goes to rest.
@@ -88,12 +98,24 @@ async fn reap(app: &Arc<App>) {
             .is_some_and(|l| futures::FutureExt::now_or_never(l.browser().wait_closed()).is_some());
         if crashed {
             if g.lease.is_some() {
-                tracing::warn!("session {}: Chromium died under a lease; replacing it from the last autosave", slot.id);
-                if let Err(e) = app.ensure_live(&slot, &mut g, Instant::now() + Duration::from_secs(30)).await {
-                    tracing::warn!("session {}: replacing its browser failed, will retry: {e}", slot.id);
+                tracing::warn!(
+                    "session {}: Chromium died under a lease; replacing it from the last autosave",
+                    slot.id
+                );
+                if let Err(e) = app
+                    .ensure_live(&slot, &mut g, Instant::now() + Duration::from_secs(30))
+                    .await
+                {
+                    tracing::warn!(
+                        "session {}: replacing its browser failed, will retry: {e}",
+                        slot.id
+                    );
                 }
             } else {
-                tracing::warn!("session {}: its idle Chromium died; the session keeps its last save", slot.id);
+                tracing::warn!(
+                    "session {}: its idle Chromium died; the session keeps its last save",
+                    slot.id
+                );
                 if let Some(l) = g.live.take() {
                     let _ = l.close(false).await;
                 }
@@ -107,9 +129,16 @@ async fn reap(app: &Arc<App>) {
         if let Some(lease) = &g.lease {
             let last = slot.activity_ms.load(Ordering::Relaxed);
             if now - last > lease.lease_seconds as i64 * 1000 {
-                tracing::info!("session {}: lease {} expired; reclaiming it", slot.id, lease.id);
+                tracing::info!(
+                    "session {}: lease {} expired; reclaiming it",
+                    slot.id,
+                    lease.id
+                );
                 if let Err(e) = app.end_lease_locked(&slot, &mut g, "lease expired").await {
-                    tracing::warn!("session {}: saving the expired lease's state failed, will retry: {e}", slot.id);
+                    tracing::warn!(
+                        "session {}: saving the expired lease's state failed, will retry: {e}",
+                        slot.id
+                    );
                 }
                 continue;
             }
@@ -118,13 +147,18 @@ async fn reap(app: &Arc<App>) {
             let idle = app
                 .catalog
                 .get(&slot.id)
-                .map_or(app.config.lifecycle.idle_timeout_seconds, |r| r.idle_timeout_seconds);
+                .map_or(app.config.lifecycle.idle_timeout_seconds, |r| {
+                    r.idle_timeout_seconds
+                });
             if g.idle_since.elapsed() >= Duration::from_secs(idle) {
                 app.hibernate_locked(&slot, &mut g, "idle timeout").await;
                 continue;
             }
         }
-        if g.live.is_some() && g.last_autosave.elapsed() >= Duration::from_secs(app.config.lifecycle.autosave_seconds.max(1)) {
+        if g.live.is_some()
+            && g.last_autosave.elapsed()
+                >= Duration::from_secs(app.config.lifecycle.autosave_seconds.max(1))
+        {
             g.last_autosave = Instant::now();
             if let Some(l) = g.live.as_mut()
                 && let Err(e) = l.save("autosave").await
@@ -144,7 +178,9 @@ pub async fn cleanup_once(app: &Arc<App>, tenant: Option<&str>) -> ApiResult<Vec
         if !info.expired && info.problem.is_none() {
             continue;
         }
-        let Some(rec) = app.catalog.get(&info.name) else { continue };
+        let Some(rec) = app.catalog.get(&info.name) else {
+            continue;
+        };
         if tenant.is_some_and(|t| t != rec.tenant) {
             continue;
         }
@@ -183,7 +219,9 @@ async fn memory_watch(app: &Arc<App>) {
     let limit = app.config.limits.js_heap_mb.saturating_mul(1024 * 1024);
     let mut worst: Option<(u64, Arc<Slot>)> = None;
     for slot in app.slots.all() {
-        let Ok(g) = slot.inner.try_lock() else { continue };
+        let Ok(g) = slot.inner.try_lock() else {
+            continue;
+        };
         let Some(l) = g.live.as_ref() else { continue };
         if let Ok(bytes) = l.browser().js_heap_bytes().await
             && bytes > limit
@@ -209,7 +247,10 @@ async fn memory_watch(app: &Arc<App>) {
         let _ = l.close(false).await;
         slot.set_upstream(None);
         slot.bump_generation();
-        if let Err(e) = app.ensure_live(&slot, &mut g, Instant::now() + Duration::from_secs(30)).await {
+        if let Err(e) = app
+            .ensure_live(&slot, &mut g, Instant::now() + Duration::from_secs(30))
+            .await
+        {
             tracing::warn!("session {}: recycling its browser failed: {e}", slot.id);
         }
     }
@@ -230,9 +271,15 @@ pub async fn shutdown(app: &Arc<App>) {
     match tokio::time::timeout(budget, work).await {
         Ok(r) => {
             let failed = r.iter().filter(|ok| !**ok).count();
-            tracing::info!("shutdown: {} live sessions saved, {failed} failed", r.len() - failed);
+            tracing::info!(
+                "shutdown: {} live sessions saved, {failed} failed",
+                r.len() - failed
+            );
         }
-        Err(_) => tracing::warn!("shutdown: saving live sessions took over {} s; the rest keep their last autosave", budget.as_secs()),
+        Err(_) => tracing::warn!(
+            "shutdown: saving live sessions took over {} s; the rest keep their last autosave",
+            budget.as_secs()
+        ),
     }
     // Browsers not closed above die with their handles.
     for slot in app.slots.all() {

@@ -84,7 +84,9 @@ pub fn random_hex(n: usize) -> std::io::Result<String> {
 pub fn is_session_id(id: &str) -> bool {
     id.len() == 37
         && id.starts_with("sess_")
-        && id[5..].bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+        && id[5..]
+            .bytes()
+            .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
 }
 
 impl Catalog {
@@ -115,7 +117,9 @@ impl Catalog {
                     records.insert(r.id.clone(), r);
                 }
                 Ok(_) | Err(_) => {
-                    tracing::warn!("catalog entry {id} is damaged; it is rebuilt as a default-tenant session if its state exists")
+                    tracing::warn!(
+                        "catalog entry {id} is damaged; it is rebuilt as a default-tenant session if its state exists"
+                    )
                 }
             }
         }
@@ -137,13 +141,17 @@ impl Catalog {
             .cloned()
             .collect();
         for id in gone {
-            tracing::info!("catalog entry {id} has no stored session (a create that did not finish): dropped");
+            tracing::info!(
+                "catalog entry {id} has no stored session (a create that did not finish): dropped"
+            );
             self.remove(&id)?;
         }
         let now = sessbundle::interop::dates::now_ms();
         for name in stored {
             if self.get(name).is_none() {
-                tracing::info!("stored session {name} has no catalog entry: adopted by tenant `default`");
+                tracing::info!(
+                    "stored session {name} has no catalog entry: adopted by tenant `default`"
+                );
                 self.put(Record {
                     id: name.clone(),
                     tenant: "default".into(),

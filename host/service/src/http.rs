@@ -28,7 +28,10 @@ impl FromRequestParts<Arc<App>> for Auth {
             .headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+            .and_then(|v| {
+                v.strip_prefix("Bearer ")
+                    .or_else(|| v.strip_prefix("bearer "))
+            })
             .map(str::trim);
         let Some(key) = key else {
             app.metrics.auth_failures_total.inc();
@@ -58,9 +61,9 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Body<T> {
             .get(header::CONTENT_LENGTH)
             .is_some_and(|v| v.as_bytes() == b"0");
         if empty {
-            return serde_json::from_str("{}")
-                .map(Body)
-                .map_err(|e| ApiError::bad_request("body", format!("a JSON object is required ({e})")));
+            return serde_json::from_str("{}").map(Body).map_err(|e| {
+                ApiError::bad_request("body", format!("a JSON object is required ({e})"))
+            });
         }
         match axum::Json::<T>::from_request(req, state).await {
             Ok(axum::Json(v)) => Ok(Body(v)),
@@ -90,7 +93,11 @@ pub fn json_rejection(r: JsonRejection) -> ApiError {
                 .strip_prefix("Failed to deserialize the JSON body into the target type: ")
                 .unwrap_or(&t)
                 .to_string();
-            ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", format!("bad JSON body: {t}"))
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                format!("bad JSON body: {t}"),
+            )
         }
     }
 }
@@ -108,7 +115,11 @@ pub async fn observe(State(app): State<Arc<App>>, req: Request, next: Next) -> R
         .headers()
         .get("x-request-id")
         .and_then(|v| v.to_str().ok())
-        .filter(|v| v.len() <= 64 && v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'))
+        .filter(|v| {
+            v.len() <= 64
+                && v.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        })
         .map(str::to_string)
         .unwrap_or_else(|| crate::catalog::random_hex(8).unwrap_or_default());
     let span = tracing::info_span!("request", id = %rid);
@@ -122,7 +133,9 @@ pub async fn observe(State(app): State<Arc<App>>, req: Request, next: Next) -> R
     app.metrics
         .http_requests_total
         .inc(&[route.as_str(), &status.to_string()]);
-    app.metrics.http_request_seconds.observe(&[route.as_str()], secs);
+    app.metrics
+        .http_request_seconds
+        .observe(&[route.as_str()], secs);
     if let Ok(v) = HeaderValue::from_str(&rid) {
         resp.headers_mut().insert("x-request-id", v);
     }

@@ -38,7 +38,11 @@ impl App {
     ) -> ApiResult<Acquired> {
         let t0 = Instant::now();
         if self.is_shutting_down() {
-            return Err(ApiError::unavailable("shutting_down", "the service is stopping; retry on another host or after restart", 5));
+            return Err(ApiError::unavailable(
+                "shutting_down",
+                "the service is stopping; retry on another host or after restart",
+                5,
+            ));
         }
         let rec = self.record(p, id)?;
         if let Some(info) = self.info(id).await
@@ -46,7 +50,9 @@ impl App {
         {
             return Err(ApiError::conflict(
                 "session_expired",
-                format!("session {id} has expired: extend it (`POST /v1/sessions/{id}/extend`) before acquiring"),
+                format!(
+                    "session {id} has expired: extend it (`POST /v1/sessions/{id}/extend`) before acquiring"
+                ),
             ));
         }
         let lease_seconds = lease_seconds
@@ -73,13 +79,23 @@ impl App {
                         2,
                     ));
                 }
-                self.metrics.queue_length.set(self.queued.load(Ordering::SeqCst) as f64);
+                self.metrics
+                    .queue_length
+                    .set(self.queued.load(Ordering::SeqCst) as f64);
                 let r = tokio::time::timeout(wait, slot.queue.clone().acquire_owned()).await;
                 self.queued.fetch_sub(1, Ordering::SeqCst);
-                self.metrics.queue_length.set(self.queued.load(Ordering::SeqCst) as f64);
+                self.metrics
+                    .queue_length
+                    .set(self.queued.load(Ordering::SeqCst) as f64);
                 match r {
                     Ok(Ok(p)) => p,
-                    Ok(Err(_)) => return Err(ApiError::unavailable("shutting_down", "the service is stopping", 5)),
+                    Ok(Err(_)) => {
+                        return Err(ApiError::unavailable(
+                            "shutting_down",
+                            "the service is stopping",
+                            5,
+                        ));
+                    }
                     Err(_) => return Err(held(&slot, id)),
                 }
             }
@@ -89,8 +105,14 @@ impl App {
         if self.catalog.get_for(&p.tenant, id).is_none() {
             return Err(ApiError::session_not_found(id));
         }
-        self.ensure_live(&slot, &mut g, deadline.max(Instant::now() + Duration::from_secs(1))).await?;
-        let (lease_id, token) = new_lease_secrets().map_err(|e| ApiError::internal(format!("no randomness: {e}")))?;
+        self.ensure_live(
+            &slot,
+            &mut g,
+            deadline.max(Instant::now() + Duration::from_secs(1)),
+        )
+        .await?;
+        let (lease_id, token) =
+            new_lease_secrets().map_err(|e| ApiError::internal(format!("no randomness: {e}")))?;
         let now = now_ms();
         g.lease = Some(Lease {
             id: lease_id.clone(),
@@ -110,7 +132,9 @@ impl App {
         }));
         drop(g);
         let _ = rec;
-        self.metrics.acquire_seconds.observe(t0.elapsed().as_secs_f64());
+        self.metrics
+            .acquire_seconds
+            .observe(t0.elapsed().as_secs_f64());
         Ok(Acquired {
             lease_id,
             cdp_url: format!("{base}/v1/sessions/{id}/cdp?lease={token}"),
@@ -123,7 +147,9 @@ impl App {
             Some(a) if subtle_eq(&a.lease_id, lease_id) => Ok(a),
             Some(_) => Err(ApiError::conflict(
                 "lease_mismatch",
-                format!("session {id} is leased under another lease id: the lease you hold has ended (expired or released)"),
+                format!(
+                    "session {id} is leased under another lease id: the lease you hold has ended (expired or released)"
+                ),
             )),
             None => Err(ApiError::conflict(
                 "not_leased",
@@ -134,7 +160,12 @@ impl App {
 
     pub async fn heartbeat(&self, p: &Principal, id: &str, lease_id: &str) -> ApiResult<String> {
         self.record(p, id)?;
-        let slot = self.slots.get(id).ok_or_else(|| ApiError::conflict("not_leased", format!("session {id} has no lease: acquire it")))?;
+        let slot = self.slots.get(id).ok_or_else(|| {
+            ApiError::conflict(
+                "not_leased",
+                format!("session {id} has no lease: acquire it"),
+            )
+        })?;
         let a = self.check_lease(&slot, id, lease_id)?;
         let now = now_ms();
         slot.touch(now);
@@ -144,14 +175,30 @@ impl App {
     /// Capture and persist, end the lease; with `hibernate` (or an idle
     /// timeout of 0) also close the browser. Answers once the state is
     /// committed to the store: that state is never lost.
-    pub async fn release(self: &Arc<Self>, p: &Principal, id: &str, lease_id: &str, hibernate: bool) -> ApiResult<()> {
+    pub async fn release(
+        self: &Arc<Self>,
+        p: &Principal,
+        id: &str,
+        lease_id: &str,
+        hibernate: bool,
+    ) -> ApiResult<()> {
         let rec = self.record(p, id)?;
-        let slot = self.slots.get(id).ok_or_else(|| ApiError::conflict("not_leased", format!("session {id} has no lease: acquire it")))?;
+        let slot = self.slots.get(id).ok_or_else(|| {
+            ApiError::conflict(
+                "not_leased",
+                format!("session {id} has no lease: acquire it"),
+            )
+        })?;
         self.check_lease(&slot, id, lease_id)?;
         let mut g = slot.inner.lock().await;
         match &g.lease {
             Some(l) if l.id == lease_id => {}
-            _ => return Err(ApiError::conflict("not_leased", format!("session {id}: that lease has ended"))),
+            _ => {
+                return Err(ApiError::conflict(
+                    "not_leased",
+                    format!("session {id}: that lease has ended"),
+                ));
+            }
         }
         self.end_lease_locked(&slot, &mut g, "release")
             .await
@@ -160,8 +207,14 @@ impl App {
                 a.message = format!("{}; the lease is kept, retry the release", a.message);
                 a
             })?;
-        if (hibernate || rec.idle_timeout_seconds == 0) && !self.hibernate_locked(&slot, &mut g, "release").await {
-            return Err(ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "hibernate_failed", "the state was saved but the browser could not be closed cleanly"));
+        if (hibernate || rec.idle_timeout_seconds == 0)
+            && !self.hibernate_locked(&slot, &mut g, "release").await
+        {
+            return Err(ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "hibernate_failed",
+                "the state was saved but the browser could not be closed cleanly",
+            ));
         }
         drop(g);
         // The login check runs on every release (in the background: the
@@ -185,7 +238,9 @@ fn held(slot: &Slot, id: &str) -> ApiError {
         .unwrap_or_else(|| "soon".into());
     ApiError::conflict(
         "lease_held",
-        format!("session {id} is leased until {until} (unless renewed): retry with a larger wait_seconds, or after that time"),
+        format!(
+            "session {id} is leased until {until} (unless renewed): retry with a larger wait_seconds, or after that time"
+        ),
     )
 }
 

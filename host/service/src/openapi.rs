@@ -10,9 +10,15 @@ mod tests {
         let v: serde_json::Value = serde_json::from_str(super::DOCUMENT).unwrap();
         assert_eq!(v["openapi"], "3.1.0");
         let src = include_str!("routes/mod.rs");
-        for line in src.lines().filter(|l| l.trim_start().starts_with(".route(\"")) {
+        for line in src
+            .lines()
+            .filter(|l| l.trim_start().starts_with(".route(\""))
+        {
             let path = line.split('"').nth(1).unwrap();
-            assert!(v["paths"].get(path).is_some(), "{path} is served but not in openapi.json");
+            assert!(
+                v["paths"].get(path).is_some(),
+                "{path} is served but not in openapi.json"
+            );
         }
     }
 }

@@ -41,7 +41,9 @@ pub async fn relay(app: Arc<App>, slot: Arc<Slot>, client: WebSocket) {
     let mut cfg = WebSocketConfig::default();
     cfg.max_message_size = Some(MAX_CDP_MESSAGE);
     cfg.max_frame_size = Some(MAX_CDP_MESSAGE);
-    let up = match tokio_tungstenite::connect_async_with_config(upstream.as_str(), Some(cfg), true).await {
+    let up = match tokio_tungstenite::connect_async_with_config(upstream.as_str(), Some(cfg), true)
+        .await
+    {
         Ok((ws, _)) => ws,
         Err(e) => {
             tracing::warn!("session {}: cannot reach its browser: {e}", slot.id);

@@ -55,7 +55,8 @@ pub async fn run(
     if let Some(l) = opts.listen {
         config.listen = l;
     }
-    let engine = Engine::open(&opts.home, HomeMode::Create).map_err(|e| io("cannot open the home", e))?;
+    let engine =
+        Engine::open(&opts.home, HomeMode::Create).map_err(|e| io("cannot open the home", e))?;
     let registry = Registry::open(&opts.home)?;
     if let Some(key) = registry.ensure_default()? {
         eprintln!(
@@ -70,7 +71,8 @@ pub async fn run(
         .into_iter()
         .map(|i| i.name)
         .collect();
-    let catalog = Catalog::open(&opts.home, &stored).map_err(|e| io("cannot open the session catalog", e))?;
+    let catalog =
+        Catalog::open(&opts.home, &stored).map_err(|e| io("cannot open the session catalog", e))?;
     let audit = Audit::open(&service_dir(&opts.home).join("audit.log"))?;
     let max_live = config.max_live_browsers();
     let pool = Pool::new(config.pool.size, engine.run_dir());
@@ -78,7 +80,9 @@ pub async fn run(
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .map_err(|e| io(&format!("cannot listen on {}", config.listen), e))?;
-    let addr = listener.local_addr().map_err(|e| io("no local address", e))?;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| io("no local address", e))?;
     let app = Arc::new(App {
         engine,
         config,

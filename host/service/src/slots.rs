@@ -167,7 +167,10 @@ impl Slots {
     }
 
     pub fn remove(&self, id: &str) {
-        self.map.lock().unwrap_or_else(|p| p.into_inner()).remove(id);
+        self.map
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(id);
     }
 
     pub fn all(&self) -> Vec<Arc<Slot>> {
@@ -187,5 +190,8 @@ pub fn new_lease_secrets() -> std::io::Result<(String, String)> {
     let id = format!("lease_{}", crate::catalog::random_hex(16)?);
     let mut t = [0u8; 32];
     getrandom::fill(&mut t).map_err(|e| std::io::Error::other(e.to_string()))?;
-    Ok((id, base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(t)))
+    Ok((
+        id,
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(t),
+    ))
 }

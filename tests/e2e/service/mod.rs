@@ -56,9 +56,9 @@ impl Service {
                 g.push('\n');
             }
         });
-        let addr = rx.recv_timeout(Duration::from_secs(60)).unwrap_or_else(|_| {
-            panic!("host run did not start:\n{}", log.lock().unwrap())
-        });
+        let addr = rx
+            .recv_timeout(Duration::from_secs(60))
+            .unwrap_or_else(|_| panic!("host run did not start:\n{}", log.lock().unwrap()));
         let key = log
             .lock()
             .unwrap()
@@ -76,7 +76,9 @@ impl Service {
     }
 
     pub fn key(&self) -> &str {
-        self.key.as_deref().expect("the first start prints the default key")
+        self.key
+            .as_deref()
+            .expect("the first start prints the default key")
     }
 
     pub fn log(&self) -> String {
@@ -84,7 +86,13 @@ impl Service {
     }
 
     pub fn req(&self, method: &str, path: &str, key: Option<&str>, body: Option<&Value>) -> Resp {
-        request(&self.addr, method, path, key, body.map(|b| b.to_string()).as_deref())
+        request(
+            &self.addr,
+            method,
+            path,
+            key,
+            body.map(|b| b.to_string()).as_deref(),
+        )
     }
 
     /// A request with the default tenant's key.
@@ -100,7 +108,11 @@ impl Service {
             if let Some(s) = self.child.try_wait().unwrap() {
                 return s;
             }
-            assert!(t0.elapsed() < within, "host run did not stop within {within:?}:\n{}", self.log());
+            assert!(
+                t0.elapsed() < within,
+                "host run did not stop within {within:?}:\n{}",
+                self.log()
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -145,12 +157,21 @@ impl Resp {
     }
     /// The error code of an error envelope.
     pub fn code(&self) -> String {
-        self.json()["error"]["code"].as_str().unwrap_or("").to_string()
+        self.json()["error"]["code"]
+            .as_str()
+            .unwrap_or("")
+            .to_string()
     }
 }
 
 /// One HTTP/1.1 request with `Connection: close`.
-pub fn request(addr: &str, method: &str, path: &str, key: Option<&str>, body: Option<&str>) -> Resp {
+pub fn request(
+    addr: &str,
+    method: &str,
+    path: &str,
+    key: Option<&str>,
+    body: Option<&str>,
+) -> Resp {
     let mut s = TcpStream::connect(addr).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(120))).unwrap();
     let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
@@ -159,7 +180,10 @@ pub fn request(addr: &str, method: &str, path: &str, key: Option<&str>, body: Op
     }
     let body = body.unwrap_or("");
     if !body.is_empty() || method == "POST" || method == "PUT" {
-        head.push_str(&format!("Content-Type: application/json\r\nContent-Length: {}\r\n", body.len()));
+        head.push_str(&format!(
+            "Content-Type: application/json\r\nContent-Length: {}\r\n",
+            body.len()
+        ));
     }
     head.push_str("\r\n");
     s.write_all(head.as_bytes()).unwrap();
@@ -171,10 +195,20 @@ pub fn request(addr: &str, method: &str, path: &str, key: Option<&str>, body: Op
 
 /// A request with extra headers and a binary body; returns the status and
 /// the raw body (Content-Length bodies only).
-pub fn request_bytes(addr: &str, method: &str, path: &str, key: &str, headers: &[(&str, &str)], body: &[u8]) -> (u16, Vec<u8>) {
+pub fn request_bytes(
+    addr: &str,
+    method: &str,
+    path: &str,
+    key: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> (u16, Vec<u8>) {
     let mut s = TcpStream::connect(addr).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(120))).unwrap();
-    let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nAuthorization: Bearer {key}\r\nContent-Length: {}\r\n", body.len());
+    let mut head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nAuthorization: Bearer {key}\r\nContent-Length: {}\r\n",
+        body.len()
+    );
     for (k, v) in headers {
         head.push_str(&format!("{k}: {v}\r\n"));
     }
@@ -183,7 +217,10 @@ pub fn request_bytes(addr: &str, method: &str, path: &str, key: &str, headers: &
     s.write_all(body).unwrap();
     let mut raw = Vec::new();
     let _ = s.read_to_end(&mut raw);
-    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").map_or(raw.len(), |i| i + 4);
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map_or(raw.len(), |i| i + 4);
     let status = String::from_utf8_lossy(&raw[..split.min(raw.len())])
         .split_whitespace()
         .nth(1)
@@ -208,14 +245,24 @@ fn parse_response(raw: &[u8]) -> Resp {
     let chunked = headers
         .iter()
         .any(|(k, v)| k.eq_ignore_ascii_case("transfer-encoding") && v.contains("chunked"));
-    let body = if chunked { dechunk(rest) } else { rest.to_string() };
-    Resp { status, headers, body }
+    let body = if chunked {
+        dechunk(rest)
+    } else {
+        rest.to_string()
+    };
+    Resp {
+        status,
+        headers,
+        body,
+    }
 }
 
 fn dechunk(mut s: &str) -> String {
     let mut out = String::new();
     while let Some((size, rest)) = s.split_once("\r\n") {
-        let Ok(n) = usize::from_str_radix(size.trim(), 16) else { break };
+        let Ok(n) = usize::from_str_radix(size.trim(), 16) else {
+            break;
+        };
         if n == 0 || rest.len() < n {
             break;
         }
@@ -226,10 +273,18 @@ fn dechunk(mut s: &str) -> String {
 }
 
 /// Run the Node CDP client (tests/e2e/node/client.mjs).
-pub fn client(lib: &str, cdp: &str, op: &str, url: &str, arg: Option<&str>) -> Result<Value, String> {
+pub fn client(
+    lib: &str,
+    cdp: &str,
+    op: &str,
+    url: &str,
+    arg: Option<&str>,
+) -> Result<Value, String> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/e2e/node");
     let mut c = Command::new("node");
-    c.current_dir(&dir).arg("client.mjs").args([lib, cdp, op, url]);
+    c.current_dir(&dir)
+        .arg("client.mjs")
+        .args([lib, cdp, op, url]);
     if let Some(a) = arg {
         c.arg(a);
     }
@@ -242,7 +297,8 @@ pub fn client(lib: &str, cdp: &str, op: &str, url: &str, arg: Option<&str>) -> R
         ));
     }
     let line = String::from_utf8_lossy(&out.stdout);
-    serde_json::from_str(line.trim().lines().last().unwrap_or("")).map_err(|e| format!("{e}: {line}"))
+    serde_json::from_str(line.trim().lines().last().unwrap_or(""))
+        .map_err(|e| format!("{e}: {line}"))
 }
 
 /// Pids of Chromium processes whose profile is under `home`.
@@ -250,12 +306,23 @@ pub fn chromium_pids(home: &Path) -> Vec<i32> {
     let needle = home.join("run").to_string_lossy().into_owned();
     let mut pids = Vec::new();
     for e in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else { continue };
-        let Ok(cmd) = std::fs::read(e.path().join("cmdline")) else { continue };
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let Ok(cmd) = std::fs::read(e.path().join("cmdline")) else {
+            continue;
+        };
         let cmd = String::from_utf8_lossy(&cmd);
         let stat = std::fs::read_to_string(e.path().join("stat")).unwrap_or_default();
-        let zombie = stat.rsplit(')').next().is_some_and(|s| s.trim_start().starts_with('Z'));
-        if !zombie && cmd.contains("--user-data-dir=") && cmd.contains(&needle) && !cmd.contains("--type=") {
+        let zombie = stat
+            .rsplit(')')
+            .next()
+            .is_some_and(|s| s.trim_start().starts_with('Z'));
+        if !zombie
+            && cmd.contains("--user-data-dir=")
+            && cmd.contains(&needle)
+            && !cmd.contains("--type=")
+        {
             pids.push(pid);
         }
     }
@@ -266,14 +333,20 @@ pub fn chromium_pids(home: &Path) -> Vec<i32> {
 pub fn wait_until(what: &str, within: Duration, mut f: impl FnMut() -> bool) {
     let t0 = Instant::now();
     while !f() {
-        assert!(t0.elapsed() < within, "timed out after {within:?} waiting for {what}");
+        assert!(
+            t0.elapsed() < within,
+            "timed out after {within:?} waiting for {what}"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
 }
 
 /// A small test configuration: quick intervals, no warm pool unless asked.
 pub fn config(extra: &str) -> String {
-    format!(
-        "[pool]\nsize = 0\n[lifecycle]\nautosave_seconds = 2\ncleanup_interval_seconds = 1\n{extra}"
-    )
+    let pool = if extra.contains("[pool]") {
+        ""
+    } else {
+        "[pool]\nsize = 0\n"
+    };
+    format!("{pool}[lifecycle]\nautosave_seconds = 2\ncleanup_interval_seconds = 1\n{extra}")
 }

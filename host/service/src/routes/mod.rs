@@ -39,9 +39,15 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/v1/sessions/{id}/heartbeat", post(s::heartbeat))
         .route("/v1/sessions/{id}/release", post(s::release))
         .route("/v1/sessions/{id}/cdp", get(s::cdp))
-        .route("/v1/sessions/{id}/cookies", post(d::add_cookies).delete(d::delete_cookies))
+        .route(
+            "/v1/sessions/{id}/cookies",
+            post(d::add_cookies).delete(d::delete_cookies),
+        )
         .route("/v1/sessions/{id}/cookies/{domain}", get(d::domain_cookies))
-        .route("/v1/sessions/{id}/context", get(d::get_context).put(d::put_context))
+        .route(
+            "/v1/sessions/{id}/context",
+            get(d::get_context).put(d::put_context),
+        )
         .route("/v1/sessions/{id}/state", get(d::state_summary))
         .route("/v1/sessions/{id}/snapshots", get(d::snapshots))
         .route("/v1/sessions/{id}/rollback", post(d::rollback))
@@ -54,7 +60,10 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/v1/pressure", get(ops::pressure))
         .route("/v1/openapi.json", get(ops::openapi))
         .fallback(|| async { crate::api::ApiError::not_found("route") })
-        .layer(axum::middleware::from_fn_with_state(app.clone(), crate::http::observe))
+        .layer(axum::middleware::from_fn_with_state(
+            app.clone(),
+            crate::http::observe,
+        ))
         .layer(DefaultBodyLimit::max(app.config.limits.max_body_bytes))
         .with_state(app)
 }

@@ -14,10 +14,17 @@ use crate::app::{App, state_name};
 
 pub async fn metrics(State(app): State<Arc<App>>) -> Response {
     // Session counts by state are computed at scrape time.
-    let mut counts: std::collections::BTreeMap<&'static str, i64> = ["active", "idle", "hibernated", "expired", "needs_auth", "failed"]
-        .into_iter()
-        .map(|s| (s, 0))
-        .collect();
+    let mut counts: std::collections::BTreeMap<&'static str, i64> = [
+        "active",
+        "idle",
+        "hibernated",
+        "expired",
+        "needs_auth",
+        "failed",
+    ]
+    .into_iter()
+    .map(|s| (s, 0))
+    .collect();
     let infos: std::collections::HashMap<String, sesshost_store::SessionInfo> = app
         .engine
         .list()
@@ -35,10 +42,15 @@ pub async fn metrics(State(app): State<Arc<App>>) -> Response {
         app.metrics.sessions.set(&[s], n as f64);
     }
     app.metrics.pool_size.set(app.pool.available() as f64);
-    app.metrics.queue_length.set(app.queued.load(Ordering::Relaxed) as f64);
+    app.metrics
+        .queue_length
+        .set(app.queued.load(Ordering::Relaxed) as f64);
     app.refresh_live_gauge();
     (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
         app.metrics.render(),
     )
         .into_response()
@@ -52,15 +64,26 @@ pub async fn readyz(State(app): State<Arc<App>>) -> Response {
     let store_ok = app.engine.list().await.is_ok();
     let pool_ok = app.pool.usable();
     let ok = store_ok && pool_ok && !app.is_shutting_down();
-    let body = Json(json!({ "ready": ok, "store": store_ok, "pool": pool_ok, "shutting_down": app.is_shutting_down() }));
-    if ok { (StatusCode::OK, body).into_response() } else { (StatusCode::SERVICE_UNAVAILABLE, body).into_response() }
+    let body = Json(
+        json!({ "ready": ok, "store": store_ok, "pool": pool_ok, "shutting_down": app.is_shutting_down() }),
+    );
+    if ok {
+        (StatusCode::OK, body).into_response()
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, body).into_response()
+    }
 }
 
 /// Memory in use as a fraction of the machine's (from /proc/meminfo).
 fn memory_fraction() -> Option<f64> {
     let t = std::fs::read_to_string("/proc/meminfo").ok()?;
     let get = |k: &str| -> Option<f64> {
-        t.lines().find(|l| l.starts_with(k))?.split_whitespace().nth(1)?.parse().ok()
+        t.lines()
+            .find(|l| l.starts_with(k))?
+            .split_whitespace()
+            .nth(1)?
+            .parse()
+            .ok()
     };
     let (total, avail) = (get("MemTotal:")?, get("MemAvailable:")?);
     (total > 0.0).then(|| 1.0 - avail / total)
@@ -70,7 +93,9 @@ fn memory_fraction() -> Option<f64> {
 fn cpu_fraction() -> Option<f64> {
     let t = std::fs::read_to_string("/proc/loadavg").ok()?;
     let l: f64 = t.split_whitespace().next()?.parse().ok()?;
-    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1) as f64;
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1) as f64;
     Some(l / cores)
 }
 
@@ -79,7 +104,12 @@ pub const MEMORY_THRESHOLD: f64 = 0.95;
 
 pub async fn pressure(State(app): State<Arc<App>>) -> Response {
     let live = app.max_live - app.live_sem.available_permits().min(app.max_live);
-    let leased = app.slots.all().iter().filter(|s| s.lease_auth().is_some()).count();
+    let leased = app
+        .slots
+        .all()
+        .iter()
+        .filter(|s| s.lease_auth().is_some())
+        .count();
     let queued = app.queued.load(Ordering::Relaxed);
     let max_q = app.config.limits.max_queued;
     let mem = memory_fraction().unwrap_or(0.0);
@@ -106,7 +136,11 @@ pub async fn pressure(State(app): State<Arc<App>>) -> Response {
         "available": available,
         "reason": reason,
     }));
-    if available { (StatusCode::OK, body).into_response() } else { (StatusCode::SERVICE_UNAVAILABLE, body).into_response() }
+    if available {
+        (StatusCode::OK, body).into_response()
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, body).into_response()
+    }
 }
 
 pub async fn openapi() -> Response {

@@ -48,7 +48,10 @@ fn check_text(field: &str, v: &Option<String>, max: usize) -> ApiResult<()> {
     if let Some(s) = v
         && (s.is_empty() || s.len() > max || s.chars().any(char::is_control))
     {
-        return Err(ApiError::bad_request(field, format!("must be 1-{max} characters with no control characters")));
+        return Err(ApiError::bad_request(
+            field,
+            format!("must be 1-{max} characters with no control characters"),
+        ));
     }
     Ok(())
 }
@@ -61,31 +64,50 @@ fn validate_create(b: &CreateBody) -> ApiResult<()> {
     if let Some(t) = b.ttl_seconds
         && (t == 0 || t > MAX_TTL_SECONDS)
     {
-        return Err(ApiError::bad_request("ttl_seconds", format!("must be 1..={MAX_TTL_SECONDS}")));
+        return Err(ApiError::bad_request(
+            "ttl_seconds",
+            format!("must be 1..={MAX_TTL_SECONDS}"),
+        ));
     }
     if let Some(v) = &b.viewport
         && (!(100..=8192).contains(&v.width) || !(100..=8192).contains(&v.height))
     {
-        return Err(ApiError::bad_request("viewport", "width and height must be 100..=8192"));
+        return Err(ApiError::bad_request(
+            "viewport",
+            "width and height must be 100..=8192",
+        ));
     }
     if b.tags.len() > 32 {
         return Err(ApiError::bad_request("tags", "at most 32 tags"));
     }
     for (i, t) in b.tags.iter().enumerate() {
         if t.is_empty() || t.len() > 64 || t.chars().any(char::is_control) {
-            return Err(ApiError::bad_request(&format!("tags[{i}]"), "a tag is 1-64 characters with no control characters"));
+            return Err(ApiError::bad_request(
+                &format!("tags[{i}]"),
+                "a tag is 1-64 characters with no control characters",
+            ));
         }
     }
     if let Some(c) = &b.auth_check {
         if !(c.url.starts_with("http://") || c.url.starts_with("https://")) || c.url.len() > 2048 {
-            return Err(ApiError::bad_request("auth_check.url", "must be an http(s) URL of at most 2048 characters"));
+            return Err(ApiError::bad_request(
+                "auth_check.url",
+                "must be an http(s) URL of at most 2048 characters",
+            ));
         }
-        let n = [c.expect_text.is_some(), c.expect_status.is_some(), c.login_url_prefix.is_some()]
-            .iter()
-            .filter(|x| **x)
-            .count();
+        let n = [
+            c.expect_text.is_some(),
+            c.expect_status.is_some(),
+            c.login_url_prefix.is_some(),
+        ]
+        .iter()
+        .filter(|x| **x)
+        .count();
         if n != 1 {
-            return Err(ApiError::bad_request("auth_check", "give exactly one of expect_text, expect_status, login_url_prefix"));
+            return Err(ApiError::bad_request(
+                "auth_check",
+                "give exactly one of expect_text, expect_status, login_url_prefix",
+            ));
         }
     }
     Ok(())
@@ -127,7 +149,11 @@ pub fn session_json(app: &App, rec: &Record, info: Option<&SessionInfo>) -> Valu
     })
 }
 
-pub async fn create(State(app): State<Arc<App>>, Auth(p): Auth, Body(b): Body<CreateBody>) -> ApiResult<Response> {
+pub async fn create(
+    State(app): State<Arc<App>>,
+    Auth(p): Auth,
+    Body(b): Body<CreateBody>,
+) -> ApiResult<Response> {
     validate_create(&b)?;
     if let Err(wait) = app.limiter.check(&p.tenant) {
         app.metrics.rate_limited_total.inc();
@@ -149,7 +175,9 @@ pub async fn create(State(app): State<Arc<App>>, Auth(p): Auth, Body(b): Body<Cr
         tenant: p.tenant.clone(),
         name: b.name.clone(),
         tags: b.tags.clone(),
-        idle_timeout_seconds: b.idle_timeout_seconds.unwrap_or(app.config.lifecycle.idle_timeout_seconds),
+        idle_timeout_seconds: b
+            .idle_timeout_seconds
+            .unwrap_or(app.config.lifecycle.idle_timeout_seconds),
         auth_check: b.auth_check.clone(),
         created_at_ms: now,
         needs_auth: false,
@@ -158,12 +186,18 @@ pub async fn create(State(app): State<Arc<App>>, Auth(p): Auth, Body(b): Body<Cr
     };
     // Catalog first: a crash before the store write leaves an entry that
     // the next start drops (no state was committed).
-    app.catalog.put(rec.clone()).map_err(|e| ApiError::internal(format!("cannot write the catalog: {e}")))?;
+    app.catalog
+        .put(rec.clone())
+        .map_err(|e| ApiError::internal(format!("cannot write the catalog: {e}")))?;
     let new = NewSession {
         name: id.clone(),
         ttl: b.ttl_seconds.map(Duration::from_secs),
         user_agent: b.user_agent,
-        viewport: b.viewport.map(|v| Viewport { width: v.width, height: v.height, device_scale_factor: 1.0 }),
+        viewport: b.viewport.map(|v| Viewport {
+            width: v.width,
+            height: v.height,
+            device_scale_factor: 1.0,
+        }),
         locale: b.locale,
         timezone: b.timezone,
     };
@@ -175,8 +209,18 @@ pub async fn create(State(app): State<Arc<App>>, Auth(p): Auth, Body(b): Body<Cr
         }
     };
     app.metrics.created_total.inc();
-    app.audit(audit_event(&p, "session.create", Some(&id), "ok", json!({})));
-    Ok((StatusCode::CREATED, Json(session_json(&app, &rec, Some(&info)))).into_response())
+    app.audit(audit_event(
+        &p,
+        "session.create",
+        Some(&id),
+        "ok",
+        json!({}),
+    ));
+    Ok((
+        StatusCode::CREATED,
+        Json(session_json(&app, &rec, Some(&info))),
+    )
+        .into_response())
 }
 
 #[derive(Debug, Deserialize)]
@@ -188,10 +232,19 @@ pub struct ListQuery {
     pub after: Option<String>,
 }
 
-pub async fn list(State(app): State<Arc<App>>, Auth(p): Auth, Query(q): Query<ListQuery>) -> ApiResult<Json<Value>> {
+pub async fn list(
+    State(app): State<Arc<App>>,
+    Auth(p): Auth,
+    Query(q): Query<ListQuery>,
+) -> ApiResult<Json<Value>> {
     let limit = q.limit.unwrap_or(100).clamp(1, 1000);
-    let infos: std::collections::HashMap<String, SessionInfo> =
-        app.engine.list().await?.into_iter().map(|i| (i.name.clone(), i)).collect();
+    let infos: std::collections::HashMap<String, SessionInfo> = app
+        .engine
+        .list()
+        .await?
+        .into_iter()
+        .map(|i| (i.name.clone(), i))
+        .collect();
     let mut out = Vec::new();
     let mut next = None;
     for rec in app.catalog.list_for(&p.tenant) {
@@ -212,7 +265,9 @@ pub async fn list(State(app): State<Arc<App>>, Auth(p): Auth, Query(q): Query<Li
             continue;
         }
         if out.len() == limit {
-            next = out.last().and_then(|v: &Value| v["id"].as_str().map(str::to_string));
+            next = out
+                .last()
+                .and_then(|v: &Value| v["id"].as_str().map(str::to_string));
             break;
         }
         out.push(j);
@@ -220,7 +275,11 @@ pub async fn list(State(app): State<Arc<App>>, Auth(p): Auth, Query(q): Query<Li
     Ok(Json(json!({ "sessions": out, "next_after": next })))
 }
 
-pub async fn show(State(app): State<Arc<App>>, Auth(p): Auth, Path(id): Path<String>) -> ApiResult<Json<Value>> {
+pub async fn show(
+    State(app): State<Arc<App>>,
+    Auth(p): Auth,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
     let rec = app.record(&p, &id)?;
     let info = app.info(&id).await;
     let mut j = session_json(&app, &rec, info.as_ref());
@@ -228,12 +287,22 @@ pub async fn show(State(app): State<Arc<App>>, Auth(p): Auth, Path(id): Path<Str
         && let Ok(g) = slot.inner.try_lock()
         && let Some(live) = &g.live
     {
-        j["tabs"] = json!(live.state().tabs.iter().map(|t| json!({"url": t.url, "title": t.title})).collect::<Vec<_>>());
+        j["tabs"] = json!(
+            live.state()
+                .tabs
+                .iter()
+                .map(|t| json!({"url": t.url, "title": t.title}))
+                .collect::<Vec<_>>()
+        );
     }
     Ok(Json(j))
 }
 
-pub async fn delete(State(app): State<Arc<App>>, Auth(p): Auth, Path(id): Path<String>) -> ApiResult<StatusCode> {
+pub async fn delete(
+    State(app): State<Arc<App>>,
+    Auth(p): Auth,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
     app.record(&p, &id)?;
     if let Some(slot) = app.slots.get(&id) {
         let mut g = slot.inner.lock().await;
@@ -247,11 +316,19 @@ pub async fn delete(State(app): State<Arc<App>>, Auth(p): Auth, Path(id): Path<S
         slot.bump_generation();
     }
     app.engine.delete(&id).await?;
-    app.catalog.remove(&id).map_err(|e| ApiError::internal(format!("cannot update the catalog: {e}")))?;
+    app.catalog
+        .remove(&id)
+        .map_err(|e| ApiError::internal(format!("cannot update the catalog: {e}")))?;
     app.slots.remove(&id);
     app.refresh_live_gauge();
     app.metrics.deleted_total.inc();
-    app.audit(audit_event(&p, "session.delete", Some(&id), "ok", json!({})));
+    app.audit(audit_event(
+        &p,
+        "session.delete",
+        Some(&id),
+        "ok",
+        json!({}),
+    ));
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -261,10 +338,18 @@ pub struct ExtendBody {
     pub additional_seconds: u64,
 }
 
-pub async fn extend(State(app): State<Arc<App>>, Auth(p): Auth, Path(id): Path<String>, Body(b): Body<ExtendBody>) -> ApiResult<Json<Value>> {
+pub async fn extend(
+    State(app): State<Arc<App>>,
+    Auth(p): Auth,
+    Path(id): Path<String>,
+    Body(b): Body<ExtendBody>,
+) -> ApiResult<Json<Value>> {
     let rec = app.record(&p, &id)?;
     if b.additional_seconds == 0 || b.additional_seconds > MAX_TTL_SECONDS {
-        return Err(ApiError::bad_request("additional_seconds", format!("must be 1..={MAX_TTL_SECONDS}")));
+        return Err(ApiError::bad_request(
+            "additional_seconds",
+            format!("must be 1..={MAX_TTL_SECONDS}"),
+        ));
     }
     let by = Duration::from_secs(b.additional_seconds);
     let live = match app.slots.get(&id) {
@@ -288,7 +373,13 @@ pub async fn extend(State(app): State<Arc<App>>, Auth(p): Auth, Path(id): Path<S
         app.engine.extend(&id, by).await?;
     }
     let info = app.info(&id).await;
-    app.audit(audit_event(&p, "session.extend", Some(&id), "ok", json!({"additional_seconds": b.additional_seconds})));
+    app.audit(audit_event(
+        &p,
+        "session.extend",
+        Some(&id),
+        "ok",
+        json!({"additional_seconds": b.additional_seconds}),
+    ));
     Ok(Json(session_json(&app, &rec, info.as_ref())))
 }
 
@@ -298,7 +389,12 @@ pub struct ForkBody {
     pub name: Option<String>,
 }
 
-pub async fn fork(State(app): State<Arc<App>>, Auth(p): Auth, Path(id): Path<String>, Body(b): Body<ForkBody>) -> ApiResult<Response> {
+pub async fn fork(
+    State(app): State<Arc<App>>,
+    Auth(p): Auth,
+    Path(id): Path<String>,
+    Body(b): Body<ForkBody>,
+) -> ApiResult<Response> {
     let src = app.record(&p, &id)?;
     check_text("name", &b.name, 128)?;
     app.check_caps(&p.tenant)?;
@@ -319,7 +415,9 @@ pub async fn fork(State(app): State<Arc<App>>, Auth(p): Auth, Path(id): Path<Str
         failed: None,
         ..src.clone()
     };
-    app.catalog.put(rec.clone()).map_err(|e| ApiError::internal(format!("cannot write the catalog: {e}")))?;
+    app.catalog
+        .put(rec.clone())
+        .map_err(|e| ApiError::internal(format!("cannot write the catalog: {e}")))?;
     let info = match app.engine.fork(&id, &new_id).await {
         Ok(i) => i,
         Err(e) => {
@@ -328,8 +426,18 @@ pub async fn fork(State(app): State<Arc<App>>, Auth(p): Auth, Path(id): Path<Str
         }
     };
     app.metrics.created_total.inc();
-    app.audit(audit_event(&p, "session.fork", Some(&new_id), "ok", json!({"from": id})));
-    Ok((StatusCode::CREATED, Json(session_json(&app, &rec, Some(&info)))).into_response())
+    app.audit(audit_event(
+        &p,
+        "session.fork",
+        Some(&new_id),
+        "ok",
+        json!({"from": id}),
+    ));
+    Ok((
+        StatusCode::CREATED,
+        Json(session_json(&app, &rec, Some(&info))),
+    )
+        .into_response())
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -345,27 +453,50 @@ pub fn ws_base(headers: &HeaderMap, app: &App) -> String {
     let host = headers
         .get(header::HOST)
         .and_then(|h| h.to_str().ok())
-        .filter(|h| h.len() <= 255 && h.bytes().all(|b| b.is_ascii_alphanumeric() || b".:-[]".contains(&b)))
+        .filter(|h| {
+            h.len() <= 255
+                && h.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b".:-[]".contains(&b))
+        })
         .map(str::to_string)
         .unwrap_or_else(|| app.config.listen.to_string());
     format!("ws://{host}")
 }
 
-pub async fn acquire(State(app): State<Arc<App>>, Auth(p): Auth, Path(id): Path<String>, headers: HeaderMap, Body(b): Body<AcquireBody>) -> ApiResult<Json<Value>> {
+pub async fn acquire(
+    State(app): State<Arc<App>>,
+    Auth(p): Auth,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    Body(b): Body<AcquireBody>,
+) -> ApiResult<Json<Value>> {
     if let Some(s) = b.lease_seconds
         && (s == 0 || s > MAX_LEASE_SECONDS)
     {
-        return Err(ApiError::bad_request("lease_seconds", format!("must be 1..={MAX_LEASE_SECONDS}")));
+        return Err(ApiError::bad_request(
+            "lease_seconds",
+            format!("must be 1..={MAX_LEASE_SECONDS}"),
+        ));
     }
     let base = ws_base(&headers, &app);
-    let r = app.acquire(&p, &id, b.lease_seconds, b.wait_seconds, &base).await;
+    let r = app
+        .acquire(&p, &id, b.lease_seconds, b.wait_seconds, &base)
+        .await;
     let result = match &r {
         Ok(_) => "ok",
         Err(e) => e.code,
     };
-    app.audit(audit_event(&p, "session.acquire", Some(&id), result, json!({})));
+    app.audit(audit_event(
+        &p,
+        "session.acquire",
+        Some(&id),
+        result,
+        json!({}),
+    ));
     let a = r?;
-    Ok(Json(json!({ "lease_id": a.lease_id, "cdp_url": a.cdp_url, "expires_at": a.expires_at })))
+    Ok(Json(
+        json!({ "lease_id": a.lease_id, "cdp_url": a.cdp_url, "expires_at": a.expires_at }),
+    ))
 }
 
 #[derive(Debug, Deserialize)]
@@ -376,14 +507,30 @@ pub struct LeaseBody {
     pub hibernate: bool,
 }
 
-pub async fn heartbeat(State(app): State<Arc<App>>, Auth(p): Auth, Path(id): Path<String>, Body(b): Body<LeaseBody>) -> ApiResult<Json<Value>> {
+pub async fn heartbeat(
+    State(app): State<Arc<App>>,
+    Auth(p): Auth,
+    Path(id): Path<String>,
+    Body(b): Body<LeaseBody>,
+) -> ApiResult<Json<Value>> {
     let exp = app.heartbeat(&p, &id, &b.lease_id).await?;
     Ok(Json(json!({ "lease_id": b.lease_id, "expires_at": exp })))
 }
 
-pub async fn release(State(app): State<Arc<App>>, Auth(p): Auth, Path(id): Path<String>, Body(b): Body<LeaseBody>) -> ApiResult<Json<Value>> {
+pub async fn release(
+    State(app): State<Arc<App>>,
+    Auth(p): Auth,
+    Path(id): Path<String>,
+    Body(b): Body<LeaseBody>,
+) -> ApiResult<Json<Value>> {
     let r = app.release(&p, &id, &b.lease_id, b.hibernate).await;
-    app.audit(audit_event(&p, "session.release", Some(&id), r.as_ref().map_or_else(|e| e.code, |_| "ok"), json!({})));
+    app.audit(audit_event(
+        &p,
+        "session.release",
+        Some(&id),
+        r.as_ref().map_or_else(|e| e.code, |_| "ok"),
+        json!({}),
+    ));
     r?;
     let rec = app.record(&p, &id)?;
     let info = app.info(&id).await;
@@ -396,8 +543,15 @@ pub struct CdpQuery {
 }
 
 /// The CDP websocket: the lease token in the URL is the credential.
-pub async fn cdp(State(app): State<Arc<App>>, Path(id): Path<String>, Query(q): Query<CdpQuery>, ws: WebSocketUpgrade) -> Response {
-    let bad = || ApiError::new(StatusCode::UNAUTHORIZED, "bad_lease_token", "this CDP URL's lease has ended or the token is wrong: acquire the session again for a new cdp_url").into_response();
+pub async fn cdp(
+    State(app): State<Arc<App>>,
+    Path(id): Path<String>,
+    Query(q): Query<CdpQuery>,
+    ws: WebSocketUpgrade,
+) -> Response {
+    let bad = || {
+        ApiError::new(StatusCode::UNAUTHORIZED, "bad_lease_token", "this CDP URL's lease has ended or the token is wrong: acquire the session again for a new cdp_url").into_response()
+    };
     let (Some(token), Some(slot)) = (q.lease, app.slots.get(&id)) else {
         return bad();
     };
@@ -413,13 +567,24 @@ pub async fn cdp(State(app): State<Arc<App>>, Path(id): Path<String>, Query(q): 
 
 pub async fn cleanup(State(app): State<Arc<App>>, Auth(p): Auth) -> ApiResult<Json<Value>> {
     let removed = crate::background::cleanup_once(&app, Some(&p.tenant)).await?;
-    app.audit(audit_event(&p, "session.cleanup", None, "ok", json!({"removed": removed.len()})));
+    app.audit(audit_event(
+        &p,
+        "session.cleanup",
+        None,
+        "ok",
+        json!({"removed": removed.len()}),
+    ));
     Ok(Json(json!({ "removed": removed })))
 }
 
 pub async fn stats(State(app): State<Arc<App>>, Auth(p): Auth) -> ApiResult<Json<Value>> {
-    let infos: std::collections::HashMap<String, SessionInfo> =
-        app.engine.list().await?.into_iter().map(|i| (i.name.clone(), i)).collect();
+    let infos: std::collections::HashMap<String, SessionInfo> = app
+        .engine
+        .list()
+        .await?
+        .into_iter()
+        .map(|i| (i.name.clone(), i))
+        .collect();
     let mut by_state = serde_json::Map::new();
     let now = now_ms();
     let (mut bytes, mut age_sum, mut n) = (0u64, 0i64, 0i64);

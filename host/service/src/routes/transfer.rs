@@ -21,7 +21,9 @@ use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use serde::Deserialize;
 use serde_json::json;
-use sessbundle::{Identity, Passphrase, PublicKey, Recipient, SigningKey, SlotSpec, SymmetricKey, Unlock};
+use sessbundle::{
+    Identity, Passphrase, PublicKey, Recipient, SigningKey, SlotSpec, SymmetricKey, Unlock,
+};
 use sesshost_engine::bundle_io::SealSpec;
 use sesshost_engine::{ExportRequest, FileFormat, ImportRequest, SanitizeRequest};
 use sesshost_store::now_ms;
@@ -47,7 +49,9 @@ fn header_str<'a>(h: &'a HeaderMap, name: &str) -> ApiResult<Option<&'a str>> {
 }
 
 fn raw_key(h: &HeaderMap) -> ApiResult<Option<SymmetricKey>> {
-    let Some(k) = header_str(h, KEY)? else { return Ok(None) };
+    let Some(k) = header_str(h, KEY)? else {
+        return Ok(None);
+    };
     let bytes = base64::engine::general_purpose::STANDARD
         .decode(k)
         .map_err(|_| ApiError::bad_request(KEY, "must be 32 bytes in base64"))?;
@@ -64,7 +68,8 @@ struct TempFile(PathBuf);
 impl TempFile {
     fn new(app: &App, ext: &str) -> ApiResult<TempFile> {
         let dir = app.engine.home_dir().join("service").join("tmp");
-        std::fs::create_dir_all(&dir).map_err(|e| ApiError::internal(format!("cannot make {}: {e}", dir.display())))?;
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| ApiError::internal(format!("cannot make {}: {e}", dir.display())))?;
         let name = random_hex(12).map_err(|e| ApiError::internal(e.to_string()))?;
         Ok(TempFile(dir.join(format!("{name}.{ext}"))))
     }
@@ -76,14 +81,21 @@ impl Drop for TempFile {
     }
 }
 
-pub async fn export(State(app): State<Arc<App>>, Auth(p): Auth, Path(id): Path<String>, headers: HeaderMap) -> ApiResult<Response> {
+pub async fn export(
+    State(app): State<Arc<App>>,
+    Auth(p): Auth,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
     app.record(&p, &id)?;
     let mut slots = Vec::new();
     if let Some(pw) = header_str(&headers, PASSPHRASE)? {
         if pw.is_empty() {
             return Err(ApiError::bad_request(PASSPHRASE, "is empty"));
         }
-        slots.push(SlotSpec::Passphrase(Passphrase::new(pw.as_bytes().to_vec())));
+        slots.push(SlotSpec::Passphrase(Passphrase::new(
+            pw.as_bytes().to_vec(),
+        )));
     }
     if let Some(k) = raw_key(&headers)? {
         slots.push(SlotSpec::Key(k));
@@ -99,7 +111,10 @@ pub async fn export(State(app): State<Arc<App>>, Auth(p): Auth, Path(id): Path<S
         ));
     }
     let sign = match &app.config.security.signing_key {
-        Some(path) => Some(SigningKey::read(path).map_err(|e| ApiError::internal(format!("the server's signing key: {e}")))?),
+        Some(path) => Some(
+            SigningKey::read(path)
+                .map_err(|e| ApiError::internal(format!("the server's signing key: {e}")))?,
+        ),
         None => None,
     };
     // A live session is saved first, so the bundle holds what its browser shows.
@@ -116,14 +131,24 @@ pub async fn export(State(app): State<Arc<App>>, Auth(p): Auth, Path(id): Path<S
             name: id.clone(),
             output: out.0.clone(),
             format: FileFormat::Sessbundle,
-            seal: SealSpec { slots, argon2: Default::default(), sign, signer: "sesshost service".into() },
+            seal: SealSpec {
+                slots,
+                argon2: Default::default(),
+                sign,
+                signer: "sesshost service".into(),
+            },
             sanitize: SanitizeRequest::default(),
             force: true,
             progress: None,
         })
         .await?;
-    let bytes = tokio::fs::read(&out.0).await.map_err(|e| ApiError::internal(format!("cannot read the bundle back: {e}")))?;
-    let counts = app.info(&id).await.and_then(|i| i.latest().map(|l| (l.summary.cookies, l.summary.origins)));
+    let bytes = tokio::fs::read(&out.0)
+        .await
+        .map_err(|e| ApiError::internal(format!("cannot read the bundle back: {e}")))?;
+    let counts = app
+        .info(&id)
+        .await
+        .and_then(|i| i.latest().map(|l| (l.summary.cookies, l.summary.origins)));
     app.audit(audit_event(
         &p,
         "session.export",
@@ -133,8 +158,14 @@ pub async fn export(State(app): State<Arc<App>>, Auth(p): Auth, Path(id): Path<S
     ));
     Ok((
         [
-            (header::CONTENT_TYPE, "application/vnd.sesshost.sessbundle".to_string()),
-            (header::CONTENT_DISPOSITION, format!("attachment; filename=\"{id}.sessbundle\"")),
+            (
+                header::CONTENT_TYPE,
+                "application/vnd.sesshost.sessbundle".to_string(),
+            ),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"{id}.sessbundle\""),
+            ),
         ],
         bytes,
     )
@@ -146,13 +177,27 @@ pub struct ImportQuery {
     pub name: Option<String>,
 }
 
-pub async fn import(State(app): State<Arc<App>>, Auth(p): Auth, Query(q): Query<ImportQuery>, headers: HeaderMap, body: Bytes) -> ApiResult<Response> {
+pub async fn import(
+    State(app): State<Arc<App>>,
+    Auth(p): Auth,
+    Query(q): Query<ImportQuery>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<Response> {
     if body.is_empty() {
-        return Err(ApiError::bad_request("body", "send the .sessbundle's bytes as the request body"));
+        return Err(ApiError::bad_request(
+            "body",
+            "send the .sessbundle's bytes as the request body",
+        ));
     }
     if let Err(wait) = app.limiter.check(&p.tenant) {
         app.metrics.rate_limited_total.inc();
-        return Err(ApiError::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", "over the tenant's creation rate ([limits] create_per_minute)").with_retry_after(wait.as_secs().max(1)));
+        return Err(ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limited",
+            "over the tenant's creation rate ([limits] create_per_minute)",
+        )
+        .with_retry_after(wait.as_secs().max(1)));
     }
     app.check_caps(&p.tenant)?;
     let unlock: Option<Unlock> = if let Some(pw) = header_str(&headers, PASSPHRASE)? {
@@ -160,25 +205,38 @@ pub async fn import(State(app): State<Arc<App>>, Auth(p): Auth, Query(q): Query<
     } else if let Some(k) = raw_key(&headers)? {
         Some(Unlock::Key(k))
     } else if let Some(i) = header_str(&headers, IDENTITY)? {
-        Some(Unlock::Identity(Identity::parse(i, std::path::Path::new(IDENTITY)).map_err(|e| ApiError::bad_request(IDENTITY, e))?))
+        Some(Unlock::Identity(
+            Identity::parse(i, std::path::Path::new(IDENTITY))
+                .map_err(|e| ApiError::bad_request(IDENTITY, e))?,
+        ))
     } else {
         None
     };
     let Some(unlock) = unlock else {
-        return Err(ApiError::bad_request("headers", "give the key that opens the bundle: X-Sesshost-Identity, X-Sesshost-Key or X-Sesshost-Passphrase"));
+        return Err(ApiError::bad_request(
+            "headers",
+            "give the key that opens the bundle: X-Sesshost-Identity, X-Sesshost-Key or X-Sesshost-Passphrase",
+        ));
     };
     let trusted: Vec<PublicKey> = app
         .config
         .security
         .trusted_keys
         .iter()
-        .map(|p| PublicKey::read(p).map_err(|e| ApiError::internal(format!("a trusted key of the server: {e}"))))
+        .map(|p| {
+            PublicKey::read(p)
+                .map_err(|e| ApiError::internal(format!("a trusted key of the server: {e}")))
+        })
         .collect::<ApiResult<_>>()?;
     if trusted.len() > 1 {
-        return Err(ApiError::internal("[security] trusted_keys holds more than one key; this version checks uploads against one"));
+        return Err(ApiError::internal(
+            "[security] trusted_keys holds more than one key; this version checks uploads against one",
+        ));
     }
     let file = TempFile::new(&app, "upload")?;
-    tokio::fs::write(&file.0, &body).await.map_err(|e| ApiError::internal(format!("cannot store the upload: {e}")))?;
+    tokio::fs::write(&file.0, &body)
+        .await
+        .map_err(|e| ApiError::internal(format!("cannot store the upload: {e}")))?;
     let id = new_session_id().map_err(|e| ApiError::internal(e.to_string()))?;
     let rec = Record {
         id: id.clone(),
@@ -192,9 +250,16 @@ pub async fn import(State(app): State<Arc<App>>, Auth(p): Auth, Query(q): Query<
         last_check: None,
         failed: None,
     };
-    app.catalog.put(rec.clone()).map_err(|e| ApiError::internal(format!("cannot write the catalog: {e}")))?;
+    app.catalog
+        .put(rec.clone())
+        .map_err(|e| ApiError::internal(format!("cannot write the catalog: {e}")))?;
     let limits = sessbundle::ReaderLimits {
-        max_total_plaintext: app.config.limits.max_upload_bytes.saturating_mul(8).min(sessbundle::ReaderLimits::default().max_total_plaintext),
+        max_total_plaintext: app
+            .config
+            .limits
+            .max_upload_bytes
+            .saturating_mul(8)
+            .min(sessbundle::ReaderLimits::default().max_total_plaintext),
         // An upload may not make the server derive more than 256 MiB of
         // Argon2id memory (the CLI's reader allows 1 GiB).
         max_argon2_m_kib: 256 * 1024,
@@ -219,7 +284,13 @@ pub async fn import(State(app): State<Arc<App>>, Auth(p): Auth, Query(q): Query<
         Err(e) => {
             let _ = app.catalog.remove(&id);
             let err = ApiError::from(e);
-            app.audit(audit_event(&p, "session.import", None, err.code, json!({"bytes": body.len()})));
+            app.audit(audit_event(
+                &p,
+                "session.import",
+                None,
+                err.code,
+                json!({"bytes": body.len()}),
+            ));
             return Err(err);
         }
     };
@@ -232,5 +303,13 @@ pub async fn import(State(app): State<Arc<App>>, Auth(p): Auth, Query(q): Query<
         json!({"cookies": report.cookies, "origins": report.origins, "tabs": report.tabs, "bytes": body.len(), "signed": report.signed.is_some()}),
     ));
     let info = app.info(&id).await;
-    Ok((StatusCode::CREATED, axum::Json(crate::routes::sessions::session_json(&app, &rec, info.as_ref()))).into_response())
+    Ok((
+        StatusCode::CREATED,
+        axum::Json(crate::routes::sessions::session_json(
+            &app,
+            &rec,
+            info.as_ref(),
+        )),
+    )
+        .into_response())
 }
