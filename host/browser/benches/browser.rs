@@ -109,9 +109,12 @@ async fn wait_logged_in(s: &BrowserSession, fx: &Fixture) {
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
-    // SESSHOST_LOG=sesshost_browser=debug shows where the time goes.
+    // SESSHOST_LOG=sesshost_browser=debug shows where the time goes: the
+    // `launch`, `restore gate` and `restore tabs` spans print their
+    // busy/idle times as they close, the steps inside print elapsed times.
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::from_env("SESSHOST_LOG"))
+        .with_span_events(tracing_subscriber::fmt::format::FmtSpan::CLOSE)
         .with_writer(std::io::stderr)
         .init();
     let fx = Fixture::start();

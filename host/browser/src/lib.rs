@@ -20,6 +20,9 @@
 //! - [`restore_gate`]: sets cookies and writes origins' storage (hidden
 //!   writer pages) behind a browser-level request gate, so a restore is in
 //!   force at once and no page ever sees it half done;
+//! - `client_gate` (private): the handed-out CDP URL is a local pipe to
+//!   Chromium that holds clients connecting while restored tabs are being
+//!   rebuilt, so the URL can go out as soon as a restore is in force;
 //! - `cdp`, `js` (private): untyped DevTools commands (robust to protocol
 //!   drift) and the page JavaScript that reads/writes an origin's storage.
 //!
@@ -89,6 +92,7 @@
 
 pub mod capture;
 mod cdp;
+mod client_gate;
 mod error;
 mod js;
 pub mod launch;
