@@ -77,8 +77,16 @@ impl ClientGate {
             loop {
                 tokio::select! {
                     accepted = listener.accept() => {
-                        let Ok((inbound, _)) = accepted else { continue };
-                        conns.spawn(pipe(inbound, upstream, h2.subscribe()));
+                        match accepted {
+                            Ok((inbound, _)) => {
+                                conns.spawn(pipe(inbound, upstream, h2.subscribe()));
+                            }
+                            // Out of descriptors, say: back off, never spin.
+                            Err(e) => {
+                                tracing::debug!("CDP client accept failed: {e}");
+                                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                            }
+                        }
                     }
                     Some(_) = conns.join_next(), if !conns.is_empty() => {}
                 }
