@@ -23,6 +23,9 @@
 //! - [`visit`]: what the service does to a live browser besides capture
 //!   and restore: visit a page and report it (`navigate`, login checks),
 //!   replace the cookie jar (cookie edits on a live session);
+//! - `client_gate` (private): the handed-out CDP URL is a local pipe to
+//!   Chromium that holds clients connecting while restored tabs are being
+//!   rebuilt, so the URL can go out as soon as a restore is in force;
 //! - `cdp`, `js` (private): untyped DevTools commands (robust to protocol
 //!   drift) and the page JavaScript that reads/writes an origin's storage.
 //!
@@ -92,6 +95,7 @@
 
 pub mod capture;
 mod cdp;
+mod client_gate;
 mod error;
 mod js;
 pub mod launch;

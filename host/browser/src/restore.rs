@@ -120,15 +120,23 @@ fn validate(state: &SessionState) -> Result<()> {
     Ok(())
 }
 
-/// A restore whose state is in force (cookies set, storage gate up, tabs
-/// opening); [`Restoring::finish`] waits for the rest.
+/// A restore whose state is in force (cookies being set, storage gate up,
+/// tabs being rebuilt); [`Restoring::finish`] waits for the rest. It owns
+/// what it waits for (no borrow of the session), so a caller can keep it
+/// next to the session; dropping it lets the restore run on unwatched.
 #[must_use = "call finish() to learn whether storage and tabs were restored"]
-pub struct Restoring<'a> {
-    session: &'a BrowserSession,
+pub struct Restoring {
     tabs: Option<JoinHandle<Result<()>>>,
+    gate: Option<Arc<RestoreGate>>,
 }
 
-impl Restoring<'_> {
+impl std::fmt::Debug for Restoring {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Restoring").finish_non_exhaustive()
+    }
+}
+
+impl Restoring {
     /// Wait until every tab has loaded and every origin's storage is
     /// written; the first failure of either is returned.
     pub async fn finish(self) -> Result<()> {
@@ -138,7 +146,10 @@ impl Restoring<'_> {
                 .unwrap_or_else(|e| Err(BrowserError::Connection(format!("tab restore: {e}")))),
             None => Ok(()),
         };
-        let storage = self.session.storage_settled().await;
+        let storage = match self.gate {
+            Some(g) => g.settled().await.into_iter().next().map_or(Ok(()), Err),
+            None => Ok(()),
+        };
         tabs.and(storage)
     }
 }
@@ -151,30 +162,43 @@ impl BrowserSession {
         self.restore_in_background(state).await?.finish().await
     }
 
-    /// Put `state` in force and return (~20 ms for 1,000 cookies and 11
-    /// origins): the restore gate is up (see [`crate::restore_gate`]: no
-    /// request leaves before the cookies are set, and no document of a
-    /// restored origin loads before its storage is written, whichever tab
-    /// or CDP client asks), cookies are being set, writer pages are
-    /// writing, and the tabs are opening. A client may act at once; capture
-    /// waits for the writing to finish.
+    /// Put `state` in force and return (~3-30 ms): the restore gate is up
+    /// (see [`crate::restore_gate`]: no request leaves before the cookies
+    /// are set, and no document of a restored origin loads before its
+    /// storage is written, whichever tab or CDP client asks), cookies are
+    /// being set, writer pages are writing, and the tabs are being rebuilt.
+    /// [`BrowserSession::ws_url`] may be handed out now: a client that
+    /// connects before every restored tab has its history rebuilt and its
+    /// current entry loaded is held until then (`client_gate.rs`), so it
+    /// never sees a blank, placeholder or half-built tab. Capture waits for
+    /// the writing to finish.
     ///
     /// Writer pages are hidden targets that live until their origin is
-    /// written (~0.1–0.5 s each); a client listing targets meanwhile sees
-    /// them at `{origin}/.sesshost-…/write`.
-    pub async fn restore_in_background(&self, state: &SessionState) -> Result<Restoring<'_>> {
+    /// written (~0.1-0.5 s each); a client listing targets meanwhile sees
+    /// them at `{origin}/.sesshost-.../write`.
+    pub async fn restore_in_background(&self, state: &SessionState) -> Result<Restoring> {
+        use tracing::Instrument as _;
         let t0 = std::time::Instant::now();
         validate(state)?;
-        let blank = if state.tabs.is_empty() {
-            Vec::new()
-        } else {
-            blank_tabs(&self.browser, &self.tracker).await?
+        // Taken before anything changes: a client connecting from here on
+        // meets the finished tabs.
+        let hold = (!state.tabs.is_empty())
+            .then(|| self.hold_clients())
+            .flatten();
+        let find_blank = async {
+            if state.tabs.is_empty() {
+                Ok(Vec::new())
+            } else {
+                blank_tabs(&self.browser, &self.tracker).await
+            }
         };
-        let gate = self
-            .put_up_gate(&state.origins, !state.cookies.is_empty())
-            .await?;
+        let (blank, gate) = tokio::try_join!(
+            find_blank,
+            self.put_up_gate(&state.origins, !state.cookies.is_empty())
+                .instrument(tracing::debug_span!("restore gate")),
+        )?;
         tracing::debug!("restore: in force after {:?}", t0.elapsed());
-        if let Some(g) = gate.filter(|_| !state.cookies.is_empty()) {
+        if let Some(g) = gate.clone().filter(|_| !state.cookies.is_empty()) {
             let browser = self.browser.clone();
             let cookies = state.cookies.clone();
             tokio::spawn(async move {
@@ -187,16 +211,20 @@ impl BrowserSession {
             let browser = self.browser.clone();
             let emulation = self.emulation();
             let tabs = state.tabs.clone();
-            tokio::spawn(async move {
-                open_tabs(&browser, &emulation, &tabs, blank).await?;
-                tracing::debug!("restore: tabs loaded after {:?}", t0.elapsed());
-                Ok(())
-            })
+            tokio::spawn(
+                async move {
+                    let r = open_tabs(&browser, &emulation, &tabs, blank).await;
+                    tracing::debug!("restore: tabs loaded after {:?}", t0.elapsed());
+                    // Clients waiting at the client gate go through now,
+                    // also when a tab failed (the caller learns it from
+                    // `finish`).
+                    drop(hold);
+                    r
+                }
+                .instrument(tracing::debug_span!("restore tabs")),
+            )
         });
-        Ok(Restoring {
-            session: self,
-            tabs,
-        })
+        Ok(Restoring { tabs, gate })
     }
 
     /// Set cookies and wait until they are set (no gate).
@@ -325,7 +353,8 @@ async fn restore_tab(page: &Page, tab: &Tab) -> Result<()> {
     };
     let current = (tab.current_index as usize).min(history.len() - 1);
     if history.len() == 1 && tab.session_storage.is_empty() {
-        return navigate(page, &history[0].url).await;
+        navigate(page, &history[0].url).await?;
+        return forget_blank_entry(page).await;
     }
     let ph = Placeholder::start(page).await?;
     {
@@ -334,9 +363,31 @@ async fn restore_tab(page: &Page, tab: &Tab) -> Result<()> {
             titles.insert(h.url.clone(), h.title.clone());
         }
     }
+    // When the current entry is the last one and its origin's
+    // sessionStorage (if any) can be written on an earlier entry, the walk
+    // stops one short and the current entry loads for real at once (one
+    // navigation less than walking it as a placeholder and reloading).
+    let last = history.len() - 1;
+    let last_origin = origin_of(&history[last].url);
+    let needs_own_placeholder = tab
+        .session_storage
+        .iter()
+        .any(|ss| Some(&ss.origin) == last_origin.as_ref())
+        && !history[..last]
+            .iter()
+            .any(|h| origin_of(&h.url) == last_origin);
+    let direct = current == last && !needs_own_placeholder;
+    let walk = if direct {
+        &history[..last]
+    } else {
+        &history[..]
+    };
     let mut written: Vec<&str> = Vec::new();
-    for h in &history {
+    for (i, h) in walk.iter().enumerate() {
         navigate(page, &h.url).await?;
+        if i == 0 {
+            forget_blank_entry(page).await?;
+        }
         let Some(origin) = origin_of(&h.url) else {
             continue;
         };
@@ -372,7 +423,12 @@ async fn restore_tab(page: &Page, tab: &Tab) -> Result<()> {
         }
     }
     ph.stop(page).await?;
-    if current + 1 == history.len() {
+    if direct {
+        navigate(page, &history[last].url).await?;
+        if walk.is_empty() {
+            forget_blank_entry(page).await?;
+        }
+    } else if current == last {
         page.reload().await?;
     } else {
         let h = page_cmd(page, "Page.getNavigationHistory", json!({})).await?;
@@ -394,5 +450,14 @@ async fn restore_tab(page: &Page, tab: &Tab) -> Result<()> {
         .await?;
         page.wait_for_navigation().await?;
     }
+    Ok(())
+}
+
+/// Drop the `about:blank` entry a new tab starts with from its history
+/// (called right after its first navigation, so only that entry goes):
+/// otherwise "back" from a restored tab's first entry shows a blank page,
+/// and a client sees one entry too many.
+async fn forget_blank_entry(page: &Page) -> Result<()> {
+    page_cmd(page, "Page.resetNavigationHistory", json!({})).await?;
     Ok(())
 }

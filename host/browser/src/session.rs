@@ -18,6 +18,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::cdp::{browser_cmd, create_target, fulfil_params, page_cmd};
+use crate::client_gate::{ClientGate, Hold, split_ws_url};
 use crate::error::{BrowserError, Result};
 use crate::launch::{ChromiumProcess, Emulation, LaunchOptions};
 use crate::restore_gate::RestoreGate;
@@ -68,7 +69,10 @@ pub struct BrowserSession {
     /// [`BrowserSession::set_emulation`], read whenever a tab appears.
     pub(crate) emulation: Arc<RwLock<Emulation>>,
     closed_rx: watch::Receiver<Option<Closed>>,
+    /// The URL handed to clients: through [`ClientGate`] when there is one.
     ws_url: String,
+    /// Holds new clients while restored tabs are being rebuilt.
+    client_gate: Option<ClientGate>,
     headed: bool,
     process: Option<ChromiumProcess>,
 }
@@ -128,19 +132,43 @@ impl BrowserSession {
     /// Launch a fresh Chromium (private profile, 127.0.0.1 debugging on a
     /// random port) and connect to it. Must run inside a tokio runtime.
     pub async fn launch(opts: LaunchOptions) -> Result<Self> {
+        use tracing::Instrument as _;
+        Self::launch_inner(opts)
+            .instrument(tracing::debug_span!("launch"))
+            .await
+    }
+
+    async fn launch_inner(opts: LaunchOptions) -> Result<Self> {
+        let t0 = Instant::now();
         let o2 = opts.clone();
         let process = tokio::task::spawn_blocking(move || ChromiumProcess::spawn(&o2))
             .await
             .map_err(|e| BrowserError::Connection(e.to_string()))??;
-        let ws_url = process.ws_url().to_string();
+        tracing::debug!("launch: DevTools endpoint after {:?}", t0.elapsed());
+        let direct_url = process.ws_url().to_string();
         let config = HandlerConfig {
             viewport: None,
             request_timeout: Duration::from_secs(60),
             ..HandlerConfig::default()
         };
-        let (browser, mut handler) = Browser::connect_with_config(ws_url.clone(), config)
-            .await
-            .map_err(|e| BrowserError::Connection(e.to_string()))?;
+        let gate = async {
+            match split_ws_url(&direct_url, 0) {
+                Some((upstream, _)) => ClientGate::start(upstream).await.map(Some),
+                None => Ok(None),
+            }
+        };
+        let (connected, client_gate) = tokio::join!(
+            Browser::connect_with_config(direct_url.clone(), config),
+            gate
+        );
+        let (browser, mut handler) =
+            connected.map_err(|e| BrowserError::Connection(e.to_string()))?;
+        let client_gate = client_gate?;
+        let ws_url = client_gate
+            .as_ref()
+            .and_then(|g| split_ws_url(&direct_url, g.port()))
+            .map_or(direct_url, |(_, url)| url);
+        tracing::debug!("launch: connected after {:?}", t0.elapsed());
         let (closed_tx, closed_rx) = watch::channel(None);
         let closed_tx = Arc::new(closed_tx);
         let ctx = closed_tx.clone();
@@ -171,24 +199,29 @@ impl BrowserSession {
             emulation: Arc::new(RwLock::new(opts.emulation.clone())),
             closed_rx,
             ws_url,
+            client_gate,
             headed: opts.headed,
             process: Some(process),
         };
-        // The cookie store opens its database on first use (40–60 ms here):
-        // pay that while launching, not in the first restore.
+        // The cookie store opens its database on first use (40-60 ms here).
+        // Ask for it now and do not wait: a restore's `Storage.setCookies`
+        // queues behind it in the network service, so the load overlaps
+        // the tracker, the restore gate and the first tab instead of
+        // delaying them.
         let browser = session.browser.clone();
-        let (tracker, warm) = tokio::join!(
-            session.start_tracker(closed_tx),
-            browser_cmd(&browser, "Storage.getCookies", json!({})),
-        );
-        tracker?;
-        warm?;
+        session.tasks.push(tokio::spawn(async move {
+            let t = Instant::now();
+            let _ = browser_cmd(&browser, "Storage.getCookies", json!({})).await;
+            tracing::debug!("launch: cookie store warm after {:?}", t.elapsed());
+        }));
+        session.start_tracker(closed_tx).await?;
         // Headless too: Chromium ends its "browser session" when its last
         // tab closes and drops every session cookie with it (a CDP client
         // that opens one page, logs in and closes it would lose the login;
         // measured with Puppeteer through the service's proxy). Our own
         // hidden keeper tab keeps the session open.
         session.open_keeper_window().await?;
+        tracing::debug!("launch: ready after {:?}", t0.elapsed());
         Ok(session)
     }
 
@@ -309,9 +342,17 @@ impl BrowserSession {
 
     /// `ws://127.0.0.1:PORT/devtools/browser/ID`, for Playwright
     /// `connectOverCDP` / Puppeteer `connect`. Clients that disconnect do not
-    /// end the session.
+    /// end the session. The port is the session's client gate (see
+    /// `client_gate.rs`): a client that connects while restored tabs are
+    /// being rebuilt is answered once they are, so it can be handed out as
+    /// soon as a restore is in force.
     pub fn ws_url(&self) -> &str {
         &self.ws_url
+    }
+
+    /// Hold clients that connect from now until the guard is dropped.
+    pub(crate) fn hold_clients(&self) -> Option<Hold> {
+        self.client_gate.as_ref().map(ClientGate::hold)
     }
 
     /// The browser's process id (= its process group id), if we launched it.
@@ -520,7 +561,7 @@ pub(crate) const ATTACH_WAIT: Duration = Duration::from_secs(10);
 
 /// The chromiumoxide page of a target, once the handler has attached it
 /// (it attaches every target it discovers; commands sent before its
-/// initialisation ends wait for it). Polls every 10 ms for up to `wait`;
+/// initialisation ends wait for it). Polls every 3 ms for up to `wait`;
 /// `what` names the step in the timeout error.
 pub(crate) async fn attached_page(
     browser: &Browser,
@@ -536,7 +577,7 @@ pub(crate) async fn attached_page(
         if start.elapsed() >= wait {
             return Err(BrowserError::Timeout(what.to_string()));
         }
-        tokio::time::sleep(Duration::from_millis(10)).await;
+        tokio::time::sleep(Duration::from_millis(3)).await;
     }
 }
 

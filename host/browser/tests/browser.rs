@@ -5,7 +5,6 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use chromiumoxide::Page;
-use chromiumoxide::cdp::browser_protocol::target::CreateTargetParams;
 use sessbundle::state::*;
 use sesshost_browser::{BrowserSession, Emulation, LaunchOptions};
 use sesshost_fixture::Fixture;

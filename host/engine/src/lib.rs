@@ -9,8 +9,11 @@
 //!   extend, delete, history, rollback, cleanup (built-in or a strategy).
 //! - [`stored`]: a stored session's state as data: load, edit in place
 //!   (under its open lock), fork under a new name.
-//! - [`live`]: a session live in Chromium: restore → CDP URL → autosave →
-//!   capture → save → close ([`LiveSession`]).
+//! - [`live`]: a session live in Chromium: Chromium starts while the state
+//!   loads → restore in force → CDP URL (the rest of the restore finishes
+//!   in the background) → autosave → capture → save → close
+//!   ([`LiveSession`]); `open_live_in` restores into a browser launched
+//!   beforehand (the service's warm pool).
 //! - [`transfer`]: export (load → [`sanitize`] → [`bundle_io`] seal or
 //!   Playwright/cookies.txt → atomic write) and import (open once → verify
 //!   that handle → read → store).

@@ -11,7 +11,7 @@ use std::time::Duration;
 use sessbundle::SessionState;
 use sessbundle::records::normalize_cookie_order;
 use sessbundle::state::{Meta, Tab};
-use sesshost_browser::{BrowserSession, Closed, Emulation, LaunchOptions};
+use sesshost_browser::{BrowserSession, Closed, Emulation, LaunchOptions, Restoring};
 use sesshost_store::{SessionLock, now_ms};
 
 use crate::engine::{Engine, blocking};
@@ -53,6 +53,9 @@ pub struct LiveSession {
     seq: Option<u64>,
     last: SessionState,
     loaded_meta: Meta,
+    /// The rest of the restore (storage writers, tab loads), running since
+    /// `open_live` returned; `save`, `close` and `run` wait for it first.
+    restoring: Option<Restoring>,
     _lock: SessionLock,
 }
 
@@ -60,19 +63,36 @@ impl Engine {
     /// Restore session `req.name` into a new Chromium. Fails at once if the
     /// session is open elsewhere or expired; on a failed restore the stored
     /// session is unchanged and no browser is left behind.
+    ///
+    /// Returns as soon as the restored state is in force (the restore gate
+    /// is up, tens of ms after Chromium is connected): hand
+    /// [`LiveSession::ws_url`] out then. The rest of the restore finishes in
+    /// the background; a client connecting meanwhile is held until every
+    /// restored tab is rebuilt (see `sesshost_browser`), and
+    /// [`LiveSession::save`], [`LiveSession::close`] and [`LiveSession::run`]
+    /// wait for it first and report its failure (then nothing is saved).
     pub async fn open_live(&self, req: OpenRequest) -> Result<LiveSession> {
-        let (lock, state) = self.lock_and_load(&req.name).await?;
-        // Chromium is launched after the load: its emulation (user agent,
-        // locale, time zone, window size) comes from the stored meta as
-        // launch flags, and the load costs ~5 ms against a ~500 ms launch,
-        // so overlapping them would gain under 1 %.
+        // The lock and the session's emulation (from its manifest, no
+        // chunks read) first; then Chromium starts with those flags while
+        // the state itself is read and decrypted.
+        let (lock, launch_emulation) = self.lock_and_peek(&req.name).await?;
         let opts = LaunchOptions {
             headed: req.headed,
-            emulation: Emulation::from_meta(&state.meta),
+            emulation: launch_emulation.clone(),
             profile_root: Some(self.run_dir()),
             ..Default::default()
         };
-        let browser = BrowserSession::launch(opts).await?;
+        let launching = BrowserSession::spawn(opts);
+        // Dropping `launching` on an error kills the browser.
+        let state = self.load_for_open(&req.name).await?;
+        let browser = launching.await?;
+        let full = Emulation::from_meta(&state.meta);
+        if full != launch_emulation
+            && let Err(e) = browser.set_emulation(full).await
+        {
+            browser.shutdown().await;
+            return Err(Error::from(e).context("applying the session's emulation failed"));
+        }
         self.restore_live(req, lock, state, browser).await
     }
 
@@ -109,27 +129,45 @@ impl Engine {
     }
 
     /// Take the session's lock (held for the whole open: a second open of
-    /// it fails at once), load it, refuse it if expired, mark it used.
+    /// it fails at once) and load it ([`Engine::load_for_open`]).
     async fn lock_and_load(&self, name: &str) -> Result<(SessionLock, SessionState)> {
+        let lock = self.lock_open(name).await?;
+        Ok((lock, self.load_for_open(name).await?))
+    }
+
+    /// Take the session's lock and read its emulation from its newest
+    /// manifest (no chunks); refuses an expired session.
+    async fn lock_and_peek(&self, name: &str) -> Result<(SessionLock, Emulation)> {
+        let lock = self.lock_open(name).await?;
+        let n = name.to_string();
+        let info = self.with_store(move |s| Ok(s.show(&n)?)).await?;
+        refuse_expired(name, info.expires_at)?;
+        let em = info.latest().map(|l| &l.summary).map(|s| Emulation {
+            user_agent: s.user_agent.clone(),
+            viewport: s.viewport.as_deref().and_then(parse_viewport),
+            locale: s.locale.clone(),
+            timezone: s.timezone.clone(),
+        });
+        Ok((lock, em.unwrap_or_default()))
+    }
+
+    async fn lock_open(&self, name: &str) -> Result<SessionLock> {
         let home = self.home().clone();
         let n = name.to_string();
-        let lock = blocking(move || Ok(home.lock_session(&n)?)).await?;
+        blocking(move || Ok(home.lock_session(&n)?)).await
+    }
+
+    /// Load a session to open it: refuse it if expired, mark it used.
+    async fn load_for_open(&self, name: &str) -> Result<SessionState> {
         let name = name.to_string();
-        let state = self
-            .with_store(move |s| {
-                let state = s.load(&name)?;
-                let now = now_ms();
-                if let Some(exp) = state.meta.expires_at.filter(|&e| e <= now) {
-                    return Err(Error::Invalid(format!(
-                        "session {name} expired {} minutes ago: extend it with `host session extend {name} --by 7d`, or delete it",
-                        (now - exp) / 60_000
-                    )));
-                }
-                s.touch(&name, now)?;
-                Ok(state)
-            })
-            .await?;
-        Ok((lock, state))
+        self.with_store(move |s| {
+            let state = s.load(&name)?;
+            let now = now_ms();
+            refuse_expired(&name, state.meta.expires_at)?;
+            s.touch(&name, now)?;
+            Ok(state)
+        })
+        .await
     }
 
     /// Restore `state` (plus `req.urls` as extra tabs) into `browser`; on
@@ -146,12 +184,13 @@ impl Engine {
             url: u.clone(),
             ..Default::default()
         }));
-        if let Err(e) = browser.restore(&shown).await {
-            browser.shutdown().await;
-            return Err(Error::from(e).context(
-                "restoring the session into Chromium failed; the stored session is unchanged",
-            ));
-        }
+        let restoring = match browser.restore_in_background(&shown).await {
+            Ok(r) => r,
+            Err(e) => {
+                browser.shutdown().await;
+                return Err(Error::from(e).context(RESTORE_FAILED));
+            }
+        };
         Ok(LiveSession {
             engine: self.clone(),
             name: req.name,
@@ -159,9 +198,35 @@ impl Engine {
             seq: None,
             loaded_meta: state.meta.clone(),
             last: state,
+            restoring: Some(restoring),
             _lock: lock,
         })
     }
+}
+
+const RESTORE_FAILED: &str =
+    "restoring the session into Chromium failed; the stored session is unchanged";
+
+fn refuse_expired(name: &str, expires_at: Option<i64>) -> Result<()> {
+    let now = now_ms();
+    if let Some(exp) = expires_at.filter(|&e| e <= now) {
+        return Err(Error::Invalid(format!(
+            "session {name} expired {} minutes ago: extend it with `host session extend {name} --by 7d`, or delete it",
+            (now - exp) / 60_000
+        )));
+    }
+    Ok(())
+}
+
+/// A manifest's `WxH` viewport (scale factor 1; the full one comes with
+/// the state and is applied over CDP if it differs).
+fn parse_viewport(s: &str) -> Option<sessbundle::state::Viewport> {
+    let (w, h) = s.split_once('x')?;
+    Some(sessbundle::state::Viewport {
+        width: w.parse().ok()?,
+        height: h.parse().ok()?,
+        device_scale_factor: 1.0,
+    })
 }
 
 /// The comparable content of a state: what a save would change.
@@ -204,8 +269,23 @@ impl LiveSession {
         &self.last
     }
 
-    /// Capture and save if anything changed. Returns whether it saved.
+    /// Wait for the restore started by the open to finish (once); its
+    /// failure is returned (then this open must not save: the browser holds
+    /// a half-restored session).
+    pub async fn restored(&mut self) -> Result<()> {
+        match self.restoring.take() {
+            Some(r) => r
+                .finish()
+                .await
+                .map_err(|e| Error::from(e).context(RESTORE_FAILED)),
+            None => Ok(()),
+        }
+    }
+
+    /// Capture and save if anything changed (after the restore finished).
+    /// Returns whether it saved.
     pub async fn save(&mut self, why: &str) -> Result<bool> {
+        self.restored().await?;
         let mut captured = self
             .browser
             .capture(Some(&self.last))
@@ -279,6 +359,10 @@ impl LiveSession {
         autosave: Duration,
         stop: impl Future<Output = StopReason>,
     ) -> Result<CloseReport> {
+        if let Err(e) = self.restored().await {
+            self.browser.shutdown().await;
+            return Err(e);
+        }
         let mut tick = tokio::time::interval(autosave);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         tick.tick().await;
@@ -315,6 +399,10 @@ impl LiveSession {
 
     /// Save (if `save`) and close the browser.
     pub async fn close(mut self, save: bool) -> Result<CloseReport> {
+        if let Err(e) = self.restored().await {
+            self.browser.shutdown().await;
+            return Err(e);
+        }
         let r = if save {
             self.save("close").await.map(|_| ())
         } else {

@@ -79,7 +79,7 @@ async fn open_live_in_restores_into_a_pooled_browser_with_its_emulation() {
         })
     };
 
-    let live = engine
+    let mut live = engine
         .open_live_in(
             OpenRequest {
                 name: "pool".into(),
@@ -89,6 +89,9 @@ async fn open_live_in_restores_into_a_pooled_browser_with_its_emulation() {
         )
         .await
         .unwrap();
+    // open_live_in returns once the restore is in force; the tabs finish
+    // loading in the background.
+    live.restored().await.unwrap();
     assert_eq!(live.seq(), None);
     assert_eq!(live.state().tabs.len(), 1);
     assert_eq!(
