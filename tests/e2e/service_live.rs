@@ -166,6 +166,10 @@ fn leases_proxy_cdp_and_hibernation_keeps_the_login() {
         Some(json!({"lease_id": lease4["lease_id"]})),
     );
     assert_eq!(r.status, 409, "{}", r.body);
+    assert!(
+        !common::contains(s.log().as_bytes(), "lease="),
+        "no CDP token in the service's log"
+    );
     let m = s.req("GET", "/metrics", None, None).body;
     assert!(m.contains("sesshost_acquire_seconds_count"), "{m}");
     assert!(
