@@ -77,7 +77,11 @@ async fn a_client_connecting_the_instant_the_url_is_out_sees_every_tab_restored(
         .result
         .target_infos
         .iter()
-        .filter(|t| t.r#type == "page" && !t.url.contains("/.sesshost-"))
+        .filter(|t| {
+            t.r#type == "page"
+                && !t.url.contains("/.sesshost-")
+                && !t.url.contains("#sesshost-keeper")
+        })
         .map(|t| (t.target_id.as_ref().to_string(), t.url.clone()))
         .collect();
     let mut urls: Vec<&str> = tabs.iter().map(|(_, u)| u.as_str()).collect();
