@@ -516,6 +516,13 @@ async fn shutdown_kills_the_process_group_and_deletes_the_profile() {
     assert!(!group_members(pid).is_empty());
     s.shutdown().await;
     assert!(!profile.exists(), "profile dir left behind");
+    // The group is SIGKILLed and the browser reaped; helper processes
+    // (renderers, utilities) are reparented and reaped by init, which can
+    // take a moment on a loaded machine: allow 3 s, no more.
+    let t0 = std::time::Instant::now();
+    while !group_members(pid).is_empty() && t0.elapsed() < std::time::Duration::from_secs(3) {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
     assert_eq!(
         group_members(pid),
         Vec::<i32>::new(),
