@@ -165,13 +165,12 @@ impl App {
             if s.lease_auth().is_some() || !s.is_live() {
                 continue;
             }
-            if let Ok(g) = s.inner.try_lock() {
-                if g.lease.is_none()
-                    && g.live.is_some()
-                    && best.as_ref().is_none_or(|(t, _)| g.idle_since < *t)
-                {
-                    best = Some((g.idle_since, s.clone()));
-                }
+            if let Ok(g) = s.inner.try_lock()
+                && g.lease.is_none()
+                && g.live.is_some()
+                && best.as_ref().is_none_or(|(t, _)| g.idle_since < *t)
+            {
+                best = Some((g.idle_since, s.clone()));
             }
         }
         let Some((_, slot)) = best else { return false };
