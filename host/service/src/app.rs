@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use sesshost_browser::BrowserSession;
 use sesshost_engine::{Engine, OpenRequest};
-use sesshost_store::{SessionInfo, now_ms};
+use sesshost_store::SessionInfo;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::api::{ApiError, ApiResult};
@@ -69,6 +69,7 @@ pub fn state_name(rec: &Record, info: Option<&SessionInfo>, slot: Option<&Slot>)
     "hibernated"
 }
 
+/// An audit event by the caller `p`, stamped now.
 pub fn audit_event(
     p: &Principal,
     action: &str,
@@ -76,27 +77,7 @@ pub fn audit_event(
     result: &str,
     detail: serde_json::Value,
 ) -> AuditEvent {
-    let ms = now_ms();
-    AuditEvent {
-        ts: rfc3339_ms(ms),
-        ts_ms: ms,
-        tenant: p.tenant.clone(),
-        key_id: Some(p.key_id.clone()),
-        action: action.to_string(),
-        session: session.map(str::to_string),
-        result: result.to_string(),
-        detail,
-    }
-}
-
-/// RFC 3339 UTC with milliseconds.
-pub fn rfc3339_ms(ms: i64) -> String {
-    let secs = ms.div_euclid(1000);
-    let base = sessbundle::interop::dates::format_rfc3339(secs).unwrap_or_default();
-    match base.strip_suffix('Z') {
-        Some(b) => format!("{b}.{:03}Z", ms.rem_euclid(1000)),
-        None => base,
-    }
+    AuditEvent::now(&p.tenant, Some(&p.key_id), action, session, result, detail)
 }
 
 /// RFC 3339 UTC (seconds) of a ms timestamp.
@@ -197,11 +178,7 @@ impl App {
                 "session {}: its Chromium is gone; restoring the last save into a new one",
                 slot.id
             );
-            if let Some(l) = g.live.take() {
-                let _ = l.close(false).await;
-            }
-            slot.set_upstream(None);
-            slot.bump_generation();
+            self.close_browser_locked(slot, g, true).await;
         }
         let permit = match g.live_permit.take() {
             Some(p) => p,
@@ -251,7 +228,7 @@ impl App {
     /// Capture, save and close the browser (the session is at rest after).
     /// A failed save keeps the browser (nothing is lost) and returns false.
     pub async fn hibernate_locked(&self, slot: &Slot, g: &mut Inner, why: &str) -> bool {
-        let Some(mut live) = g.live.take() else {
+        let Some(live) = g.live.as_mut() else {
             return true;
         };
         if let Err(e) = live.save(why).await {
@@ -259,16 +236,39 @@ impl App {
                 "session {}: saving before hibernation failed, the browser is kept: {e}",
                 slot.id
             );
-            g.live = Some(live);
             return false;
         }
-        slot.set_upstream(None);
-        slot.bump_generation();
-        let _ = live.close(false).await;
-        g.live_permit = None;
-        self.refresh_live_gauge();
+        self.close_browser_locked(slot, g, false).await;
         tracing::info!("session {} hibernated ({why})", slot.id);
         true
+    }
+
+    /// Close the session's browser without saving. Its proxied connections
+    /// end first (a lease's clients reconnect to the same URL); with
+    /// `keep_permit` the live-browser slot stays with the session (a
+    /// replacement browser follows), else it is freed.
+    pub async fn close_browser_locked(&self, slot: &Slot, g: &mut Inner, keep_permit: bool) {
+        slot.set_upstream(None);
+        slot.bump_generation();
+        if let Some(l) = g.live.take() {
+            let _ = l.close(false).await;
+        }
+        if !keep_permit {
+            g.live_permit = None;
+        }
+        self.refresh_live_gauge();
+    }
+
+    /// Save the session's browser state if it is live (so what is read from
+    /// the store next is what its browser shows).
+    pub async fn save_if_live(&self, id: &str, why: &str) -> sesshost_engine::Result<()> {
+        if let Some(slot) = self.slots.get(id) {
+            let mut g = slot.inner.lock().await;
+            if let Some(l) = g.live.as_mut() {
+                l.save(why).await?;
+            }
+        }
+        Ok(())
     }
 
     /// End the lease (if any) after saving; the browser stays as `idle`.
@@ -292,6 +292,27 @@ impl App {
     /// Store info of one session (`None` if it is gone from the store).
     pub async fn info(&self, id: &str) -> Option<SessionInfo> {
         self.engine.show(id).await.ok()
+    }
+
+    /// Whether `tenant` may add a session now (create, import): its
+    /// creation rate, then the caps.
+    pub fn check_creation(&self, tenant: &str) -> ApiResult<()> {
+        if let Err(wait) = self.limiter.check(tenant) {
+            self.metrics.rate_limited_total.inc();
+            let l = &self.config.limits;
+            return Err(ApiError::new(
+                axum::http::StatusCode::TOO_MANY_REQUESTS,
+                "rate_limited",
+                format!(
+                    "tenant {tenant} creates sessions faster than its rate ([limits] create_per_minute = {}, create_burst = {}): retry after {} s",
+                    l.create_per_minute,
+                    l.create_burst,
+                    wait.as_secs().max(1)
+                ),
+            )
+            .with_retry_after(wait.as_secs().max(1)));
+        }
+        self.check_caps(tenant)
     }
 
     /// The tenant's session cap and the global stored cap.

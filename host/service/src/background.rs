@@ -116,13 +116,7 @@ async fn reap(app: &Arc<App>) {
                     "session {}: its idle Chromium died; the session keeps its last save",
                     slot.id
                 );
-                if let Some(l) = g.live.take() {
-                    let _ = l.close(false).await;
-                }
-                g.live_permit = None;
-                slot.set_upstream(None);
-                slot.bump_generation();
-                app.refresh_live_gauge();
+                app.close_browser_locked(&slot, &mut g, false).await;
             }
             continue;
         }
@@ -195,16 +189,14 @@ pub async fn cleanup_once(app: &Arc<App>, tenant: Option<&str>) -> ApiResult<Vec
                     app.metrics.lifetime_seconds.observe(age as f64 / 1000.0);
                 }
                 app.metrics.expired_total.inc();
-                app.audit(crate::audit::AuditEvent {
-                    ts: crate::app::rfc3339_ms(now_ms()),
-                    ts_ms: now_ms(),
-                    tenant: rec.tenant.clone(),
-                    key_id: None,
-                    action: "session.expire".into(),
-                    session: Some(rec.id.clone()),
-                    result: "ok".into(),
-                    detail: serde_json::json!({}),
-                });
+                app.audit(crate::audit::AuditEvent::now(
+                    &rec.tenant,
+                    None,
+                    "session.expire",
+                    Some(&rec.id),
+                    "ok",
+                    serde_json::json!({}),
+                ));
                 removed.push(rec.id);
             }
             Err(e) => tracing::warn!("cleanup: cannot delete {}: {e}", rec.id),
@@ -242,11 +234,8 @@ async fn memory_watch(app: &Arc<App>) {
         app.hibernate_locked(&slot, &mut g, "memory watch").await;
     } else if let Some(l) = g.live.as_mut()
         && l.save("memory watch").await.is_ok()
-        && let Some(l) = g.live.take()
     {
-        let _ = l.close(false).await;
-        slot.set_upstream(None);
-        slot.bump_generation();
+        app.close_browser_locked(&slot, &mut g, true).await;
         if let Err(e) = app
             .ensure_live(&slot, &mut g, Instant::now() + Duration::from_secs(30))
             .await

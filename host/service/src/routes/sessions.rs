@@ -155,19 +155,7 @@ pub async fn create(
     Body(b): Body<CreateBody>,
 ) -> ApiResult<Response> {
     validate_create(&b)?;
-    if let Err(wait) = app.limiter.check(&p.tenant) {
-        app.metrics.rate_limited_total.inc();
-        return Err(ApiError::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            "rate_limited",
-            format!(
-                "tenant {} creates sessions faster than its rate ([limits] create_per_minute = {}, create_burst = {}): retry after {} s",
-                p.tenant, app.config.limits.create_per_minute, app.config.limits.create_burst, wait.as_secs().max(1)
-            ),
-        )
-        .with_retry_after(wait.as_secs().max(1)));
-    }
-    app.check_caps(&p.tenant)?;
+    app.check_creation(&p.tenant)?;
     let id = new_session_id().map_err(|e| ApiError::internal(format!("no randomness: {e}")))?;
     let now = now_ms();
     let rec = Record {
@@ -308,19 +296,13 @@ pub async fn delete(
         let mut g = slot.inner.lock().await;
         g.lease = None;
         slot.set_lease_auth(None);
-        if let Some(l) = g.live.take() {
-            let _ = l.close(false).await;
-        }
-        g.live_permit = None;
-        slot.set_upstream(None);
-        slot.bump_generation();
+        app.close_browser_locked(&slot, &mut g, false).await;
     }
     app.engine.delete(&id).await?;
     app.catalog
         .remove(&id)
         .map_err(|e| ApiError::internal(format!("cannot update the catalog: {e}")))?;
     app.slots.remove(&id);
-    app.refresh_live_gauge();
     app.metrics.deleted_total.inc();
     app.audit(audit_event(
         &p,
@@ -399,12 +381,7 @@ pub async fn fork(
     check_text("name", &b.name, 128)?;
     app.check_caps(&p.tenant)?;
     // A live source is saved first, so the fork holds what its browser shows.
-    if let Some(slot) = app.slots.get(&id) {
-        let mut g = slot.inner.lock().await;
-        if let Some(l) = g.live.as_mut() {
-            l.save("fork").await?;
-        }
-    }
+    app.save_if_live(&id, "fork").await?;
     let new_id = new_session_id().map_err(|e| ApiError::internal(format!("no randomness: {e}")))?;
     let rec = Record {
         id: new_id.clone(),

@@ -118,12 +118,7 @@ pub async fn export(
         None => None,
     };
     // A live session is saved first, so the bundle holds what its browser shows.
-    if let Some(slot) = app.slots.get(&id) {
-        let mut g = slot.inner.lock().await;
-        if let Some(l) = g.live.as_mut() {
-            l.save("export").await?;
-        }
-    }
+    app.save_if_live(&id, "export").await?;
     let out = TempFile::new(&app, "sessbundle")?;
     let report = app
         .engine
@@ -190,16 +185,7 @@ pub async fn import(
             "send the .sessbundle's bytes as the request body",
         ));
     }
-    if let Err(wait) = app.limiter.check(&p.tenant) {
-        app.metrics.rate_limited_total.inc();
-        return Err(ApiError::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            "rate_limited",
-            "over the tenant's creation rate ([limits] create_per_minute)",
-        )
-        .with_retry_after(wait.as_secs().max(1)));
-    }
-    app.check_caps(&p.tenant)?;
+    app.check_creation(&p.tenant)?;
     let unlock: Option<Unlock> = if let Some(pw) = header_str(&headers, PASSPHRASE)? {
         Some(Unlock::Passphrase(Passphrase::new(pw.as_bytes().to_vec())))
     } else if let Some(k) = raw_key(&headers)? {
