@@ -5,28 +5,10 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 mod common;
-use common::Dir;
-
-fn wasm(name: &str) -> PathBuf {
-    static BUILT: OnceLock<PathBuf> = OnceLock::new();
-    let dir = BUILT.get_or_init(|| {
-        let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../plugins");
-        let st = Command::new(root.join("build.sh"))
-            .arg("--quiet")
-            .status()
-            .expect("run plugins/build.sh");
-        assert!(
-            st.success(),
-            "plugins/build.sh failed (rustup target add wasm32-wasip2?)"
-        );
-        root.join("target/wasm32-wasip2/release")
-    });
-    dir.join(format!("{name}.wasm"))
-}
+use common::{Dir, wasm};
 
 fn host(d: &Dir, home: &str, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_host"))

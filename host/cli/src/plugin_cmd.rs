@@ -62,19 +62,21 @@ pub fn run(home: &std::path::Path, cmd: PluginCommand, out: &mut dyn Write) -> R
     }
 }
 
-/// The backend plugin, its grants and the repository key (exactly one).
-fn remote(
+/// The backend plugin, its grants and the repository key (exactly one;
+/// asked on the terminal only when `prompt`).
+pub(crate) fn remote(
     plugin: &std::path::Path,
     grants: &GrantArgs,
     keys: &KeyArgs,
     create: bool,
+    prompt: bool,
 ) -> Result<Remote> {
     let purpose = if create {
         Purpose::New
     } else {
         Purpose::Existing
     };
-    let mut u = secrets::unlocks(keys, purpose, true)?;
+    let mut u = secrets::unlocks(keys, purpose, prompt)?;
     if u.len() != 1 {
         bail!("give one repository key: --passphrase-file, --passphrase-env or --key-file");
     }
@@ -89,7 +91,7 @@ pub async fn push(engine: &Engine, a: PushArgs) -> Result<()> {
     let report = engine
         .push(PushRequest {
             name: a.name.clone(),
-            remote: remote(&a.plugin, &a.grants, &a.keys, true)?,
+            remote: remote(&a.plugin, &a.grants, &a.keys, true, true)?,
         })
         .await?;
     eprintln!(
@@ -110,7 +112,7 @@ pub async fn pull(engine: &Engine, a: PullArgs) -> Result<()> {
             name: a.name.clone(),
             as_name: a.as_name.clone(),
             force: a.force,
-            remote: remote(&a.plugin, &a.grants, &a.keys, false)?,
+            remote: remote(&a.plugin, &a.grants, &a.keys, false, true)?,
         })
         .await?;
     eprintln!(

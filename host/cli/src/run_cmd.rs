@@ -9,10 +9,27 @@ use sesshost_service::RunOptions;
 use crate::args::run::RunArgs;
 
 pub async fn run(home: PathBuf, a: RunArgs) -> anyhow::Result<()> {
+    let durable = match &a.plugin {
+        Some(p) => Some(crate::plugin_cmd::remote(
+            p, &a.grants, &a.keys, true, false,
+        )?),
+        None => {
+            if !a.keys.is_empty()
+                || !a.grants.plugin_config.is_empty()
+                || !a.grants.allow_host.is_empty()
+            {
+                crate::usage!(
+                    "plugin grants and a repository key are given, but no --plugin: add --plugin s3.wasm (or fs.wasm)"
+                );
+            }
+            None
+        }
+    };
     let opts = RunOptions {
         home,
         listen: a.listen,
         config: a.config,
+        durable,
     };
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .context("cannot install the SIGTERM handler")?;

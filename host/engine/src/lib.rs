@@ -18,7 +18,8 @@
 //!   Playwright/cookies.txt → atomic write) and import (open once → verify
 //!   that handle → read → store).
 //! - [`sync`]: push/pull through a storage-backend plugin with the
-//!   repository key (format in `sesshost_store::repo`).
+//!   repository key (format in `sesshost_store::repo`); [`RemoteTier`],
+//!   a repository held open (the service's durable tier).
 //! - [`bundle_io`]: bundles as files: atomic sealed writes, one-open reads.
 //! - [`progress`]: byte counters the caller can show.
 //! - [`error`]: [`Error`], the one public error.
@@ -51,5 +52,5 @@ pub use live::{CloseReport, LiveSession, OpenRequest, StopReason};
 pub use progress::Counter;
 pub use sanitize::SanitizeRequest;
 pub use sessions::{Decision, DecisionOutcome, StrategyCleanup};
-pub use sync::{PullReport, PullRequest, PushRequest, Remote};
+pub use sync::{PullReport, PullRequest, PushRequest, Remote, RemoteTier};
 pub use transfer::{ExportReport, ExportRequest, FileFormat, ImportReport, ImportRequest};

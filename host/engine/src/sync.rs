@@ -5,6 +5,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use sessbundle::SessionState;
 use sesshost_plugin::Grants;
 use sesshost_store::repo::{RepoUnlock, open_repo_key};
 use sesshost_store::{ImportMode, SaveReport, Store, now_ms};
@@ -93,6 +94,79 @@ impl Engine {
             name: local_name,
             stored,
         })
+    }
+}
+
+/// A remote repository held open for many calls: the service's durable
+/// tier (`host run --plugin s3.wasm`). Cheap to clone; every call runs on
+/// the blocking pool. Sessions are stored under the same names as locally.
+#[derive(Clone)]
+pub struct RemoteTier {
+    store: Arc<Store>,
+}
+
+impl Engine {
+    /// Open (or, when the backend holds none, create) the repository behind
+    /// `r` once, for [`RemoteTier`] calls.
+    pub async fn remote_tier(&self, r: Remote) -> Result<RemoteTier> {
+        Ok(RemoteTier {
+            store: self.remote_store(r, true).await?,
+        })
+    }
+
+    /// Store `state` locally as a new session `name` (what the durable tier
+    /// fetched on a miss); refuses if `name` exists.
+    pub async fn adopt_state(&self, name: &str, state: SessionState) -> Result<SaveReport> {
+        let name = name.to_string();
+        self.with_store(move |s| Ok(s.import(&name, &state, ImportMode::New, now_ms())?))
+            .await
+    }
+}
+
+impl RemoteTier {
+    /// Write `state` as the newest snapshot of `name` (only chunks the
+    /// backend lacks are sent).
+    pub async fn put(&self, name: &str, state: SessionState) -> Result<SaveReport> {
+        let (remote, name) = (self.store.clone(), name.to_string());
+        blocking(move || {
+            let now = now_ms();
+            Ok(if remote.exists(&name)? {
+                remote.save(&name, &state, now)?
+            } else {
+                remote.import(&name, &state, ImportMode::New, now)?
+            })
+        })
+        .await
+    }
+
+    /// The newest state of `name`, or `None` when the repository lacks it.
+    pub async fn get(&self, name: &str) -> Result<Option<SessionState>> {
+        let (remote, name) = (self.store.clone(), name.to_string());
+        blocking(move || {
+            if !remote.exists(&name)? {
+                return Ok(None);
+            }
+            Ok(Some(remote.load(&name)?))
+        })
+        .await
+    }
+
+    /// Remove `name` and its snapshots (missing is not an error).
+    pub async fn remove(&self, name: &str) -> Result<()> {
+        let (remote, name) = (self.store.clone(), name.to_string());
+        blocking(move || {
+            if remote.exists(&name)? {
+                remote.delete(&name)?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    /// Names of every session in the repository.
+    pub async fn names(&self) -> Result<Vec<String>> {
+        let remote = self.store.clone();
+        blocking(move || Ok(remote.list(now_ms())?.into_iter().map(|i| i.name).collect())).await
     }
 }
 

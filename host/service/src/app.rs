@@ -45,6 +45,8 @@ pub struct App {
     pub queued: AtomicUsize,
     pub shutting_down: AtomicBool,
     pub started: Instant,
+    /// The durable tier (`host run --plugin`), if any.
+    pub durable: Option<Arc<crate::durable::Durable>>,
 }
 
 /// The state a session is in, as the API names it.
@@ -90,6 +92,20 @@ impl App {
         self.catalog
             .get_for(&p.tenant, id)
             .ok_or_else(|| ApiError::session_not_found(id))
+    }
+
+    /// Write `id` through to the durable tier (waits; a no-op without one).
+    pub async fn write_through(&self, id: &str) {
+        if let Some(d) = &self.durable {
+            d.write_through(self, id).await;
+        }
+    }
+
+    /// Remove `id` from the durable tier (waits; a no-op without one).
+    pub async fn forget_durable(&self, id: &str) {
+        if let Some(d) = &self.durable {
+            d.remove(self, id).await;
+        }
     }
 
     pub fn audit(&self, ev: AuditEvent) {
@@ -240,6 +256,9 @@ impl App {
         }
         self.close_browser_locked(slot, g, false).await;
         tracing::info!("session {} hibernated ({why})", slot.id);
+        if let Some(d) = &self.durable {
+            d.changed();
+        }
         true
     }
 

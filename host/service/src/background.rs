@@ -183,6 +183,7 @@ pub async fn cleanup_once(app: &Arc<App>, tenant: Option<&str>) -> ApiResult<Vec
         }
         match app.engine.delete(&rec.id).await {
             Ok(_) => {
+                app.forget_durable(&rec.id).await;
                 let _ = app.catalog.remove(&rec.id);
                 app.slots.remove(&rec.id);
                 if let Some(age) = now_ms().checked_sub(rec.created_at_ms) {
@@ -279,5 +280,14 @@ pub async fn shutdown(app: &Arc<App>) {
         }
     }
     app.pool.close().await;
+    // Everything saved above, into the durable tier before exit.
+    if let Some(d) = &app.durable
+        && tokio::time::timeout(budget, d.pass(app)).await.is_err()
+    {
+        tracing::warn!(
+            "shutdown: the durable tier did not take every session within {} s; the local store holds them",
+            budget.as_secs()
+        );
+    }
     app.audit.flush();
 }

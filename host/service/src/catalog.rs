@@ -62,6 +62,27 @@ pub struct Record {
     pub failed: Option<String>,
 }
 
+impl Record {
+    /// The record of a stored session found without one (made by `host
+    /// session create`, left by a crash, or fetched from a durable tier
+    /// written by `host push`): owned by tenant `default`, named after
+    /// its id.
+    pub fn adopted(id: &str, now_ms: i64) -> Record {
+        Record {
+            id: id.to_string(),
+            tenant: "default".into(),
+            name: Some(id.to_string()),
+            tags: Vec::new(),
+            idle_timeout_seconds: 1800,
+            auth_check: None,
+            created_at_ms: now_ms,
+            needs_auth: false,
+            last_check: None,
+            failed: None,
+        }
+    }
+}
+
 pub struct Catalog {
     dir: PathBuf,
     records: RwLock<HashMap<String, Record>>,
@@ -152,18 +173,7 @@ impl Catalog {
                 tracing::info!(
                     "stored session {name} has no catalog entry: adopted by tenant `default`"
                 );
-                self.put(Record {
-                    id: name.clone(),
-                    tenant: "default".into(),
-                    name: Some(name.clone()),
-                    tags: Vec::new(),
-                    idle_timeout_seconds: 1800,
-                    auth_check: None,
-                    created_at_ms: now,
-                    needs_auth: false,
-                    last_check: None,
-                    failed: None,
-                })?;
+                self.put(Record::adopted(name, now))?;
             }
         }
         Ok(())

@@ -20,20 +20,32 @@ use crate::tenants::Principal;
 /// The caller, from `Authorization: Bearer KEY`.
 pub struct Auth(pub Principal);
 
+/// The key of `Authorization: Bearer KEY`, if the header has that form.
+fn bearer_key(headers: &axum::http::HeaderMap) -> Option<&str> {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
+        .map(str::trim)
+}
+
+/// The caller of a request with a valid key, for middleware (no metrics,
+/// no error: the route's [`Auth`] answers for a bad key).
+pub fn bearer_principal(app: &App, headers: &axum::http::HeaderMap) -> Option<Principal> {
+    app.registry
+        .authenticate(bearer_key(headers)?)
+        .ok()
+        .flatten()
+}
+
 impl FromRequestParts<Arc<App>> for Auth {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, app: &Arc<App>) -> Result<Self, ApiError> {
-        let key = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| {
-                v.strip_prefix("Bearer ")
-                    .or_else(|| v.strip_prefix("bearer "))
-            })
-            .map(str::trim);
-        let Some(key) = key else {
+        let Some(key) = bearer_key(&parts.headers) else {
             app.metrics.auth_failures_total.inc();
             return Err(ApiError::unauthorized());
         };
@@ -130,6 +142,12 @@ pub async fn observe(State(app): State<Arc<App>>, req: Request, next: Next) -> R
     };
     let status = resp.status().as_u16();
     let secs = t0.elapsed().as_secs_f64();
+    if let Some(d) = &app.durable
+        && method != axum::http::Method::GET
+        && resp.status().is_success()
+    {
+        d.changed();
+    }
     app.metrics
         .http_requests_total
         .inc(&[route.as_str(), &status.to_string()]);

@@ -217,6 +217,8 @@ impl App {
             ));
         }
         drop(g);
+        // A release answers once the state is in the durable tier too.
+        self.write_through(id).await;
         // The login check runs on every release (in the background: the
         // release is answered once the state is committed).
         if rec.auth_check.is_some() {

@@ -20,7 +20,9 @@
 //!   / release; [`slots`]: what a live session holds; [`pool`]: the warm
 //!   pool; [`proxy`]: the authenticated CDP websocket relay;
 //!   [`background`]: reaper, cleanup, login checks, memory watch,
-//!   shutdown; [`catalog`]: tenant ownership and service facts per session.
+//!   shutdown; [`catalog`]: tenant ownership and service facts per session;
+//!   [`durable`]: the durable tier behind the local store (`--plugin`):
+//!   write-through, read-through on a miss, deletes.
 //! - [`routes`]: the router and handlers; [`http`]: auth and JSON
 //!   extractors, request ids, access log; [`api`]: the error envelope;
 //!   [`openapi`]: the OpenAPI 3.1 document.
@@ -37,6 +39,7 @@ pub mod background;
 pub mod catalog;
 pub mod config;
 pub mod cookies;
+pub mod durable;
 pub mod error;
 pub mod http;
 pub mod leases;
@@ -52,3 +55,8 @@ pub mod summary;
 pub mod tenants;
 
 pub use server::{RunOptions, run};
+
+/// The service's namespace in a state's `extra` (SPEC §9): key `context`
+/// holds the execution context; key `record` the catalog record, in the
+/// durable tier's copy only.
+pub const SESSHOST_NS: &str = "sesshost";

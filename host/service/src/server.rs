@@ -24,12 +24,15 @@ use crate::slots::Slots;
 use crate::tenants::Registry;
 
 /// What `host run` was given.
-#[derive(Debug, Clone, Default)]
+#[derive(Default)]
 pub struct RunOptions {
     pub home: PathBuf,
     /// Overrides the config file's `listen`.
     pub listen: Option<SocketAddr>,
     pub config: Option<PathBuf>,
+    /// A storage-backend plugin as the durable tier (`--plugin`), with
+    /// its grants and the repository key.
+    pub durable: Option<sesshost_engine::Remote>,
 }
 
 /// The service's own files under the home.
@@ -57,6 +60,25 @@ pub async fn run(
     }
     let engine =
         Engine::open(&opts.home, HomeMode::Create).map_err(|e| io("cannot open the home", e))?;
+    let durable = match opts.durable {
+        Some(remote) => {
+            let plugin = remote.plugin.display().to_string();
+            let tier = engine.remote_tier(remote).await.map_err(|e| {
+                io(
+                    &format!(
+                        "cannot open the durable tier through {plugin} (check --plugin-config, --allow-host / --allow-dir and the repository key)"
+                    ),
+                    e,
+                )
+            })?;
+            tracing::info!("durable tier: {plugin} (write-through, read-through on a miss)");
+            Some(Arc::new(crate::durable::Durable::new(
+                tier,
+                service_dir(&opts.home).join("durable.json"),
+            )))
+        }
+        None => None,
+    };
     let registry = Registry::open(&opts.home)?;
     if let Some(key) = registry.ensure_default()? {
         eprintln!(
@@ -98,7 +120,11 @@ pub async fn run(
         queued: AtomicUsize::new(0),
         shutting_down: AtomicBool::new(false),
         started: Instant::now(),
+        durable: durable.clone(),
     });
+    if let Some(d) = durable {
+        tokio::spawn(d.run(app.clone()));
+    }
     tokio::spawn(pool.clone().refill());
     crate::background::spawn_all(&app);
     tracing::info!(

@@ -1,4 +1,6 @@
-//! Helpers shared by the end-to-end tests.
+//! Helpers shared by the end-to-end tests (each test binary uses some).
+
+#![allow(dead_code)]
 
 use std::path::PathBuf;
 
@@ -26,4 +28,23 @@ impl Drop for Dir {
 /// Whether `needle` occurs in `hay`.
 pub fn contains(hay: &[u8], needle: &str) -> bool {
     hay.windows(needle.len()).any(|w| w == needle.as_bytes())
+}
+
+/// The reference plugin `name`.wasm, built once per test binary by
+/// plugins/build.sh (wasm32-wasip2, release).
+pub fn wasm(name: &str) -> PathBuf {
+    static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    let dir = BUILT.get_or_init(|| {
+        let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../plugins");
+        let st = std::process::Command::new(root.join("build.sh"))
+            .arg("--quiet")
+            .status()
+            .expect("run plugins/build.sh");
+        assert!(
+            st.success(),
+            "plugins/build.sh failed (rustup target add wasm32-wasip2?)"
+        );
+        root.join("target/wasm32-wasip2/release")
+    });
+    dir.join(format!("{name}.wasm"))
 }

@@ -29,11 +29,17 @@ impl Service {
     /// Start `host run` on `home` with `config` (TOML) and wait until it
     /// serves.
     pub fn start(home: &Path, config: &str) -> Service {
+        Service::start_with(home, config, &[])
+    }
+
+    /// [`Service::start`] with more `host run` arguments.
+    pub fn start_with(home: &Path, config: &str, args: &[&str]) -> Service {
         let cfg = home.with_extension("toml");
         std::fs::write(&cfg, config).unwrap();
         let mut child = host()
             .args(["run", "--listen", "127.0.0.1:0", "--config"])
             .arg(&cfg)
+            .args(args)
             .env("SESSHOST_HOME", home)
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())

@@ -21,8 +21,8 @@ use crate::catalog::CheckResult;
 use crate::cookies;
 use crate::http::{Auth, Body};
 
-/// Namespace and key of the execution context in `SessionState::extra`.
-pub const CONTEXT_NS: &str = "sesshost";
+// Namespace and key of the execution context in `SessionState::extra`.
+use crate::SESSHOST_NS as CONTEXT_NS;
 pub const CONTEXT_KEY: &str = "context";
 /// Largest execution context (serialized JSON).
 pub const MAX_CONTEXT_BYTES: usize = 1024 * 1024;

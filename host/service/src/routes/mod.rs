@@ -62,6 +62,10 @@ pub fn router(app: Arc<App>) -> Router {
         .fallback(|| async { crate::api::ApiError::not_found("route") })
         .layer(axum::middleware::from_fn_with_state(
             app.clone(),
+            crate::durable::read_through,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            app.clone(),
             crate::http::observe,
         ))
         .layer(DefaultBodyLimit::max(app.config.limits.max_body_bytes))

@@ -299,6 +299,7 @@ pub async fn delete(
         app.close_browser_locked(&slot, &mut g, false).await;
     }
     app.engine.delete(&id).await?;
+    app.forget_durable(&id).await;
     app.catalog
         .remove(&id)
         .map_err(|e| ApiError::internal(format!("cannot update the catalog: {e}")))?;
