@@ -1,0 +1,64 @@
+//! `sesshost-cluster`: how several `host run --cluster` processes share one
+//! bucket safely, using nothing but the bucket's conditional writes
+//! (`If-None-Match: *` create-only, `If-Match: ETag` compare-and-swap).
+//! The design and the measurements behind it: `shared/research/
+//! distributed.md`; the object layout: `format-spec/STORE.md` (cluster
+//! objects).
+//!
+//! # Layout
+//! - [`bucket`]: the three operations the protocol needs from storage
+//!   ([`Bucket`]: get with ETag, conditional put, list with ETags), the
+//!   outcome of an ambiguous write resolved by a nonce
+//!   ([`bucket::put_resolved`]), and [`bucket::MemoryBucket`], an atomic
+//!   in-memory bucket with fault injection for tests.
+//! - [`clock`]: the monotonic clock the protocol reads ([`Clock`]), and a
+//!   [`clock::FakeClock`] tests move by hand.
+//! - [`records`]: the JSON records: host, claim, head.
+//! - [`liveness`]: a host's own record, renewed by compare-and-swap,
+//!   self-demotion at 0.8 T ([`HostLease`]); the fleet as observed, a
+//!   host judged dead after its record stayed unchanged for 1.5 T of the
+//!   observer's own clock ([`Fleet`]).
+//! - [`claims`]: acquire (create, take a released claim, or take over a
+//!   dead holder's, the epoch rising each time), fence the head with the
+//!   new epoch, commit by compare-and-swap of the head (refused once a
+//!   higher epoch fenced it), release.
+//!
+//! # Safety argument, in one paragraph
+//! Every acquisition raises the session's epoch and then writes the epoch
+//! into the session head by compare-and-swap before the new owner reads
+//! any state. Every commit is a compare-and-swap of the head that is
+//! refused when the head's epoch is higher than the writer's. So a writer
+//! from an older epoch — paused, partitioned, or with a wrong clock — can
+//! never overwrite newer state. Clocks only decide *liveness* (when to
+//! take over), and only as durations on each host's own monotonic clock.
+//!
+//! # What this crate does not do
+//! It does no I/O of its own (callers pass a [`Bucket`]), starts no
+//! threads, and owns no browser or session state: the service calls it
+//! from its tasks and stores snapshots through the store.
+
+pub mod bucket;
+pub mod claims;
+pub mod clock;
+pub mod liveness;
+pub mod records;
+
+pub use bucket::{Bucket, BucketError, Etag, Precondition};
+pub use claims::{Acquired, ClaimError, Claims};
+pub use clock::Clock;
+pub use liveness::{Fleet, HostLease, Liveness};
+
+/// A fresh random nonce (128 bits, hex) that marks a write as ours.
+pub fn nonce() -> String {
+    let mut b = [0u8; 16];
+    // getrandom fails only without an OS entropy source; a time-based
+    // fallback still makes collisions between two writers improbable.
+    if getrandom::fill(&mut b).is_err() {
+        let t = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or_default();
+        b = t.to_le_bytes();
+    }
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}

@@ -1,0 +1,253 @@
+//! The protocol against an atomic in-memory bucket and a fake clock:
+//! takeover after 1.5 T, self-demotion at 0.8 T, a stale commit after a
+//! pause is fenced, 412 / 409 / 500 / timeout on each write resolved
+//! correctly, release → immediate acquire elsewhere.
+
+use std::time::Duration;
+
+use sesshost_cluster::bucket::{Fault, MemoryBucket};
+use sesshost_cluster::clock::FakeClock;
+use sesshost_cluster::records::{CLAIMS, HEADS, HOSTS};
+use sesshost_cluster::{Acquired, Bucket, ClaimError, Claims, Fleet, HostLease, Liveness};
+
+const T: Duration = Duration::from_secs(15);
+
+struct Host {
+    lease: HostLease,
+    fleet: Fleet,
+}
+
+impl Host {
+    fn new(id: &str, b: &MemoryBucket, c: &FakeClock) -> Host {
+        let mut lease = HostLease::new(id, &format!("http://{id}:8080"), T);
+        assert_eq!(lease.renew(b, c), Liveness::Serving);
+        Host {
+            lease,
+            fleet: Fleet::new(id, T),
+        }
+    }
+    fn claims<'a>(&'a self, b: &'a MemoryBucket) -> Claims<'a> {
+        Claims::new(b, &self.lease.id, &self.lease.addr)
+    }
+    fn acquire(&mut self, b: &MemoryBucket, c: &FakeClock, s: &str) -> Acquired {
+        self.fleet.observe(b, c).unwrap();
+        Claims::new(b, &self.lease.id, &self.lease.addr)
+            .acquire(&mut self.fleet, s, sesshost_cluster::Clock::now(c))
+            .unwrap()
+    }
+}
+
+fn mine(epoch: u64) -> Acquired {
+    Acquired::Mine {
+        epoch,
+        took_over: None,
+    }
+}
+
+#[test]
+fn a_dead_holder_is_taken_over_after_one_and_a_half_ttl_and_not_before() {
+    let (b, c) = (MemoryBucket::default(), FakeClock::default());
+    let mut a = Host::new("a", &b, &c);
+    let mut h = Host::new("b", &b, &c);
+    assert_eq!(a.acquire(&b, &c, "s1"), mine(1));
+    // B sees A's record, then A stops renewing (frozen or dead).
+    h.fleet.observe(&b, &c).unwrap();
+    for _ in 0..14 {
+        c.advance(T / 10);
+        h.lease.tick(&b, &c);
+        assert!(
+            matches!(h.acquire(&b, &c, "s1"), Acquired::HeldBy { ref host, epoch: 1, .. } if host == "a"),
+            "taken over early"
+        );
+    }
+    c.advance(T / 10 + Duration::from_millis(1));
+    assert_eq!(
+        h.acquire(&b, &c, "s1"),
+        Acquired::Mine {
+            epoch: 2,
+            took_over: Some("a".into())
+        }
+    );
+    // The head is fenced with the new epoch before anything is restored.
+    assert_eq!(h.claims(&b).head("s1").unwrap().unwrap().epoch, 2);
+}
+
+#[test]
+fn a_renewing_holder_is_never_taken_over() {
+    let (b, c) = (MemoryBucket::default(), FakeClock::default());
+    let mut a = Host::new("a", &b, &c);
+    let mut h = Host::new("b", &b, &c);
+    assert_eq!(a.acquire(&b, &c, "s1"), mine(1));
+    for _ in 0..100 {
+        c.advance(T / 7);
+        a.lease.tick(&b, &c);
+        assert!(matches!(h.acquire(&b, &c, "s1"), Acquired::HeldBy { .. }));
+    }
+}
+
+#[test]
+fn a_host_that_cannot_renew_stops_serving_at_0_8_ttl() {
+    let (b, c) = (MemoryBucket::default(), FakeClock::default());
+    let mut a = Host::new("a", &b, &c);
+    b.set_offline(true);
+    c.advance(T.mul_f64(0.79));
+    assert_eq!(a.lease.tick(&b, &c), Liveness::Serving);
+    c.advance(T.mul_f64(0.02));
+    assert_eq!(a.lease.tick(&b, &c), Liveness::Lapsed);
+    // Renewals succeed again and nobody replaced the record: serving.
+    b.set_offline(false);
+    assert_eq!(a.lease.renew(&b, &c), Liveness::Serving);
+}
+
+#[test]
+fn a_host_whose_record_was_replaced_is_demoted_for_good() {
+    let (b, c) = (MemoryBucket::default(), FakeClock::default());
+    let mut a = Host::new("a", &b, &c);
+    // Another process with the same id (a misconfigured clone) wrote it.
+    let mut clone = HostLease::new("a", "http://clone", T);
+    clone.renew(&b, &c); // create-only: loses, demoted itself
+    assert_eq!(clone.liveness(Duration::ZERO), Liveness::Demoted);
+    b.put(
+        &format!("{HOSTS}a"),
+        b"{}",
+        &sesshost_cluster::Precondition::None,
+    )
+    .unwrap();
+    assert_eq!(a.lease.renew(&b, &c), Liveness::Demoted);
+    c.advance(T);
+    assert_eq!(a.lease.renew(&b, &c), Liveness::Demoted);
+}
+
+#[test]
+fn a_stale_commit_after_a_pause_is_fenced_and_the_newer_state_stands() {
+    let (b, c) = (MemoryBucket::default(), FakeClock::default());
+    let mut a = Host::new("a", &b, &c);
+    let mut h = Host::new("b", &b, &c);
+    assert_eq!(a.acquire(&b, &c, "s1"), mine(1));
+    a.claims(&b).commit("s1", 1, "snap-a1").unwrap();
+    h.fleet.observe(&b, &c).unwrap();
+    // A freezes for 3 T; B takes over and commits.
+    c.advance(T * 3);
+    assert!(matches!(
+        h.acquire(&b, &c, "s1"),
+        Acquired::Mine { epoch: 2, .. }
+    ));
+    h.claims(&b).commit("s1", 2, "snap-b1").unwrap();
+    // A wakes and commits blindly: refused, whatever its clock says.
+    let err = a.claims(&b).commit("s1", 1, "snap-a2").unwrap_err();
+    assert!(
+        matches!(
+            err,
+            ClaimError::Fenced {
+                mine: 1,
+                current: 2,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert!(err.to_string().contains("fenced"), "{err}");
+    assert!(a.claims(&b).release("s1", 1).is_err());
+    let head = h.claims(&b).head("s1").unwrap().unwrap();
+    assert_eq!(
+        (head.snapshot.as_deref(), head.prev.as_deref(), head.epoch),
+        (Some("snap-b1"), Some("snap-a1"), 2)
+    );
+    // A's renewal after the pause: its record was not replaced, it is
+    // serving again, but its sessions are fenced.
+    assert_eq!(a.lease.renew(&b, &c), Liveness::Serving);
+}
+
+#[test]
+fn release_lets_another_host_acquire_at_once() {
+    let (b, c) = (MemoryBucket::default(), FakeClock::default());
+    let mut a = Host::new("a", &b, &c);
+    let mut h = Host::new("b", &b, &c);
+    assert_eq!(a.acquire(&b, &c, "s1"), mine(1));
+    a.claims(&b).commit("s1", 1, "snap-a1").unwrap();
+    a.claims(&b).release("s1", 1).unwrap();
+    // No time passes: B acquires, epoch rises, the head keeps A's commit.
+    assert_eq!(h.acquire(&b, &c, "s1"), mine(2));
+    let head = h.claims(&b).head("s1").unwrap().unwrap();
+    assert_eq!((head.epoch, head.snapshot.as_deref()), (2, Some("snap-a1")));
+}
+
+/// Every injected fault on every kind of write ends in the right outcome.
+#[test]
+fn faults_on_each_write_are_resolved() {
+    let faults = [
+        Fault::PreconditionFailed,
+        Fault::Conflict,
+        Fault::UnknownApplied,
+        Fault::UnknownNotApplied,
+    ];
+    for prefix in [HOSTS, CLAIMS, HEADS] {
+        for f in &faults {
+            let (b, c) = (MemoryBucket::default(), FakeClock::default());
+            let what = format!("{f:?} on {prefix}");
+            let mut a = Host::new("a", &b, &c);
+            b.inject(prefix, f.clone());
+            if prefix == HOSTS {
+                // A lost renewal (412) demotes; 409 and "unknown, not
+                // applied" leave it to the next tick; "applied" is a win.
+                let l = a.lease.renew(&b, &c);
+                match f {
+                    Fault::PreconditionFailed | Fault::Conflict => {
+                        assert_eq!(l, Liveness::Demoted, "{what}")
+                    }
+                    Fault::UnknownApplied => assert_eq!(l, Liveness::Serving, "{what}"),
+                    Fault::UnknownNotApplied => {
+                        assert_eq!(l, Liveness::Serving, "{what}: the last good renewal stands");
+                        assert_eq!(a.lease.renew(&b, &c), Liveness::Serving, "{what}");
+                    }
+                }
+                continue;
+            }
+            // Claims and heads: acquire + commit + release still succeed,
+            // exactly once, with a consistent epoch.
+            assert_eq!(a.acquire(&b, &c, "s1"), mine(1), "{what}");
+            b.inject(prefix, f.clone());
+            let h = a.claims(&b).commit("s1", 1, "snap1").unwrap();
+            assert_eq!((h.seq, h.epoch), (1, 1), "{what}");
+            b.inject(prefix, f.clone());
+            a.claims(&b).release("s1", 1).unwrap();
+            let claim = a.claims(&b).claim("s1").unwrap().unwrap();
+            assert_eq!((claim.holder, claim.epoch), (None, 1), "{what}");
+            let head = a.claims(&b).head("s1").unwrap().unwrap();
+            assert_eq!(head.snapshot.as_deref(), Some("snap1"), "{what}");
+        }
+    }
+}
+
+#[test]
+fn a_fresh_observer_waits_one_and_a_half_ttl_before_taking_over() {
+    let (b, c) = (MemoryBucket::default(), FakeClock::default());
+    let mut a = Host::new("a", &b, &c);
+    assert_eq!(a.acquire(&b, &c, "s1"), mine(1));
+    // A dies long before B starts.
+    c.advance(T * 10);
+    let mut h = Host::new("b", &b, &c);
+    assert!(matches!(h.acquire(&b, &c, "s1"), Acquired::HeldBy { .. }));
+    c.advance(T.mul_f64(1.5));
+    assert!(matches!(
+        h.acquire(&b, &c, "s1"),
+        Acquired::Mine { epoch: 2, .. }
+    ));
+}
+
+#[test]
+fn a_record_that_is_not_json_is_named() {
+    let (b, c) = (MemoryBucket::default(), FakeClock::default());
+    let mut a = Host::new("a", &b, &c);
+    b.put(
+        &format!("{CLAIMS}s1"),
+        b"garbage",
+        &sesshost_cluster::Precondition::None,
+    )
+    .unwrap();
+    a.fleet.observe(&b, &c).unwrap();
+    let err = Claims::new(&b, &a.lease.id, &a.lease.addr)
+        .acquire(&mut a.fleet, "s1", Duration::ZERO)
+        .unwrap_err();
+    assert!(err.to_string().contains("cluster/claims/s1"), "{err}");
+}
