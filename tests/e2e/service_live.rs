@@ -328,3 +328,50 @@ fn navigate_and_login_check_mark_needs_auth() {
     );
     assert_eq!(r.status, 400, "{}", r.body);
 }
+
+#[test]
+fn memory_watch_recycles_a_leased_browser_and_hibernates_an_idle_one() {
+    let fx = Fixture::start();
+    let d = common::Dir::new("memwatch");
+    let s = Service::start(&d.p("home"), &config("[limits]\njs_heap_mb = 40\n"));
+    let id = create(&s);
+    let lease = acquire(&s, &id, json!({}));
+    let cdp = lease["cdp_url"].as_str().unwrap();
+    let v = client("playwright", cdp, "login", &fx.a("/login"), Some("alice")).unwrap();
+    assert!(logged_in(&v, "alice"), "{v}");
+    let before = chromium_pids(&s.home);
+    assert_eq!(before.len(), 1, "{before:?}");
+    // A tab holding 80 MiB of JS heap, over the 40 MiB cap, under a lease:
+    // the watch (every 10 s) saves the session and replaces the browser;
+    // the lease and its cdp_url stay valid.
+    client("puppeteer", cdp, "hog", &fx.a("/app"), Some("80")).unwrap();
+    wait_until(
+        "the leased browser to be recycled",
+        Duration::from_secs(45),
+        || {
+            let now = chromium_pids(&s.home);
+            now.len() == 1 && now[0] != before[0]
+        },
+    );
+    assert!(
+        s.log().contains("over [limits] js_heap_mb = 40"),
+        "{}",
+        s.log()
+    );
+    let v = client("playwright", cdp, "app", &fx.a("/app"), None).unwrap();
+    assert!(
+        logged_in(&v, "alice"),
+        "the recycled browser lost the login: {v}"
+    );
+    // The same, idle: the session is hibernated and its browser closed.
+    client("puppeteer", cdp, "hog", &fx.a("/app"), Some("80")).unwrap();
+    release(&s, &id, &lease, false);
+    wait_until(
+        "the idle hog to be hibernated",
+        Duration::from_secs(45),
+        || s.call("GET", &format!("/v1/sessions/{id}"), None).json()["state"] == "hibernated",
+    );
+    wait_until("its Chromium to exit", Duration::from_secs(10), || {
+        chromium_pids(&s.home).is_empty()
+    });
+}

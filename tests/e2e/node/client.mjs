@@ -4,6 +4,7 @@
 // OP:
 //   login URL USER   open URL (the fixture's /login), log in as USER, wait for /app
 //   app URL [N]      open URL (the fixture's /app); with N, store localStorage.counter = N
+//   hog URL MB       open URL, hold MB MiB of JS heap in it, leave the tab open
 // Prints one JSON line {url, title, status, counter} and disconnects
 // (never closes the browser: the service owns it). Exits 1 on failure.
 import { chromium } from 'playwright-core';
@@ -36,6 +37,13 @@ try {
     await page.goto(url);
     await page.waitForFunction(() => location.pathname !== '/app' || document.getElementById('status')?.textContent !== 'checking');
     if (arg !== undefined) await page.evaluate((n) => localStorage.setItem('counter', n), arg);
+  } else if (op === 'hog') {
+    // Hold ARG MB of JS heap in this tab, and leave the tab open.
+    await page.goto(url);
+    await page.evaluate((mb) => {
+      window.hog = [];
+      for (let i = 0; i < mb; i++) window.hog.push(new Array(131072).fill(i + 0.5));
+    }, Number(arg));
   } else {
     throw new Error(`unknown OP ${op}`);
   }
@@ -47,7 +55,7 @@ try {
   }));
   out.connect_ms = Math.round(connected - t0);
   out.total_ms = Math.round(performance.now() - t0);
-  await page.close();
+  if (op !== 'hog') await page.close();
   console.log(JSON.stringify(out));
 } finally {
   if (lib === 'playwright') await browser.close(); else await browser.disconnect();
