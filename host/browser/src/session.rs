@@ -68,6 +68,11 @@ pub struct BrowserSession {
     /// The session's emulation, shared with the tracker task: replaced by
     /// [`BrowserSession::set_emulation`], read whenever a tab appears.
     pub(crate) emulation: Arc<RwLock<Emulation>>,
+    /// One hidden tab kept between captures (at about:blank): opening a tab
+    /// and attaching to it is most of a small capture's cost (~100-250 ms
+    /// on 2 loaded cores), so the first capture's tab is kept for the next,
+    /// and [`BrowserSession::prepare_capture_tab`] opens it ahead of need.
+    pub(crate) spare: Arc<Mutex<Option<Page>>>,
     closed_rx: watch::Receiver<Option<Closed>>,
     /// The URL handed to clients: through [`ClientGate`] when there is one.
     ws_url: String,
@@ -197,6 +202,7 @@ impl BrowserSession {
             restored_origins: Arc::default(),
             gate: Mutex::new(None),
             emulation: Arc::new(RwLock::new(opts.emulation.clone())),
+            spare: Arc::default(),
             closed_rx,
             ws_url,
             client_gate,
@@ -493,6 +499,10 @@ impl BrowserSession {
 
     /// Open a short-lived page (hidden from capture) in the default context.
     pub(crate) async fn internal_page(&self) -> Result<Page> {
+        let kept = self.spare.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(p) = kept {
+            return Ok(p);
+        }
         let page = match self
             .browser
             .new_page(
@@ -537,12 +547,38 @@ impl BrowserSession {
     }
 
     /// Close an internal page without waiting for it to go.
+    /// Done with a hidden tab: it goes back to about:blank and is kept for
+    /// the next capture (one is kept; others are closed). In the
+    /// background: the caller does not wait.
     pub(crate) async fn close_internal(&self, page: Page) {
         let id: String = page.target_id().as_ref().to_string();
         let b = self.browser.clone();
+        let spare = self.spare.clone();
         tokio::spawn(async move {
+            let blank =
+                crate::cdp::page_cmd(&page, "Page.navigate", json!({ "url": "about:blank" }))
+                    .await
+                    .is_ok();
+            if blank {
+                let mut s = spare.lock().unwrap_or_else(|p| p.into_inner());
+                if s.is_none() {
+                    *s = Some(page);
+                    return;
+                }
+            }
             let _ = browser_cmd(&b, "Target.closeTarget", json!({ "targetId": id })).await;
         });
+    }
+
+    /// Open the hidden capture tab now (e.g. while the browser waits in a
+    /// warm pool), so the first capture does not pay for it.
+    pub async fn prepare_capture_tab(&self) -> Result<()> {
+        let page = self.internal_page().await?;
+        let mut s = self.spare.lock().unwrap_or_else(|p| p.into_inner());
+        if s.is_none() {
+            *s = Some(page);
+        }
+        Ok(())
     }
 }
 

@@ -919,3 +919,44 @@ async fn a_database_held_open_by_a_tab_fails_the_restore_clearly() {
     assert_eq!(eval_str(&again, "document.title").await, "Fixture");
     s.shutdown().await;
 }
+
+/// Captures reuse one hidden tab: repeated captures leave no tab behind
+/// (the page-target count settles at the user's tabs + the keeper + one
+/// spare), see what the first saw, and a storage change between them is
+/// captured (the kept tab reads fresh storage, not a stale document).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn repeated_captures_reuse_one_hidden_tab() {
+    let fx = Fixture::start();
+    let s = launch().await;
+    let app = login(&s, &fx, "alice").await;
+    async fn pages(s: &BrowserSession) -> usize {
+        let t = s
+            .cdp()
+            .execute(chromiumoxide::cdp::browser_protocol::target::GetTargetsParams::default())
+            .await
+            .unwrap();
+        t.result
+            .target_infos
+            .iter()
+            .filter(|i| i.r#type == "page")
+            .count()
+    }
+    let first = s.capture(None).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let after_first = pages(&s).await;
+    for i in 0..4 {
+        app.evaluate(format!("localStorage.setItem('n', '{i}')"))
+            .await
+            .unwrap();
+        let c = s.capture(Some(&first)).await.unwrap();
+        let ls = &find(&c, &fx.site_a).local_storage;
+        assert!(
+            ls.iter().any(|e| e.key == "n" && e.value == i.to_string()),
+            "capture {i} read stale storage: {ls:?}"
+        );
+        assert!(ls.iter().any(|e| e.key == "authToken"), "{ls:?}");
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(pages(&s).await, after_first, "captures leaked tabs");
+    s.shutdown().await;
+}

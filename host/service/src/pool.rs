@@ -113,6 +113,11 @@ impl Pool {
                 Ok(b) => {
                     self.launched.fetch_add(1, Ordering::Relaxed);
                     self.failures.store(0, Ordering::Relaxed);
+                    // Its first capture (the first release or autosave)
+                    // then needs no new tab.
+                    if let Err(e) = b.prepare_capture_tab().await {
+                        tracing::debug!("warm pool: no spare capture tab: {e}");
+                    }
                     backoff = Duration::from_millis(500);
                     if self.closed.load(Ordering::Relaxed) {
                         b.shutdown().await;
