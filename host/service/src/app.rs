@@ -45,6 +45,8 @@ pub struct App {
     pub queued: AtomicUsize,
     pub shutting_down: AtomicBool,
     pub started: Instant,
+    /// The last hour of samples for the console's charts.
+    pub history: crate::history::History,
 }
 
 /// The state a session is in, as the API names it.

@@ -98,6 +98,7 @@ pub async fn run(
         queued: AtomicUsize::new(0),
         shutting_down: AtomicBool::new(false),
         started: Instant::now(),
+        history: Default::default(),
     });
     tokio::spawn(pool.clone().refill());
     crate::background::spawn_all(&app);
