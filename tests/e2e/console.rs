@@ -3,7 +3,9 @@
 //! console (tests/e2e/node/console.mjs): a wrong key refused, sign in, the
 //! table as the API lists it, values hidden until revealed, create → live
 //! view → log in to the fixture by hand inside the screencast → save and
-//! release → a worker acquiring through the API is logged in; another
+//! release → a worker acquiring through the API is logged in; the live
+//! view reconnects after its connection drops and follows a session's own
+//! viewport; another
 //! tenant sees nothing; a page of another origin reaches a CDP URL. The
 //! screenshots it takes are the README's (host/service/console/screenshots).
 //!
@@ -48,8 +50,9 @@ fn run_node(script: &str, cfg: &Value) -> Value {
     });
     assert!(
         out.status.success() && v.get("failure").is_none(),
-        "{script} failed: {}\n{}",
+        "{script} failed: {}\nseen: {}\n{}",
         v["failure"].as_str().unwrap_or(""),
+        v["seen"],
         String::from_utf8_lossy(&out.stderr)
     );
     v
@@ -141,7 +144,7 @@ fn console_in_chromium_manual_login_through_the_live_view() {
     let r = s.call(
         "POST",
         "/v1/sessions",
-        Some(json!({"name": "seeded", "tags": ["api", "billing"]})),
+        Some(json!({"name": "seeded", "tags": ["api", "billing"], "viewport": {"width": 1024, "height": 640}})),
     );
     assert_eq!(r.status, 201, "{}", r.body);
     let seeded = r.json()["id"].as_str().unwrap().to_string();
@@ -174,6 +177,7 @@ fn console_in_chromium_manual_login_through_the_live_view() {
             "seeded": seeded,
             "cookie_value": secret,
             "shots": shots,
+            "home": home,
         }),
     );
     eprintln!("console.mjs: {v}");
@@ -229,6 +233,11 @@ fn console_in_chromium_manual_login_through_the_live_view() {
         "{}",
         v["tabs"]
     );
+    // A dropped connection (the browser replaced under the lease) reconnected.
+    assert_eq!(v["reconnected"]["new_pid"], true, "{v}");
+    assert!(v["reconnected"]["connects"].as_u64().unwrap() >= 2, "{v}");
+    // A session with its own viewport is shown at that size.
+    assert_eq!(v["seeded_canvas"], json!([1024, 640]), "{v}");
     assert!(v["release_status"].as_str().unwrap().contains("Saved and released"));
     assert_eq!(v["after_release"], "idle", "{v}");
 

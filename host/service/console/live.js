@@ -98,13 +98,29 @@ class Live {
     stats.connects++;
     this.sid = null;
     await this.send('Target.setDiscoverTargets', { discover: true });
-    const { targetInfos } = await this.send('Target.getTargets');
-    for (const t of targetInfos) this.target(t);
-    let pick = this.targetId && this.pages.has(this.targetId) ? this.targetId : [...this.pages.keys()][0];
-    if (!pick) pick = (await this.send('Target.createTarget', { url: 'about:blank' })).targetId;
-    await this.attach(pick);
+    await this.attachSome();
     buttons(true);
     status('Live');
+  }
+
+  // Attach to the tab shown before (or the first one, or a new one). A
+  // browser that was just replaced may still be restoring its tabs, so a
+  // tab that vanished under us is retried a few times.
+  async attachSome() {
+    for (let i = 0; ; i++) {
+      const { targetInfos } = await this.send('Target.getTargets');
+      this.pages.clear();
+      for (const t of targetInfos) this.target(t);
+      let pick = this.targetId && this.pages.has(this.targetId) ? this.targetId : [...this.pages.keys()][0];
+      try {
+        if (!pick) pick = (await this.send('Target.createTarget', { url: 'about:blank' })).targetId;
+        await this.attach(pick);
+        return;
+      } catch (e) {
+        if (i >= 10 || this.closed) throw e;
+        await new Promise((r) => setTimeout(r, 300));
+      }
+    }
   }
 
   async dropped(ev) {
@@ -168,9 +184,8 @@ class Live {
   }
 
   async switchAway() {
-    if (this.closed) return;
-    const next = [...this.pages.keys()][0];
-    if (next) await this.attach(next).catch(() => {});
+    if (this.closed || !this.ws || this.ws.readyState !== WebSocket.OPEN) return;
+    await this.attachSome().catch((e) => status(`Cannot show a tab: ${e.message}`));
   }
 
   async attach(targetId) {
@@ -189,7 +204,12 @@ class Live {
       this.send('Emulation.setDeviceMetricsOverride', { width, height, deviceScaleFactor: 1, mobile: false }, sessionId),
       this.send('Emulation.setFocusEmulationEnabled', { enabled: true }, sessionId),
     ]);
-    await this.send('Target.activateTarget', { targetId }).catch(() => {});
+    // A background tab of a headless browser does not paint: bring it to front.
+    await this.send('Page.bringToFront', {}, sessionId).catch(() => {});
+    // A static page sends no screencast frame until it repaints: draw a
+    // screenshot first so the screen is never blank.
+    const shot = await this.send('Page.captureScreenshot', { format: 'jpeg', quality: 70 }, sessionId).catch(() => null);
+    if (shot && this.sid === sessionId) this.draw(shot.data);
     await this.send('Page.startScreencast', { format: 'jpeg', quality: 70, maxWidth: width, maxHeight: height, everyNthFrame: 1 }, sessionId);
     const t = this.pages.get(targetId);
     if (t) $('l-addr').value = t.url;
@@ -199,6 +219,10 @@ class Live {
   frame(p, sessionId) {
     this.send('Page.screencastFrameAck', { sessionId: p.sessionId }, sessionId).catch(() => {});
     this.meta = p.metadata;
+    this.draw(p.data);
+  }
+
+  draw(data) {
     const img = new Image();
     img.onload = () => {
       if (this.closed) return;
@@ -212,7 +236,7 @@ class Live {
       stats.lastFrameAt = now;
       if (stats.inputAt !== null) { stats.latencies.push(now - stats.inputAt); stats.inputAt = null; }
     };
-    img.src = `data:image/jpeg;base64,${p.data}`;
+    img.src = `data:image/jpeg;base64,${data}`;
   }
 
   // Page coordinates (CSS px of the remote viewport) of a pointer event.

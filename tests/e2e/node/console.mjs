@@ -3,9 +3,11 @@
 // base: the service (http://HOST:PORT); key / other_key: two tenants' keys;
 // fixture: the fixture site's origin; seeded: a session id the test made
 // through the API (with a cookie whose value is cookie_value); shots: the
-// directory the README's screenshots are written to.
+// directory the README's screenshots are written to; home: the service's
+// SESSHOST_HOME (to find, and kill, the session's Chromium).
 // Prints one JSON line of what it saw (the Rust test asserts on it) and
 // exits 1 at the first check that fails here.
+import { readdirSync, readFileSync } from 'node:fs';
 import { chromium } from 'playwright-core';
 
 const cfg = JSON.parse(process.env.CONSOLE_TEST);
@@ -23,6 +25,17 @@ async function apiCall(method, path, key, body) {
   });
   const text = await r.text();
   return { status: r.status, json: text ? JSON.parse(text) : null };
+}
+
+// The session's Chromium (its profile is under the service's home/run).
+function chromiumOf(home) {
+  for (const pid of readdirSync('/proc')) {
+    if (!/^\d+$/.test(pid)) continue;
+    let cmd;
+    try { cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8'); } catch { continue; }
+    if (cmd.includes('--user-data-dir=') && cmd.includes(`${home}/run`) && !cmd.includes('--type=')) return Number(pid);
+  }
+  return null;
 }
 
 const browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: CHROMIUM_ARGS });
@@ -108,17 +121,30 @@ try {
   await page.getByRole('status').filter({ hasText: 'Not leased' }).waitFor();
   out.starts_with_take_over = await takeOver.isEnabled() && !(await page.getByRole('button', { name: 'Save and release' }).isEnabled());
   await takeOver.click();
-  await page.getByRole('status').filter({ hasText: 'Live' }).waitFor({ timeout: 60000 });
+  await page.getByRole('status').filter({ hasText: /^Live$/ }).waitFor({ timeout: 60000 });
   const leased = await apiCall('GET', `/v1/sessions/${id}`, cfg.key);
   out.leased_state = leased.json.state;
   await page.waitForFunction(() => window.sesshostLive.frames > 0, null, { timeout: 20000 });
   out.canvas = await page.locator('#l-screen').evaluate((c) => [c.width, c.height]);
+
+  // The connection drops (the session's Chromium is killed; the service
+  // replaces it under the same lease): the live view reconnects by itself.
+  log('drop');
+  const pid = chromiumOf(cfg.home);
+  check(pid, 'the session\'s Chromium is running');
+  process.kill(pid, 'SIGKILL');
+  await page.getByRole('status').filter({ hasText: /Connection lost|reconnecting|Connecting/ }).waitFor({ timeout: 20000 });
+  await page.waitForFunction(() => window.sesshostLive.connects >= 2, null, { timeout: 30000 });
+  await page.getByRole('status').filter({ hasText: /^Live$/ }).waitFor({ timeout: 30000 });
+  const framesBefore = await page.evaluate(() => window.sesshostLive.frames);
+  out.reconnected = { connects: await page.evaluate(() => window.sesshostLive.connects), new_pid: chromiumOf(cfg.home) !== pid };
 
   // Address bar → the fixture's login form.
   const addr = page.getByLabel('Address');
   await addr.fill(`${cfg.fixture}/login`);
   await addr.press('Enter');
   await page.waitForFunction((u) => document.getElementById('l-addr').value === u, `${cfg.fixture}/login`, { timeout: 20000 });
+  await page.waitForFunction((n) => window.sesshostLive.frames > n, framesBefore, { timeout: 20000 });
   const tabs = await page.getByLabel('Tab', { exact: true }).locator('option').allTextContents();
   out.tabs = tabs;
   // Wait for a frame of the loaded form, then click into its input
@@ -181,6 +207,18 @@ try {
   out.other_rows = await other.locator('#table tbody tr').count();
   out.other_sees_ids = (await other.content()).includes(id) || (await other.content()).includes(cfg.seeded);
 
+  // The live view follows the session's own viewport (seeded at 1024×640).
+  log('viewport');
+  await page.getByRole('button', { name: 'Sessions' }).click();
+  await page.locator(`#table tbody tr[data-id="${cfg.seeded}"]`).click();
+  await page.getByRole('button', { name: 'Live view' }).click();
+  await page.getByRole('button', { name: 'Take over' }).click();
+  await page.getByRole('status').filter({ hasText: /^Live$/ }).waitFor({ timeout: 60000 });
+  await page.waitForFunction(() => document.getElementById('l-screen').width !== 1280, null, { timeout: 10000 }).catch(() => {});
+  out.seeded_canvas = await page.locator('#l-screen').evaluate((c) => [c.width, c.height]);
+  await page.getByRole('button', { name: 'Save and release' }).click();
+  await page.getByRole('status').filter({ hasText: 'Saved and released' }).waitFor({ timeout: 60000 });
+
   // A page of another origin reaching a lease's CDP URL (its Origin header is
   // not passed to Chromium, which would refuse it).
   log('origin');
@@ -200,7 +238,9 @@ try {
   out.seconds = Math.round((performance.now() - t0) / 1000);
   console.log(JSON.stringify(out));
 } catch (e) {
-  console.log(JSON.stringify({ ...out, failure: String(e.stack || e) }));
+  const pages = browser.contexts().flatMap((c) => c.pages());
+  const seen = pages[0] ? await pages[0].evaluate(() => ({ status: document.getElementById('l-status')?.textContent, tabs: [...document.querySelectorAll('#l-tab option')].map((o) => o.textContent), live: window.sesshostLive, alert: document.getElementById('error')?.textContent })).catch(() => null) : null;
+  console.log(JSON.stringify({ ...out, failure: String(e.stack || e), seen }));
   process.exitCode = 1;
 } finally {
   await browser.close();

@@ -26,7 +26,7 @@ try {
   });
   await page.goto(cfg.base + '/', { waitUntil: 'networkidle' });
   out.page_weight_bytes = weight;
-  out.files = files;
+  out.files = [...files];
   const paint = await page.evaluate(() => Object.fromEntries(performance.getEntriesByType('paint').map((e) => [e.name, Math.round(e.startTime)])));
   out.first_paint_ms = paint['first-paint'];
   out.first_contentful_paint_ms = paint['first-contentful-paint'];
@@ -39,7 +39,7 @@ try {
   await page.locator(`#table tbody tr[data-id="${s.id}"]`).click();
   await page.getByRole('button', { name: 'Live view' }).click();
   await page.getByRole('button', { name: 'Take over' }).click();
-  await page.getByRole('status').filter({ hasText: 'Live' }).waitFor({ timeout: 60000 });
+  await page.getByRole('status').filter({ hasText: /^Live$/ }).waitFor({ timeout: 60000 });
   out.viewport = await page.locator('#l-screen').evaluate((c) => [c.width, c.height]);
 
   // Frame rate: a page that repaints every animation frame.
