@@ -64,13 +64,21 @@ fn other_tenant_key(home: &Path) -> String {
         .env("SESSHOST_HOME", home)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let out = host()
         .args(["key", "create", "--tenant", "globex"])
         .env("SESSHOST_HOME", home)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8(out.stdout).unwrap().trim().to_string()
 }
 
@@ -238,7 +246,12 @@ fn console_in_chromium_manual_login_through_the_live_view() {
     assert!(v["reconnected"]["connects"].as_u64().unwrap() >= 2, "{v}");
     // A session with its own viewport is shown at that size.
     assert_eq!(v["seeded_canvas"], json!([1024, 640]), "{v}");
-    assert!(v["release_status"].as_str().unwrap().contains("Saved and released"));
+    assert!(
+        v["release_status"]
+            .as_str()
+            .unwrap()
+            .contains("Saved and released")
+    );
     assert_eq!(v["after_release"], "idle", "{v}");
 
     // A worker acquiring the session through the API is logged in as the
@@ -296,7 +309,10 @@ fn console_in_chromium_manual_login_through_the_live_view() {
 
     // A page of another origin reached a CDP URL: the proxy does not pass
     // its Origin to Chromium (which refuses foreign origins).
-    assert_ne!(v["origin_page"].as_str(), Some(&*format!("http://{}", s.addr)));
+    assert_ne!(
+        v["origin_page"].as_str(),
+        Some(&*format!("http://{}", s.addr))
+    );
     assert!(
         v["origin_ws"].as_str().unwrap().contains("Chrom"),
         "{}",
@@ -312,7 +328,14 @@ fn console_in_chromium_manual_login_through_the_live_view() {
         1,
         "the key appears in the log only where the first start prints it"
     );
-    for f in ["signin", "sessions", "detail", "live-login", "live", "health"] {
+    for f in [
+        "signin",
+        "sessions",
+        "detail",
+        "live-login",
+        "live",
+        "health",
+    ] {
         let p = shots.join(format!("{f}.png"));
         let n = std::fs::metadata(&p).map(|m| m.len()).unwrap_or(0);
         assert!(n > 5000, "screenshot {} written ({n} bytes)", p.display());

@@ -32,7 +32,11 @@ function chart(title, samples, get, fmt, span) {
   const y = (v) => (H - B) - (H - B - 4) * (v / max);
   const g = svg('svg', { class: 'chart', viewBox: `0 0 ${W} ${H}`, role: 'img', 'aria-label': `${title} over the last hour` });
   g.append(svg('line', { x1: L, y1: H - B, x2: W, y2: H - B }));
-  if (pts.length) g.append(svg('polyline', { points: pts.map(([t, v]) => `${x(t).toFixed(1)},${y(v).toFixed(1)}`).join(' ') }));
+  if (pts.length) {
+    g.append(svg('polyline', { points: pts.map(([t, v]) => `${x(t).toFixed(1)},${y(v).toFixed(1)}`).join(' ') }));
+    const [lt, lv] = pts[pts.length - 1];
+    g.append(svg('circle', { cx: x(lt).toFixed(1), cy: y(lv).toFixed(1), r: 2.5 }));
+  }
   const t1 = svg('text', { x: L, y: H - 2 }); t1.textContent = '-60 min';
   const t2 = svg('text', { x: W - 24, y: H - 2 }); t2.textContent = 'now';
   const t3 = svg('text', { x: L, y: 10 }); t3.textContent = `max ${fmt(max)}`;

@@ -125,7 +125,10 @@ pub fn serve(file: &str, req: &HeaderMap) -> Response {
     };
     let h = r.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static(ctype));
-    h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP));
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(CSP),
+    );
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     h.insert(
         header::X_CONTENT_TYPE_OPTIONS,
@@ -194,7 +197,10 @@ mod tests {
         let r = serve("app.js", &req);
         assert_eq!(r.status(), StatusCode::NOT_MODIFIED);
         assert_eq!(r.headers()[header::ETAG], tag);
-        assert_ne!(serve("style.css", &HeaderMap::new()).headers()[header::ETAG], tag);
+        assert_ne!(
+            serve("style.css", &HeaderMap::new()).headers()[header::ETAG],
+            tag
+        );
         assert_eq!(
             serve("../Cargo.toml", &HeaderMap::new()).status(),
             StatusCode::NOT_FOUND

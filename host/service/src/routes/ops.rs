@@ -141,7 +141,12 @@ pub async fn openapi() -> Response {
 pub async fn history(
     State(app): State<Arc<App>>,
     crate::http::Auth(_): crate::http::Auth,
+    headers: axum::http::HeaderMap,
 ) -> Json<serde_json::Value> {
+    // This host as the client reached it (the configured listen may be port 0).
+    let listen = crate::routes::sessions::ws_base(&headers, &app)
+        .trim_start_matches("ws://")
+        .to_string();
     let samples: Vec<serde_json::Value> = app
         .history
         .samples()
@@ -157,7 +162,7 @@ pub async fn history(
         "capacity": crate::history::CAPACITY,
         "samples": samples,
         "hosts": [{
-            "listen": app.config.listen.to_string(),
+            "listen": listen,
             "uptime_seconds": app.started.elapsed().as_secs(),
             "max_live": app.max_live,
         }],
