@@ -47,6 +47,8 @@ pub struct App {
     pub started: Instant,
     /// The durable tier (`host run --plugin`), if any.
     pub durable: Option<Arc<crate::durable::Durable>>,
+    /// The last hour of samples for the console's charts.
+    pub history: crate::history::History,
 }
 
 /// The state a session is in, as the API names it.

@@ -2,7 +2,8 @@
 //! browsers, idle timeouts, autosave; every second), cleanup of expired
 //! sessions (every `cleanup_interval_seconds`), login checks (every
 //! `check_interval_seconds`), the per-browser memory watch (every 10 s),
-//! and graceful shutdown.
+//! the metrics-history sampler (every 10 s, [`crate::history`]) and
+//! graceful shutdown.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -77,6 +78,18 @@ pub fn spawn_all(app: &Arc<App>) {
                 return;
             }
             memory_watch(&a).await;
+        }
+    });
+    let a = app.clone();
+    tokio::spawn(async move {
+        let mut t = tokio::time::interval(crate::history::INTERVAL);
+        t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            t.tick().await;
+            if a.is_shutting_down() {
+                return;
+            }
+            a.history.push(crate::history::sample(&a));
         }
     });
 }

@@ -10,7 +10,8 @@
 //! - [`ratelimit`]: per-tenant token buckets for session creation.
 //! - [`audit`]: the audit log (JSON lines: who, what, which session,
 //!   result; counts, never values).
-//! - [`metrics`]: counters, gauges and histograms in Prometheus text.
+//! - [`metrics`]: counters, gauges and histograms in Prometheus text;
+//!   [`history`]: the last hour of samples for the console's charts.
 //! - [`cookies`], [`summary`]: cookie input, domain matching and edits;
 //!   the human-readable state summary (pure functions on `SessionState`).
 //!
@@ -25,7 +26,8 @@
 //!   write-through, read-through on a miss, deletes.
 //! - [`routes`]: the router and handlers; [`http`]: auth and JSON
 //!   extractors, request ids, access log; [`api`]: the error envelope;
-//!   [`openapi`]: the OpenAPI 3.1 document.
+//!   [`openapi`]: the OpenAPI 3.1 document; [`console`]: the web console
+//!   (embedded static assets at `/`, a client of the public API).
 //!
 //! # What this crate does not do
 //! It owns no format and no session flow (the engine does), and never
@@ -38,9 +40,11 @@ pub mod audit;
 pub mod background;
 pub mod catalog;
 pub mod config;
+pub mod console;
 pub mod cookies;
 pub mod durable;
 pub mod error;
+pub mod history;
 pub mod http;
 pub mod leases;
 pub mod metrics;

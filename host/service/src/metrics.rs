@@ -159,6 +159,19 @@ impl Histogram {
         f64::from_bits(self.sum.load(Ordering::Relaxed))
     }
 
+    /// The upper bounds (without the implicit `+Inf`).
+    pub fn bounds(&self) -> &[f64] {
+        &self.bounds
+    }
+
+    /// Per-bucket (not cumulative) counts, the last one `+Inf`.
+    pub fn bucket_counts(&self) -> Vec<u64> {
+        self.counts
+            .iter()
+            .map(|c| c.load(Ordering::Relaxed))
+            .collect()
+    }
+
     fn render_series(&self, out: &mut String, name: &str, names: &[&str], values: &[String]) {
         let mut cum = 0u64;
         for (i, c) in self.counts.iter().enumerate() {

@@ -121,6 +121,7 @@ pub async fn run(
         shutting_down: AtomicBool::new(false),
         started: Instant::now(),
         durable: durable.clone(),
+        history: Default::default(),
     });
     if let Some(d) = durable {
         tokio::spawn(d.run(app.clone()));

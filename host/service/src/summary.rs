@@ -69,7 +69,7 @@ struct OriginSum {
 }
 
 /// The summary of `state` as JSON:
-/// `{sites: [{site, cookies: [...], origins: [{origin, local_storage:
+/// `{name, viewport: {width, height} | null, sites: [{site, cookies: [...], origins: [{origin, local_storage:
 /// {keys, bytes}, session_storage: {keys, bytes}, indexed_db: {databases,
 /// object_stores, records, bytes}}]}], tabs: [{url, title}], totals}`.
 /// Cookie values and storage items appear only with `values`.
@@ -170,6 +170,7 @@ pub fn state_summary(state: &SessionState, values: bool) -> Value {
         .collect();
     json!({
         "name": state.meta.name,
+        "viewport": state.meta.viewport.as_ref().map(|v| json!({"width": v.width, "height": v.height})),
         "sites": sites,
         "tabs": tabs,
         "totals": {

@@ -3,7 +3,9 @@
 //! - [`data`]: cookies, context, state summary, snapshots, navigate,
 //!   login checks, audit;
 //! - [`transfer`]: bundle export (download) and import (upload);
-//! - [`ops`]: metrics, health, readiness, pressure, OpenAPI (no key).
+//! - [`ops`]: metrics, health, readiness, pressure, OpenAPI (no key),
+//!   the metrics history (key);
+//! - the web console's assets at `/` and `/console/*` ([`crate::console`]).
 
 pub mod data;
 pub mod ops;
@@ -58,7 +60,9 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/v1/pressure", get(ops::pressure))
+        .route("/v1/metrics/history", get(ops::history))
         .route("/v1/openapi.json", get(ops::openapi))
+        .merge(crate::console::router())
         .fallback(|| async { crate::api::ApiError::not_found("route") })
         .layer(axum::middleware::from_fn_with_state(
             app.clone(),

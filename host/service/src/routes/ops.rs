@@ -1,5 +1,6 @@
 //! Routes that need no key: metrics, health, readiness, pressure, the
-//! OpenAPI document.
+//! OpenAPI document; and, with a key, the last hour of metrics
+//! ([`crate::history`]) the console charts.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -74,21 +75,6 @@ pub async fn readyz(State(app): State<Arc<App>>) -> Response {
     }
 }
 
-/// Memory in use as a fraction of the machine's (from /proc/meminfo).
-fn memory_fraction() -> Option<f64> {
-    let t = std::fs::read_to_string("/proc/meminfo").ok()?;
-    let get = |k: &str| -> Option<f64> {
-        t.lines()
-            .find(|l| l.starts_with(k))?
-            .split_whitespace()
-            .nth(1)?
-            .parse()
-            .ok()
-    };
-    let (total, avail) = (get("MemTotal:")?, get("MemAvailable:")?);
-    (total > 0.0).then(|| 1.0 - avail / total)
-}
-
 /// 1-minute load average per core.
 fn cpu_fraction() -> Option<f64> {
     let t = std::fs::read_to_string("/proc/loadavg").ok()?;
@@ -112,7 +98,7 @@ pub async fn pressure(State(app): State<Arc<App>>) -> Response {
         .count();
     let queued = app.queued.load(Ordering::Relaxed);
     let max_q = app.config.limits.max_queued;
-    let mem = memory_fraction().unwrap_or(0.0);
+    let mem = crate::history::memory_fraction().unwrap_or(0.0);
     let cpu = cpu_fraction().unwrap_or(0.0);
     let reason = if app.is_shutting_down() {
         "shutting_down"
@@ -149,4 +135,36 @@ pub async fn openapi() -> Response {
         crate::openapi::DOCUMENT,
     )
         .into_response()
+}
+
+/// `GET /v1/metrics/history`: the samples of the last hour, oldest first.
+pub async fn history(
+    State(app): State<Arc<App>>,
+    crate::http::Auth(_): crate::http::Auth,
+    headers: axum::http::HeaderMap,
+) -> Json<serde_json::Value> {
+    // This host as the client reached it (the configured listen may be port 0).
+    let listen = crate::routes::sessions::ws_base(&headers, &app)
+        .trim_start_matches("ws://")
+        .to_string();
+    let samples: Vec<serde_json::Value> = app
+        .history
+        .samples()
+        .into_iter()
+        .map(|s| {
+            let mut v = json!(s);
+            v["at"] = json!(crate::app::rfc3339(s.at_ms));
+            v
+        })
+        .collect();
+    Json(json!({
+        "interval_seconds": crate::history::INTERVAL.as_secs(),
+        "capacity": crate::history::CAPACITY,
+        "samples": samples,
+        "hosts": [{
+            "listen": listen,
+            "uptime_seconds": app.started.elapsed().as_secs(),
+            "max_live": app.max_live,
+        }],
+    }))
 }
