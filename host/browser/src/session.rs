@@ -25,6 +25,9 @@ use crate::restore_gate::RestoreGate;
 
 /// The URL of the minimised keeper tab of headed sessions.
 pub const KEEPER_URL: &str = "about:blank#sesshost-keeper";
+/// The URL of the hidden capture tab between captures (clients such as
+/// the console hide every `about:blank#sesshost-` tab).
+pub const CAPTURE_TAB_URL: &str = "about:blank#sesshost-capture";
 
 /// Why a session's browser went away (see [`BrowserSession::wait_closed`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -68,7 +71,7 @@ pub struct BrowserSession {
     /// The session's emulation, shared with the tracker task: replaced by
     /// [`BrowserSession::set_emulation`], read whenever a tab appears.
     pub(crate) emulation: Arc<RwLock<Emulation>>,
-    /// One hidden tab kept between captures (at about:blank): opening a tab
+    /// One hidden tab kept between captures (at [`CAPTURE_TAB_URL`]): opening a tab
     /// and attaching to it is most of a small capture's cost (~100-250 ms
     /// on 2 loaded cores), so the first capture's tab is kept for the next,
     /// and [`BrowserSession::prepare_capture_tab`] opens it ahead of need.
@@ -507,7 +510,7 @@ impl BrowserSession {
             .browser
             .new_page(
                 CreateTargetParams::builder()
-                    .url("about:blank")
+                    .url(CAPTURE_TAB_URL)
                     .background(true)
                     .build()
                     .map_err(BrowserError::Connection)?,
@@ -522,7 +525,7 @@ impl BrowserSession {
                 tracing::debug!("new_page failed ({e}); creating the target raw");
                 let id = create_target(
                     &self.browser,
-                    json!({ "url": "about:blank", "newWindow": true }),
+                    json!({ "url": CAPTURE_TAB_URL, "newWindow": true }),
                 )
                 .await?;
                 mark_internal(&self.tracker, &id);
@@ -547,7 +550,7 @@ impl BrowserSession {
     }
 
     /// Close an internal page without waiting for it to go.
-    /// Done with a hidden tab: it goes back to about:blank and is kept for
+    /// Done with a hidden tab: it goes back to [`CAPTURE_TAB_URL`] and is kept for
     /// the next capture (one is kept; others are closed). In the
     /// background: the caller does not wait.
     pub(crate) async fn close_internal(&self, page: Page) {
@@ -556,7 +559,7 @@ impl BrowserSession {
         let spare = self.spare.clone();
         tokio::spawn(async move {
             let blank =
-                crate::cdp::page_cmd(&page, "Page.navigate", json!({ "url": "about:blank" }))
+                crate::cdp::page_cmd(&page, "Page.navigate", json!({ "url": CAPTURE_TAB_URL }))
                     .await
                     .is_ok();
             if blank {

@@ -4,8 +4,9 @@
 // - Take over = POST /acquire (the console's own lease, heartbeated while
 //   this tab holds it); Save and release = POST /release (the service
 //   captures and commits the state before it answers).
-// - Tabs are the browser's page targets, except the service's keeper tab
-//   (about:blank#sesshost-keeper), which is never shown nor closed.
+// - Tabs are the browser's page targets, except the service's own
+//   (about:blank#sesshost-keeper and the capture tab
+//   about:blank#sesshost-capture), which are never shown nor closed.
 // - The screen is Page.startScreencast (JPEG) on the attached tab with
 //   Page.screencastFrameAck per frame; the viewport is the session's when
 //   it has one, else 1280×800 (Emulation.setDeviceMetricsOverride, which
@@ -18,7 +19,8 @@ import { api, el, enc, when } from './api.js';
 import { act, showError, show } from './app.js';
 
 const $ = (id) => document.getElementById(id);
-const KEEPER = 'about:blank#sesshost-keeper';
+// The service's own tabs: the keeper and the hidden capture tab.
+const INTERNAL = 'about:blank#sesshost-';
 const LEASE_SECONDS = 600;
 const DEFAULT_VIEWPORT = { width: 1280, height: 800 };
 
@@ -174,7 +176,7 @@ class Live {
   }
 
   target(t) {
-    if (t.type !== 'page' || t.url.startsWith(KEEPER)) { this.pages.delete(t.targetId); } else this.pages.set(t.targetId, t);
+    if (t.type !== 'page' || t.url.startsWith(INTERNAL)) { this.pages.delete(t.targetId); } else this.pages.set(t.targetId, t);
     this.tabs();
   }
 
