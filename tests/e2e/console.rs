@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use serde_json::{Value, json};
-use service::{Service, client, config, host, request};
+use service::{Service, client, config, request};
 use sesshost_fixture::Fixture;
 
 fn node_dir() -> PathBuf {
@@ -56,30 +56,6 @@ fn run_node(script: &str, cfg: &Value) -> Value {
         String::from_utf8_lossy(&out.stderr)
     );
     v
-}
-
-fn other_tenant_key(home: &Path) -> String {
-    let out = host()
-        .args(["tenant", "add", "globex"])
-        .env("SESSHOST_HOME", home)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let out = host()
-        .args(["key", "create", "--tenant", "globex"])
-        .env("SESSHOST_HOME", home)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap().trim().to_string()
 }
 
 #[test]
@@ -146,7 +122,7 @@ fn console_in_chromium_manual_login_through_the_live_view() {
     let dir = common::Dir::new("console-ui");
     let home = dir.p("home");
     let s = Service::start(&home, &config(""));
-    let other = other_tenant_key(&home);
+    let other = service::tenant_key(&home, "globex");
 
     // A session made through the API, with a cookie whose value must stay hidden.
     let r = s.call(

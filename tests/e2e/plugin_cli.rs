@@ -8,7 +8,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 mod common;
-use common::{Dir, wasm};
+use common::{Dir, files_under, wasm};
 
 fn host(d: &Dir, home: &str, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_host"))
@@ -200,7 +200,7 @@ fn push_and_pull_through_fs_send_only_new_chunks() {
         "a second push must send no chunks: {second}"
     );
     // Nothing in the repository is readable plaintext.
-    for e in walk(&repo) {
+    for e in files_under(&repo) {
         let b = std::fs::read(&e).unwrap();
         assert!(
             !common::contains(&b, "COOKIE-SECRET") && !common::contains(&b, "a.example"),
@@ -253,19 +253,6 @@ fn push_and_pull_through_fs_send_only_new_chunks() {
         ],
     );
     assert_eq!(o.status.code(), Some(3), "{}", text(&o));
-}
-
-fn walk(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(dir).unwrap() {
-        let p = e.unwrap().path();
-        if p.is_dir() {
-            out.extend(walk(&p));
-        } else {
-            out.push(p);
-        }
-    }
-    out
 }
 
 struct S3 {

@@ -406,28 +406,7 @@ fn tenants_are_isolated_and_limits_answer_429() {
     assert!((1..=60).contains(&retry), "{retry}");
 
     // A tenant and key made while the service runs work at once.
-    let out = host()
-        .args(["tenant", "add", "globex"])
-        .env("SESSHOST_HOME", &home)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let out = host()
-        .args(["key", "create", "--tenant", "globex"])
-        .env("SESSHOST_HOME", &home)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let gkey = String::from_utf8(out.stdout).unwrap().trim().to_string();
-    assert!(gkey.starts_with("shk_"), "{gkey}");
+    let gkey = service::tenant_key(&home, "globex");
     let r = s.req("GET", "/v1/sessions", Some(&gkey), None);
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(

@@ -31,19 +31,6 @@ fn start(d: &common::Dir, home: &str) -> Service {
     Service::start_with(&d.p(home), &config(""), &args)
 }
 
-fn files_under(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(dir).unwrap() {
-        let p = e.unwrap().path();
-        if p.is_dir() {
-            out.extend(files_under(&p));
-        } else {
-            out.push(p);
-        }
-    }
-    out
-}
-
 #[test]
 fn a_released_session_survives_the_loss_of_the_local_disk() {
     let fx = Fixture::start();
@@ -89,7 +76,7 @@ fn a_released_session_survives_the_loss_of_the_local_disk() {
     // The release answered after the write-through: the repository holds
     // the session now, and none of it is readable.
     let sid = fx.logins().keys().next().cloned().expect("alice logged in");
-    let files = files_under(&d.p("bucket"));
+    let files = common::files_under(&d.p("bucket"));
     assert!(files.len() > 2, "the repository holds nothing: {files:?}");
     for f in &files {
         let b = std::fs::read(f).unwrap();

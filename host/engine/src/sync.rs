@@ -66,17 +66,10 @@ impl Engine {
     pub async fn push(&self, req: PushRequest) -> Result<SaveReport> {
         let name = req.name.clone();
         let state = self.with_store(move |s| Ok(s.load(&name)?)).await?;
-        let remote = self.remote_store(req.remote, true).await?;
-        let name = req.name;
-        blocking(move || {
-            let now = now_ms();
-            Ok(if remote.exists(&name)? {
-                remote.save(&name, &state, now)?
-            } else {
-                remote.import(&name, &state, ImportMode::New, now)?
-            })
-        })
-        .await
+        let tier = RemoteTier {
+            store: self.remote_store(req.remote, true).await?,
+        };
+        tier.put(&req.name, state).await
     }
 
     /// Fetch session `req.name` from the remote repository into the home.

@@ -96,6 +96,15 @@ impl App {
             .ok_or_else(|| ApiError::session_not_found(id))
     }
 
+    /// Sessions under a lease now.
+    pub fn leased_count(&self) -> usize {
+        self.slots
+            .all()
+            .iter()
+            .filter(|s| s.lease_auth().is_some())
+            .count()
+    }
+
     /// Write `id` through to the durable tier (waits; a no-op without one).
     pub async fn write_through(&self, id: &str) {
         if let Some(d) = &self.durable {

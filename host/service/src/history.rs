@@ -152,12 +152,7 @@ pub fn rss_bytes() -> Option<u64> {
 /// Take one sample of `app` now.
 pub fn sample(app: &App) -> Sample {
     app.refresh_live_gauge();
-    let leased = app
-        .slots
-        .all()
-        .iter()
-        .filter(|s| s.lease_auth().is_some())
-        .count();
+    let leased = app.leased_count();
     let (acquires, p50) = app.history.acquire_delta(&app.metrics.acquire_seconds);
     Sample {
         at_ms: now_ms(),

@@ -307,6 +307,32 @@ pub fn client(
         .map_err(|e| format!("{e}: {line}"))
 }
 
+/// `host tenant add NAME` then `host key create --tenant NAME` on `home`
+/// (works while `host run` runs); the new key.
+pub fn tenant_key(home: &Path, name: &str) -> String {
+    for args in [
+        vec!["tenant", "add", name],
+        vec!["key", "create", "--tenant", name],
+    ] {
+        let out = host()
+            .args(&args)
+            .env("SESSHOST_HOME", home)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "host {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        if args[0] == "key" {
+            let key = String::from_utf8(out.stdout).unwrap().trim().to_string();
+            assert!(key.starts_with("shk_"), "{key}");
+            return key;
+        }
+    }
+    unreachable!()
+}
+
 /// Pids of Chromium processes whose profile is under `home`.
 pub fn chromium_pids(home: &Path) -> Vec<i32> {
     let needle = home.join("run").to_string_lossy().into_owned();

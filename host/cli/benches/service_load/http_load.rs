@@ -65,6 +65,20 @@ impl Conn {
     }
 }
 
+type Load = std::thread::JoinHandle<(Vec<f64>, usize)>;
+
+/// Every thread's latencies and non-200 count, together.
+fn join(handles: Vec<Load>) -> (Vec<f64>, usize) {
+    let mut latencies_ms = Vec::new();
+    let mut non_200 = 0;
+    for h in handles {
+        let (l, b) = h.join().expect("load thread");
+        latencies_ms.extend(l);
+        non_200 += b;
+    }
+    (latencies_ms, non_200)
+}
+
 /// What one load step saw.
 pub struct Step {
     pub target_rate: f64,
@@ -79,7 +93,7 @@ pub fn open_loop(addr: &str, path: &str, key: &str, rate: f64, conns: usize, sec
     let interval = Duration::from_secs_f64(1.0 / per_conn);
     let n = (per_conn * secs) as usize;
     let start = Instant::now() + Duration::from_millis(50);
-    let handles: Vec<_> = (0..conns)
+    let handles: Vec<Load> = (0..conns)
         .map(|i| {
             let (addr, path, key) = (addr.to_string(), path.to_string(), key.to_string());
             std::thread::spawn(move || {
@@ -103,13 +117,7 @@ pub fn open_loop(addr: &str, path: &str, key: &str, rate: f64, conns: usize, sec
             })
         })
         .collect();
-    let mut latencies_ms = Vec::new();
-    let mut non_200 = 0;
-    for h in handles {
-        let (l, b) = h.join().expect("load thread");
-        latencies_ms.extend(l);
-        non_200 += b;
-    }
+    let (latencies_ms, non_200) = join(handles);
     let elapsed = start.elapsed().as_secs_f64();
     Step {
         target_rate: rate,
@@ -124,7 +132,7 @@ pub fn open_loop(addr: &str, path: &str, key: &str, rate: f64, conns: usize, sec
 pub fn closed_loop(addr: &str, path: &str, key: &str, conns: usize, secs: f64) -> Step {
     let start = Instant::now();
     let end = start + Duration::from_secs_f64(secs);
-    let handles: Vec<_> = (0..conns)
+    let handles: Vec<Load> = (0..conns)
         .map(|_| {
             let (addr, path, key) = (addr.to_string(), path.to_string(), key.to_string());
             std::thread::spawn(move || {
@@ -142,13 +150,7 @@ pub fn closed_loop(addr: &str, path: &str, key: &str, conns: usize, secs: f64) -
             })
         })
         .collect();
-    let mut latencies_ms = Vec::new();
-    let mut non_200 = 0;
-    for h in handles {
-        let (l, b) = h.join().expect("load thread");
-        latencies_ms.extend(l);
-        non_200 += b;
-    }
+    let (latencies_ms, non_200) = join(handles);
     let elapsed = start.elapsed().as_secs_f64();
     Step {
         target_rate: f64::INFINITY,

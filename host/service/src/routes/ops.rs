@@ -90,12 +90,7 @@ pub const MEMORY_THRESHOLD: f64 = 0.95;
 
 pub async fn pressure(State(app): State<Arc<App>>) -> Response {
     let live = app.max_live - app.live_sem.available_permits().min(app.max_live);
-    let leased = app
-        .slots
-        .all()
-        .iter()
-        .filter(|s| s.lease_auth().is_some())
-        .count();
+    let leased = app.leased_count();
     let queued = app.queued.load(Ordering::Relaxed);
     let max_q = app.config.limits.max_queued;
     let mem = crate::history::memory_fraction().unwrap_or(0.0);
