@@ -25,8 +25,9 @@ use crate::restore_gate::RestoreGate;
 
 /// The URL of the minimised keeper tab of headed sessions.
 pub const KEEPER_URL: &str = "about:blank#sesshost-keeper";
-/// The URL of the hidden capture tab between captures (clients such as
-/// the console hide every `about:blank#sesshost-` tab).
+/// The URL of a capture's extra hidden tabs (many origins are read in
+/// parallel; clients such as the console hide every
+/// `about:blank#sesshost-` tab).
 pub const CAPTURE_TAB_URL: &str = "about:blank#sesshost-capture";
 
 /// Why a session's browser went away (see [`BrowserSession::wait_closed`]).
@@ -71,11 +72,17 @@ pub struct BrowserSession {
     /// The session's emulation, shared with the tracker task: replaced by
     /// [`BrowserSession::set_emulation`], read whenever a tab appears.
     pub(crate) emulation: Arc<RwLock<Emulation>>,
-    /// One hidden tab kept between captures (at [`CAPTURE_TAB_URL`]): opening a tab
-    /// and attaching to it is most of a small capture's cost (~100-250 ms
-    /// on 2 loaded cores), so the first capture's tab is kept for the next,
-    /// and [`BrowserSession::prepare_capture_tab`] opens it ahead of need.
+    /// Captures read storage in the keeper tab (navigated to each origin,
+    /// then back to [`KEEPER_URL`]): opening and attaching a tab is most of
+    /// a small capture's cost (~100-250 ms on 2 loaded cores), and every
+    /// extra tab costs each CDP client an attach when it connects. The
+    /// keeper's attached page is made on first use, or ahead of need by
+    /// [`BrowserSession::prepare_capture_tab`]; `None` while a capture
+    /// holds it.
     pub(crate) spare: Arc<Mutex<Option<Page>>>,
+    /// The keeper tab's target id, and whether its page was attached.
+    keeper_id: Mutex<Option<String>>,
+    keeper_attached: std::sync::atomic::AtomicBool,
     closed_rx: watch::Receiver<Option<Closed>>,
     /// The URL handed to clients: through [`ClientGate`] when there is one.
     ws_url: String,
@@ -206,6 +213,8 @@ impl BrowserSession {
             gate: Mutex::new(None),
             emulation: Arc::new(RwLock::new(opts.emulation.clone())),
             spare: Arc::default(),
+            keeper_id: Mutex::new(None),
+            keeper_attached: std::sync::atomic::AtomicBool::new(false),
             closed_rx,
             ws_url,
             client_gate,
@@ -329,6 +338,7 @@ impl BrowserSession {
         )
         .await?;
         mark_internal(&self.tracker, &id);
+        *self.keeper_id.lock().unwrap_or_else(|p| p.into_inner()) = Some(id.clone());
         if !self.headed {
             return Ok(());
         }
@@ -502,8 +512,7 @@ impl BrowserSession {
 
     /// Open a short-lived page (hidden from capture) in the default context.
     pub(crate) async fn internal_page(&self) -> Result<Page> {
-        let kept = self.spare.lock().unwrap_or_else(|p| p.into_inner()).take();
-        if let Some(p) = kept {
+        if let Some(p) = self.take_keeper().await {
             return Ok(p);
         }
         let page = match self
@@ -550,36 +559,64 @@ impl BrowserSession {
     }
 
     /// Close an internal page without waiting for it to go.
-    /// Done with a hidden tab: it goes back to [`CAPTURE_TAB_URL`] and is kept for
-    /// the next capture (one is kept; others are closed). In the
+    /// The keeper's attached page, if no capture holds it (attached on
+    /// first use). `None` also when attaching failed once: then captures
+    /// open tabs of their own.
+    async fn take_keeper(&self) -> Option<Page> {
+        if let Some(p) = self.spare.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            return Some(p);
+        }
+        let id = self
+            .keeper_id
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()?;
+        if self
+            .keeper_attached
+            .swap(true, std::sync::atomic::Ordering::SeqCst)
+        {
+            return None;
+        }
+        match attached_page(&self.browser, &id, ATTACH_WAIT, "attaching the keeper tab").await {
+            Ok(p) => Some(p),
+            Err(e) => {
+                tracing::debug!("keeper tab not attachable ({e}); captures open tabs");
+                None
+            }
+        }
+    }
+
+    /// Done with a hidden tab. The keeper goes back to [`KEEPER_URL`] and
+    /// waits for the next capture; any other is closed. In the
     /// background: the caller does not wait.
     pub(crate) async fn close_internal(&self, page: Page) {
         let id: String = page.target_id().as_ref().to_string();
         let b = self.browser.clone();
         let spare = self.spare.clone();
+        let keeper = self
+            .keeper_id
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
         tokio::spawn(async move {
-            let blank =
-                crate::cdp::page_cmd(&page, "Page.navigate", json!({ "url": CAPTURE_TAB_URL }))
-                    .await
-                    .is_ok();
-            if blank {
-                let mut s = spare.lock().unwrap_or_else(|p| p.into_inner());
-                if s.is_none() {
-                    *s = Some(page);
-                    return;
-                }
+            if keeper.as_deref() == Some(id.as_str()) {
+                let _ = crate::cdp::page_cmd(&page, "Page.navigate", json!({ "url": KEEPER_URL }))
+                    .await;
+                *spare.lock().unwrap_or_else(|p| p.into_inner()) = Some(page);
+                return;
             }
             let _ = browser_cmd(&b, "Target.closeTarget", json!({ "targetId": id })).await;
         });
     }
 
-    /// Open the hidden capture tab now (e.g. while the browser waits in a
-    /// warm pool), so the first capture does not pay for it.
+    /// Attach the keeper tab for captures now (e.g. while the browser
+    /// waits in a warm pool), so the first capture does not pay for it.
     pub async fn prepare_capture_tab(&self) -> Result<()> {
-        let page = self.internal_page().await?;
-        let mut s = self.spare.lock().unwrap_or_else(|p| p.into_inner());
-        if s.is_none() {
-            *s = Some(page);
+        if let Some(p) = self.take_keeper().await {
+            let mut s = self.spare.lock().unwrap_or_else(|p| p.into_inner());
+            if s.is_none() {
+                *s = Some(p);
+            }
         }
         Ok(())
     }

@@ -5,8 +5,9 @@
 //   this tab holds it); Save and release = POST /release (the service
 //   captures and commits the state before it answers).
 // - Tabs are the browser's page targets, except the service's own
-//   (about:blank#sesshost-keeper and the capture tab
-//   about:blank#sesshost-capture), which are never shown nor closed.
+//   (the keeper, about:blank#sesshost-keeper, which captures also use, and
+//   a capture's extra tabs at about:blank#sesshost-capture), which are
+//   never shown nor closed.
 // - The screen is Page.startScreencast (JPEG) on the attached tab with
 //   Page.screencastFrameAck per frame; the viewport is the session's when
 //   it has one, else 1280×800 (Emulation.setDeviceMetricsOverride, which
@@ -19,7 +20,7 @@ import { api, el, enc, when } from './api.js';
 import { act, showError, show } from './app.js';
 
 const $ = (id) => document.getElementById(id);
-// The service's own tabs: the keeper and the hidden capture tab.
+// The service's own tabs: the keeper and a capture's extra tabs.
 const INTERNAL = 'about:blank#sesshost-';
 const LEASE_SECONDS = 600;
 const DEFAULT_VIEWPORT = { width: 1280, height: 800 };
@@ -62,6 +63,7 @@ class Live {
     this.seq = 1;
     this.pending = new Map();
     this.pages = new Map();
+    this.internal = new Set();
     this.sid = null;
     this.targetId = null;
     this.closed = false;
@@ -176,7 +178,10 @@ class Live {
   }
 
   target(t) {
-    if (t.type !== 'page' || t.url.startsWith(INTERNAL)) { this.pages.delete(t.targetId); } else this.pages.set(t.targetId, t);
+    // Once internal, always: the keeper visits origins while the service
+    // captures storage, and must not appear as a tab meanwhile.
+    if (t.url.startsWith(INTERNAL)) this.internal.add(t.targetId);
+    if (t.type !== 'page' || this.internal.has(t.targetId)) { this.pages.delete(t.targetId); } else this.pages.set(t.targetId, t);
     this.tabs();
   }
 
