@@ -304,7 +304,9 @@ impl Runtime {
         let component = self.compile(&name, &bytes, &hash)?;
         let kind = inspect::kind_of(&self.inner.engine, &component);
         let versions = versions_of(W::WORLD);
-        let expected = format!("world {}@{}", W::WORLD, versions.join(" or @"));
+        // The newest version is the one to build new plugins against.
+        let newest = versions.last().copied().unwrap_or("0.1.0");
+        let expected = format!("world {}@{newest}", W::WORLD);
         let version = match &kind {
             Some((world, version)) if world == W::WORLD && versions.contains(&version.as_str()) => {
                 version.clone()
