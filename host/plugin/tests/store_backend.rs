@@ -187,3 +187,50 @@ fn fs_plugin_conditional_writes_and_probe() {
         r.total.as_secs_f64() * 1000.0
     );
 }
+
+/// A storage plugin on contract 0.1.0 (the old `fs`, kept as the test
+/// plugin `fs01`) still loads and serves the five basic calls; it declares
+/// no capability, refuses conditional writes as unsupported, the probe
+/// refuses it up front, and a first push on it still creates `config`.
+#[test]
+fn a_0_1_storage_plugin_still_works_without_conditional_writes() {
+    use sesshost_store::{BackendErrorKind, Etag, Precondition};
+    let dir = tempfile::tempdir().unwrap();
+    let plugin = runtime()
+        .load_storage(
+            &wasm("fs01"),
+            &Grants::default().with_dir(DirGrant::parse(dir.path().to_str().unwrap()).unwrap()),
+        )
+        .unwrap();
+    assert_eq!(plugin.contract_version(), "0.1.0");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let b = PluginBackend::new(plugin, rt.handle().clone()).unwrap();
+    exercise(&b, dir.path());
+    assert!(b.capabilities().is_empty());
+    let e = b
+        .put_if("leases/a", b"x", Precondition::IfAbsent)
+        .unwrap_err();
+    assert_eq!(e.kind, BackendErrorKind::Unsupported, "{e}");
+    assert!(e.detail.contains("0.2.0"), "{e}");
+    assert_eq!(
+        b.put_if("leases/a", b"x", Precondition::None).unwrap(),
+        Etag::of_bytes(b"x")
+    );
+    assert_eq!(
+        b.head("leases/a").unwrap().unwrap().etag,
+        Etag::of_bytes(b"x")
+    );
+    assert_eq!(b.list_info("leases/", None, 5).unwrap().entries.len(), 1);
+    let e = sesshost_store::probe::conditional_writes(&b).unwrap_err();
+    assert_eq!(e.check, "declared", "{e}");
+    let kf = [5u8; 32];
+    let k =
+        sesshost_store::open_repo_key(&b, sesshost_store::RepoUnlock::KeyFile(&kf), true).unwrap();
+    let again =
+        sesshost_store::open_repo_key(&b, sesshost_store::RepoUnlock::KeyFile(&kf), false).unwrap();
+    assert_eq!(k.as_bytes(), again.as_bytes());
+}

@@ -129,7 +129,7 @@ fn run(backend: &dyn Backend, dir: &str) -> Result<ProbeReport, ProbeError> {
     {
         return Err(fail(
             "declared",
-            "the backend does not declare atomic conditional writes (a storage plugin built against sesshost:plugin/storage@0.1.0 has none: rebuild it against 0.2.0)",
+            "the backend does not declare atomic conditional writes (or could not be asked; a storage plugin built against sesshost:plugin/storage@0.1.0 has none: rebuild it against 0.2.0)",
         ));
     }
     timed("declared", t);

@@ -27,8 +27,8 @@ use std::io::{ErrorKind, Read, Write};
 use std::path::{Path, PathBuf};
 
 use exports::sesshost::plugin::storage::{
-    Capability, Guest, GuestReader, GuestWriter, ListEntry, ObjectInfo, Page, Precondition,
-    Reader, StorageError, Writer,
+    Capability, Guest, GuestReader, GuestWriter, ListEntry, ObjectInfo, Page, Precondition, Reader,
+    StorageError, Writer,
 };
 
 thread_local! {
@@ -95,7 +95,9 @@ struct KeyLock(PathBuf);
 
 impl KeyLock {
     fn take(key: &str) -> Result<KeyLock, StorageError> {
-        let p = root().join(".tmp").join(format!("{}.lock", key.replace('/', "%")));
+        let p = root()
+            .join(".tmp")
+            .join(format!("{}.lock", key.replace('/', "%")));
         let start = std::time::Instant::now();
         loop {
             match fs::OpenOptions::new().write(true).create_new(true).open(&p) {
@@ -104,7 +106,9 @@ impl KeyLock {
                     if start.elapsed() > std::time::Duration::from_secs(10) {
                         return Err(StorageError::Unavailable(format!(
                             "{key}: the lock file .tmp/{} has been held for 10 s; if no writer is running, a crashed one left it: remove it",
-                            p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
+                            p.file_name()
+                                .map(|n| n.to_string_lossy().into_owned())
+                                .unwrap_or_default()
                         )));
                     }
                     std::thread::sleep(std::time::Duration::from_millis(2));
@@ -310,9 +314,13 @@ impl Guest for Fs {
             h.update(&buf[..n]);
         }
         use std::io::Seek;
-        f.seek(std::io::SeekFrom::Start(0)).map_err(|e| io("seek", e))?;
+        f.seek(std::io::SeekFrom::Start(0))
+            .map_err(|e| io("seek", e))?;
         let etag = h.finalize().to_hex().to_string();
-        Ok((Reader::new(Download(RefCell::new(f))), ObjectInfo { size, etag }))
+        Ok((
+            Reader::new(Download(RefCell::new(f))),
+            ObjectInfo { size, etag },
+        ))
     }
 
     fn head(key: String) -> Result<Option<ObjectInfo>, StorageError> {
@@ -384,10 +392,12 @@ fn wasi_random() -> u64 {
     // call gives fresh bits without a dependency.
     use std::hash::{BuildHasher, Hasher};
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u64(std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos() as u64)
-        .unwrap_or(0));
+    h.write_u64(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(0),
+    );
     h.finish()
 }
 

@@ -31,8 +31,8 @@ use std::cell::RefCell;
 use std::time::Duration;
 
 use exports::sesshost::plugin::storage::{
-    Capability, Guest, GuestReader, GuestWriter, ListEntry, ObjectInfo, Page, Precondition,
-    Reader, StorageError, Writer,
+    Capability, Guest, GuestReader, GuestWriter, ListEntry, ObjectInfo, Page, Precondition, Reader,
+    StorageError, Writer,
 };
 use rusty_s3::{Bucket, Credentials, S3Action, UrlStyle};
 use url::Url;
@@ -249,7 +249,9 @@ fn status_error(what: &str, bucket: &str, r: &Resp) -> StorageError {
 /// 5xx leaves the outcome unknown.
 fn write_outcome(e: StorageError) -> StorageError {
     match e {
-        StorageError::Unavailable(d) if !d.contains("ConnectionRefused") && !d.contains("DnsError") => {
+        StorageError::Unavailable(d)
+            if !d.contains("ConnectionRefused") && !d.contains("DnsError") =>
+        {
             StorageError::UnknownOutcome(d)
         }
         e => e,
@@ -272,7 +274,12 @@ fn write_status_error(what: &str, bucket: &str, r: &Resp, if_match: bool) -> Sto
 }
 
 /// Sends one whole conditional PUT.
-fn put_whole(c: &Conf, key: &str, body: &[u8], header: Option<(&str, String)>) -> Result<Resp, StorageError> {
+fn put_whole(
+    c: &Conf,
+    key: &str,
+    body: &[u8],
+    header: Option<(&str, String)>,
+) -> Result<Resp, StorageError> {
     let full = format!("{}{key}", c.prefix);
     let mut action = c.bucket.put_object(Some(&c.creds), &full);
     if let Some((name, value)) = &header {
@@ -290,9 +297,9 @@ fn put_whole(c: &Conf, key: &str, body: &[u8], header: Option<(&str, String)>) -
             .write()
             .map_err(|_| StorageError::Other("request body stream taken twice".into()))?;
         for part in body.chunks(4096) {
-            stream
-                .blocking_write_and_flush(part)
-                .map_err(|_| StorageError::UnknownOutcome(format!("upload of {key}: connection lost")))?;
+            stream.blocking_write_and_flush(part).map_err(|_| {
+                StorageError::UnknownOutcome(format!("upload of {key}: connection lost"))
+            })?;
         }
     }
     OutgoingBody::finish(out, None).map_err(|e| write_outcome(net_error(&url, e)))?;
@@ -405,10 +412,16 @@ impl GuestWriter for Upload {
         OutgoingBody::finish(body, None).map_err(|e| write_outcome(net_error(&self.url, e)))?;
         let r = finish(&self.url, fut).map_err(write_outcome)?;
         if !(200..300).contains(&r.status) {
-            return Err(write_status_error(&format!("put {}", self.key), &self.bucket, &r, false));
+            return Err(write_status_error(
+                &format!("put {}", self.key),
+                &self.bucket,
+                &r,
+                false,
+            ));
         }
-        r.etag
-            .ok_or_else(|| StorageError::Other(format!("put {}: the server sent no ETag", self.key)))
+        r.etag.ok_or_else(|| {
+            StorageError::Other(format!("put {}: the server sent no ETag", self.key))
+        })
     }
 }
 
