@@ -124,3 +124,81 @@ fn probe_refuses_a_backend_without_conditional_writes() {
     assert_eq!(b.head("a").unwrap().unwrap().etag, Etag::of_bytes(b"x"));
     assert_eq!(b.list_info("", None, 10).unwrap().entries.len(), 1);
 }
+
+const CAS_PER_PROC: usize = 50;
+const PROCS: usize = 3;
+
+/// Run by `processes_share_one_directory` as a child process: create-only
+/// claims on `claims/<i>` and CAS increments of `counter`, in the directory
+/// named by `SESSHOST_CAS_DIR`.
+#[test]
+#[ignore = "run as a child by processes_share_one_directory"]
+fn cas_child() {
+    let Some(dir) = std::env::var_os("SESSHOST_CAS_DIR") else {
+        return;
+    };
+    let me = std::process::id().to_string();
+    let b = LocalDirBackend::new(dir);
+    let mut claimed = 0;
+    for i in 0..CAS_PER_PROC {
+        match b.put_if(
+            &format!("claims/{i}"),
+            me.as_bytes(),
+            Precondition::IfAbsent,
+        ) {
+            Ok(_) => claimed += 1,
+            Err(e) => assert_eq!(e.kind, BackendErrorKind::PreconditionFailed, "{e}"),
+        }
+        loop {
+            let (bytes, etag) = b.get_with_etag("counter").unwrap().unwrap();
+            let n: u64 = std::str::from_utf8(&bytes).unwrap().parse().unwrap();
+            let next = (n + 1).to_string();
+            match b.put_if("counter", next.as_bytes(), Precondition::IfMatch(etag)) {
+                Ok(_) => break,
+                Err(e) => assert_eq!(e.kind, BackendErrorKind::PreconditionFailed, "{e}"),
+            }
+        }
+    }
+    println!("claimed={claimed}");
+}
+
+/// Three OS processes on one directory: every claim has exactly one
+/// winner and no compare-and-swap increment is lost (flock and link(2)
+/// exclude processes, not only threads).
+#[test]
+fn processes_share_one_directory() {
+    let d = tempfile::tempdir().unwrap();
+    LocalDirBackend::new(d.path()).put("counter", b"0").unwrap();
+    let exe = std::env::current_exe().unwrap();
+    let children: Vec<_> = (0..PROCS)
+        .map(|_| {
+            std::process::Command::new(&exe)
+                .args(["cas_child", "--exact", "--ignored", "--nocapture"])
+                .env("SESSHOST_CAS_DIR", d.path())
+                .stdout(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let mut claimed = 0;
+    for c in children {
+        let out = c.wait_with_output().unwrap();
+        assert!(out.status.success(), "a child failed");
+        let text = String::from_utf8_lossy(&out.stdout);
+        claimed += text
+            .lines()
+            .find_map(|l| l.strip_prefix("claimed="))
+            .unwrap()
+            .trim()
+            .parse::<usize>()
+            .unwrap();
+    }
+    assert_eq!(claimed, CAS_PER_PROC, "one winner per claim");
+    let b = LocalDirBackend::new(d.path());
+    let n = b.get("counter").unwrap().unwrap();
+    assert_eq!(
+        String::from_utf8(n).unwrap(),
+        (CAS_PER_PROC * PROCS).to_string(),
+        "lost updates"
+    );
+}
