@@ -147,6 +147,18 @@ fn single_requests(b: &PluginBackend, quoted: &PluginBackend) {
         BackendErrorKind::PreconditionFailed,
         "If-Match on a missing key (RGW: 404 or 412)"
     );
+    // A conditional body over 4 KiB takes the streamed path.
+    let big = vec![7u8; 10_000];
+    let eb = b
+        .put_if("leases/big", &big, Precondition::IfAbsent)
+        .unwrap();
+    assert_eq!(
+        kind(b.put_if("leases/big", &big, Precondition::IfAbsent)),
+        BackendErrorKind::PreconditionFailed
+    );
+    b.put_if("leases/big", &big[..9_000], Precondition::IfMatch(eb))
+        .unwrap();
+    assert_eq!(b.get("leases/big").unwrap().unwrap().len(), 9_000);
     // Paginated listing with the PUTs' ETags.
     for i in 0..5 {
         b.put_if(

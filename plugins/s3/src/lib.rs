@@ -24,11 +24,24 @@
 //! `If-Match`, = precondition-failed; 409 = conflict; 5xx or a connection
 //! lost after sending a write = unknown-outcome (RGW answers 500 to many
 //! losers of a race). ETags cross without their quotes.
+//!
+//! Modules: `http` (requests over `wasi:http`, response reading, error
+//! mapping for reads and writes), `cond` (buffered conditional PUTs and
+//! `etag_quotes`); this file: configuration, streamed PUT, ranged GET,
+//! HEAD, listings, and the exported `Guest`.
 
 wit_bindgen::generate!({ world: "storage-backend", path: "../../wit/storage-0.2" });
 
+mod cond;
+mod http;
+
 use std::cell::RefCell;
 use std::time::Duration;
+
+use cond::CondUpload;
+use http::{
+    finish, net_error, send, start, status_error, unquote, write_outcome, write_status_error,
+};
 
 use exports::sesshost::plugin::storage::{
     Capability, Guest, GuestReader, GuestWriter, ListEntry, ObjectInfo, Page, Precondition, Reader,
@@ -36,8 +49,8 @@ use exports::sesshost::plugin::storage::{
 };
 use rusty_s3::{Bucket, Credentials, S3Action, UrlStyle};
 use url::Url;
-use wasi::http::outgoing_handler::{self, FutureIncomingResponse};
-use wasi::http::types::{ErrorCode, Fields, Method, OutgoingBody, OutgoingRequest, Scheme};
+use wasi::http::outgoing_handler::FutureIncomingResponse;
+use wasi::http::types::{Method, OutgoingBody};
 use wasi::io::streams::{OutputStream, StreamError};
 
 /// How long a presigned URL stays valid (S3 checks it when the request
@@ -82,296 +95,6 @@ fn check_key(key: &str) -> Result<(), StorageError> {
         return Err(StorageError::Invalid(format!("invalid key `{key}`")));
     }
     Ok(())
-}
-
-/// Response status, headers we need, and body.
-struct Resp {
-    status: u16,
-    body: Vec<u8>,
-    length: Option<u64>,
-    /// Without the quotes.
-    etag: Option<String>,
-}
-
-/// `"abc"` -> `abc` (also a weak `W/"abc"`).
-fn unquote(e: &str) -> String {
-    let e = e.trim();
-    let e = e.strip_prefix("W/").unwrap_or(e);
-    e.strip_prefix('"')
-        .and_then(|x| x.strip_suffix('"'))
-        .unwrap_or(e)
-        .to_string()
-}
-
-fn net_error(url: &Url, e: ErrorCode) -> StorageError {
-    let host = format!(
-        "{}:{}",
-        url.host_str().unwrap_or(""),
-        url.port_or_known_default().unwrap_or(0)
-    );
-    match e {
-        ErrorCode::HttpRequestDenied => StorageError::Denied(format!(
-            "the host refused the connection to {host} (not an allowed host)"
-        )),
-        other => StorageError::Unavailable(format!("request to {host} failed: {other:?}")),
-    }
-}
-
-/// Starts a request; returns the body (if any) and the pending response.
-fn start(
-    method: Method,
-    url: &Url,
-    headers: &[(&str, String)],
-    with_body: bool,
-) -> Result<(Option<OutgoingBody>, FutureIncomingResponse), StorageError> {
-    let fields = Fields::from_list(
-        &headers
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.as_bytes().to_vec()))
-            .collect::<Vec<_>>(),
-    )
-    .map_err(|e| StorageError::Other(format!("bad header: {e:?}")))?;
-    let req = OutgoingRequest::new(fields);
-    let scheme = if url.scheme() == "https" {
-        Scheme::Https
-    } else {
-        Scheme::Http
-    };
-    let authority = match url.port() {
-        Some(p) => format!("{}:{p}", url.host_str().unwrap_or("")),
-        None => url.host_str().unwrap_or("").to_string(),
-    };
-    let mut pq = url.path().to_string();
-    if let Some(q) = url.query() {
-        pq.push('?');
-        pq.push_str(q);
-    }
-    let bad = |_| StorageError::Invalid(format!("s3: cannot build a request for {url}"));
-    req.set_method(&method).map_err(bad)?;
-    req.set_scheme(Some(&scheme)).map_err(bad)?;
-    req.set_authority(Some(&authority)).map_err(bad)?;
-    req.set_path_with_query(Some(&pq)).map_err(bad)?;
-    let body = if with_body {
-        Some(
-            req.body()
-                .map_err(|_| StorageError::Other("request body taken twice".into()))?,
-        )
-    } else {
-        None
-    };
-    let fut = outgoing_handler::handle(req, None).map_err(|e| net_error(url, e))?;
-    Ok((body, fut))
-}
-
-/// Waits for the response and reads its whole body (only used for small
-/// responses: errors, listings, ranged reads bounded by the host).
-fn finish(url: &Url, fut: FutureIncomingResponse) -> Result<Resp, StorageError> {
-    fut.subscribe().block();
-    let resp = match fut.get() {
-        Some(Ok(Ok(r))) => r,
-        Some(Ok(Err(e))) => return Err(net_error(url, e)),
-        _ => return Err(StorageError::Other("response already taken".into())),
-    };
-    let status = resp.status();
-    let length = resp
-        .headers()
-        .get("content-length")
-        .first()
-        .and_then(|v| std::str::from_utf8(v).ok()?.parse().ok());
-    let etag = resp
-        .headers()
-        .get("etag")
-        .first()
-        .and_then(|v| std::str::from_utf8(v).ok().map(unquote));
-    let mut body = Vec::new();
-    if let Ok(incoming) = resp.consume() {
-        if let Ok(stream) = incoming.stream() {
-            loop {
-                match stream.blocking_read(64 * 1024) {
-                    Ok(chunk) => body.extend_from_slice(&chunk),
-                    Err(StreamError::Closed) => break,
-                    Err(StreamError::LastOperationFailed(e)) => {
-                        return Err(StorageError::Unavailable(format!(
-                            "reading the response failed: {}",
-                            e.to_debug_string()
-                        )));
-                    }
-                }
-            }
-            drop(stream);
-        }
-        drop(incoming);
-    }
-    Ok(Resp {
-        status,
-        body,
-        length,
-        etag,
-    })
-}
-
-fn send(method: Method, url: &Url, headers: &[(&str, String)]) -> Result<Resp, StorageError> {
-    let (_, fut) = start(method, url, headers, false)?;
-    finish(url, fut)
-}
-
-fn xml_tag<'a>(body: &'a str, tag: &str) -> Option<&'a str> {
-    let open = format!("<{tag}>");
-    let i = body.find(&open)? + open.len();
-    let j = body[i..].find("</")?;
-    Some(&body[i..i + j])
-}
-
-/// Maps a non-2xx response to a typed error.
-fn status_error(what: &str, bucket: &str, r: &Resp) -> StorageError {
-    let text = String::from_utf8_lossy(&r.body);
-    let code = xml_tag(&text, "Code").unwrap_or("").to_string();
-    let detail = if code.is_empty() {
-        format!("HTTP {}", r.status)
-    } else {
-        format!("HTTP {} {code}", r.status)
-    };
-    match (r.status, code.as_str()) {
-        (404, "NoSuchBucket") => StorageError::Invalid(format!(
-            "{what}: bucket `{bucket}` does not exist ({detail}); create it or fix the `bucket` config key"
-        )),
-        (404, _) => StorageError::NotFound(format!("{what}: {detail}")),
-        (401 | 403, _) => StorageError::Denied(format!(
-            "{what}: {detail}; check access_key_id / secret_access_key and the bucket policy"
-        )),
-        (400, _) => StorageError::Invalid(format!("{what}: {detail}")),
-        (s, _) if s >= 500 => StorageError::Unavailable(format!("{what}: {detail}")),
-        _ => StorageError::Other(format!("{what}: {detail}")),
-    }
-}
-
-/// A failed write: after the request went out, a lost connection or a
-/// 5xx leaves the outcome unknown.
-fn write_outcome(e: StorageError) -> StorageError {
-    match e {
-        StorageError::Unavailable(d)
-            if !d.contains("ConnectionRefused") && !d.contains("DnsError") =>
-        {
-            StorageError::UnknownOutcome(d)
-        }
-        e => e,
-    }
-}
-
-/// Maps a non-2xx answer to a write.
-fn write_status_error(what: &str, bucket: &str, r: &Resp, if_match: bool) -> StorageError {
-    match r.status {
-        412 => StorageError::PreconditionFailed(format!("{what}: HTTP 412")),
-        404 if if_match && !String::from_utf8_lossy(&r.body).contains("NoSuchBucket") => {
-            StorageError::PreconditionFailed(format!("{what}: HTTP 404 (no object to match)"))
-        }
-        409 => StorageError::Conflict(format!("{what}: HTTP 409; re-read and retry")),
-        s if s >= 500 => StorageError::UnknownOutcome(format!(
-            "{what}: HTTP {s}; the write may or may not have happened: re-read the key"
-        )),
-        _ => status_error(what, bucket, r),
-    }
-}
-
-/// Sends one whole conditional PUT.
-fn put_whole(
-    c: &Conf,
-    key: &str,
-    body: &[u8],
-    header: Option<(&str, String)>,
-) -> Result<Resp, StorageError> {
-    let full = format!("{}{key}", c.prefix);
-    let mut action = c.bucket.put_object(Some(&c.creds), &full);
-    if let Some((name, value)) = &header {
-        action.headers_mut().insert(*name, value.clone());
-    }
-    let url = action.sign(SIGN_FOR);
-    let mut headers = vec![("content-length", body.len().to_string())];
-    if let Some((name, value)) = header {
-        headers.push((name, value));
-    }
-    let (out, fut) = start(Method::Put, &url, &headers, true)?;
-    let out = out.ok_or_else(|| StorageError::Other("no request body".into()))?;
-    {
-        let stream = out
-            .write()
-            .map_err(|_| StorageError::Other("request body stream taken twice".into()))?;
-        for part in body.chunks(4096) {
-            stream.blocking_write_and_flush(part).map_err(|_| {
-                StorageError::UnknownOutcome(format!("upload of {key}: connection lost"))
-            })?;
-        }
-    }
-    OutgoingBody::finish(out, None).map_err(|e| write_outcome(net_error(&url, e)))?;
-    finish(&url, fut).map_err(write_outcome)
-}
-
-/// A conditional upload: buffered, sent whole at `finish`.
-struct CondUpload {
-    key: String,
-    size: u64,
-    pre: Precondition,
-    buf: RefCell<Option<Vec<u8>>>,
-}
-
-impl GuestWriter for CondUpload {
-    fn write(&self, chunk: Vec<u8>) -> Result<(), StorageError> {
-        let mut b = self.buf.borrow_mut();
-        let b = b
-            .as_mut()
-            .ok_or_else(|| StorageError::Invalid("upload already finished".into()))?;
-        if (b.len() + chunk.len()) as u64 > self.size {
-            return Err(StorageError::Invalid(format!(
-                "{}: more than the {} bytes announced",
-                self.key, self.size
-            )));
-        }
-        b.extend_from_slice(&chunk);
-        Ok(())
-    }
-
-    fn finish(&self) -> Result<String, StorageError> {
-        let body = self
-            .buf
-            .borrow_mut()
-            .take()
-            .ok_or_else(|| StorageError::Invalid("upload already finished".into()))?;
-        let what = format!("put {}", self.key);
-        with_conf(|c| {
-            let forms: Vec<Option<(&str, String)>> = match &self.pre {
-                Precondition::None => vec![None],
-                Precondition::IfAbsent => vec![Some(("if-none-match", "*".to_string()))],
-                Precondition::IfMatch(e) => {
-                    let e = unquote(e);
-                    let q = Some(("if-match", format!("\"{e}\"")));
-                    let u = Some(("if-match", e));
-                    match c.quotes {
-                        Quotes::Quoted => vec![q],
-                        Quotes::Unquoted => vec![u],
-                        Quotes::Auto => vec![q, u],
-                    }
-                }
-            };
-            let if_match = matches!(self.pre, Precondition::IfMatch(_));
-            let n = forms.len();
-            for (i, h) in forms.into_iter().enumerate() {
-                let r = put_whole(c, &self.key, &body, h)?;
-                if (200..300).contains(&r.status) {
-                    return r.etag.ok_or_else(|| {
-                        StorageError::Other(format!("{what}: the server sent no ETag"))
-                    });
-                }
-                let e = write_status_error(&what, c.bucket.name(), &r, if_match);
-                // `auto`: a 412 to the quoted form may be RGW's quirk; the
-                // unquoted form decides.
-                if i + 1 < n && matches!(e, StorageError::PreconditionFailed(_)) {
-                    continue;
-                }
-                return Err(e);
-            }
-            Err(StorageError::Other(format!("{what}: no request sent")))
-        })
-    }
 }
 
 struct Upload {
