@@ -1,7 +1,7 @@
 #!/bin/sh
 # Builds every plugin in this workspace for wasm32-wasip2 (components, no
 # cargo-component needed). Output: plugins/target/wasm32-wasip2/release/NAME.wasm
-# for NAME in redact, fs, s3, ttl, notrack, hostile. Needs: rustup target add wasm32-wasip2
+# for NAME in redact, fs, s3, ttl, notrack, hostile, fs01. Needs: rustup target add wasm32-wasip2
 set -eu
 cd "$(dirname "$0")"
 # Always here, whatever CARGO_TARGET_DIR the caller has: the host tests look

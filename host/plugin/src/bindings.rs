@@ -22,6 +22,21 @@ pub(crate) mod storage {
     });
 }
 
+/// Storage contract 0.2.0 (conditional writes; `wit/storage-0.2`).
+pub(crate) mod storage2 {
+    wasmtime::component::bindgen!({
+        world: "storage-backend",
+        path: "../../wit/storage-0.2",
+        exports: { default: async },
+    });
+}
+
+/// A prepared storage plugin of either contract version.
+pub enum StoragePre {
+    V1(storage::StorageBackendPre<crate::host::HostState>),
+    V2(storage2::StorageBackendPre<crate::host::HostState>),
+}
+
 pub(crate) mod cleanup {
     wasmtime::component::bindgen!({
         world: "cleanup-strategy",

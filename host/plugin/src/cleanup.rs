@@ -22,7 +22,7 @@ impl private::Sealed for CleanupWorld {}
 impl World for CleanupWorld {
     const WORLD: &'static str = "cleanup-strategy";
     type Pre = b::CleanupStrategyPre<HostState>;
-    fn pre(pre: InstancePre<HostState>) -> wasmtime::Result<Self::Pre> {
+    fn pre(pre: InstancePre<HostState>, _version: &str) -> wasmtime::Result<Self::Pre> {
         b::CleanupStrategyPre::new(pre)
     }
 }

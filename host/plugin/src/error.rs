@@ -178,6 +178,14 @@ pub enum StorageErrorKind {
     Invalid,
     /// Anything else.
     Other,
+    /// A write's precondition did not hold (nothing was written).
+    PreconditionFailed,
+    /// A concurrent conditional write won (nothing was written): retry.
+    Conflict,
+    /// The write may or may not have happened: re-read to find out.
+    UnknownOutcome,
+    /// The plugin's contract version (0.1.0) has no such call.
+    Unsupported,
 }
 
 impl std::fmt::Display for StorageErrorKind {
@@ -188,6 +196,10 @@ impl std::fmt::Display for StorageErrorKind {
             StorageErrorKind::Unavailable => "backend unavailable",
             StorageErrorKind::Invalid => "invalid request or configuration",
             StorageErrorKind::Other => "storage error",
+            StorageErrorKind::PreconditionFailed => "precondition failed",
+            StorageErrorKind::Conflict => "conflicting concurrent write",
+            StorageErrorKind::UnknownOutcome => "outcome unknown (the write may have happened)",
+            StorageErrorKind::Unsupported => "not supported by this plugin",
         })
     }
 }

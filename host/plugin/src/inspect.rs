@@ -9,7 +9,7 @@ use wasmtime::Engine;
 use wasmtime::component::Component;
 
 use crate::manifest;
-use crate::runtime::{Runtime, SUPPORTED_VERSIONS};
+use crate::runtime::{Runtime, versions_of};
 
 /// A description of a plugin file.
 #[derive(Debug, Clone, Serialize)]
@@ -113,9 +113,9 @@ pub(crate) fn describe(
     let kind = kind_of(engine, c);
     let problem = match &kind {
         None => Some("it exports no sesshost:plugin interface".to_string()),
-        Some((_, v)) if !SUPPORTED_VERSIONS.contains(&v.as_str()) => Some(format!(
-            "contract version {v} is not supported (this host supports {})",
-            SUPPORTED_VERSIONS.join(", ")
+        Some((w, v)) if !versions_of(w).contains(&v.as_str()) => Some(format!(
+            "contract version {v} is not supported (this host supports {} for {w})",
+            versions_of(w).join(", ")
         )),
         Some(_) => match rt.inner.linker.instantiate_pre(c) {
             Ok(_) => None,

@@ -73,7 +73,7 @@ pub use config::{
 };
 pub use error::{Error, Result, StorageErrorKind};
 pub use inspect::PluginInfo;
-pub use runtime::{CacheStats, Plugin, Runtime, SUPPORTED_VERSIONS, World};
+pub use runtime::{CacheStats, Plugin, Runtime, SUPPORTED_VERSIONS, World, versions_of};
 pub use sanitize::{Finding, FindingAction, Report, SanitizeContext, Sanitizer};
 pub use storage::{CHUNK, StorageBackend};
 pub use store_backend::PluginBackend;

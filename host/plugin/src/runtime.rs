@@ -27,7 +27,17 @@ use crate::manifest;
 
 /// The contract versions this host accepts (the `@version` of the
 /// exported `sesshost:plugin/...` interface).
-pub const SUPPORTED_VERSIONS: &[&str] = &["0.1.0"];
+/// Every world has 0.1.0; the storage world also has 0.2.0 (conditional
+/// writes); [`versions_of`] gives them per world.
+pub const SUPPORTED_VERSIONS: &[&str] = &["0.1.0", "0.2.0"];
+
+/// The contract versions this host accepts for `world`, oldest first.
+pub fn versions_of(world: &str) -> &'static [&'static str] {
+    match world {
+        "storage-backend" => &["0.1.0", "0.2.0"],
+        _ => &["0.1.0"],
+    }
+}
 
 /// Runs plugins. Cheap to clone (an `Arc`); create one per process.
 #[derive(Clone)]
@@ -293,16 +303,20 @@ impl Runtime {
         let config = effective.resolved_config()?;
         let component = self.compile(&name, &bytes, &hash)?;
         let kind = inspect::kind_of(&self.inner.engine, &component);
-        let expected = format!("world {}@{}", W::WORLD, SUPPORTED_VERSIONS[0]);
-        match &kind {
-            Some((world, version))
-                if world == W::WORLD && SUPPORTED_VERSIONS.contains(&version.as_str()) => {}
+        let versions = versions_of(W::WORLD);
+        // The newest version is the one to build new plugins against.
+        let newest = versions.last().copied().unwrap_or("0.1.0");
+        let expected = format!("world {}@{newest}", W::WORLD);
+        let version = match &kind {
+            Some((world, version)) if world == W::WORLD && versions.contains(&version.as_str()) => {
+                version.clone()
+            }
             Some((world, version)) => {
                 return Err(Error::WorldMismatch {
                     plugin: name,
                     found: format!("world {world}@{version}"),
                     expected,
-                    supported: SUPPORTED_VERSIONS.join(", "),
+                    supported: versions.join(", "),
                 });
             }
             None => {
@@ -311,10 +325,10 @@ impl Runtime {
                     found: "no sesshost:plugin world (it exports no sesshost:plugin interface)"
                         .into(),
                     expected,
-                    supported: SUPPORTED_VERSIONS.join(", "),
+                    supported: versions.join(", "),
                 });
             }
-        }
+        };
         let pre = self.inner.linker.instantiate_pre(&component).map_err(|e| {
             let detail = format!("{e:#}");
             match inspect::import_from_error(&detail) {
@@ -328,7 +342,7 @@ impl Runtime {
                 },
             }
         })?;
-        let world_pre = W::pre(pre).map_err(|e| Error::Invalid {
+        let world_pre = W::pre(pre, &version).map_err(|e| Error::Invalid {
             plugin: name.clone(),
             detail: format!("its exports do not match world {}: {e:#}", W::WORLD),
         })?;
@@ -397,7 +411,9 @@ pub trait World: Send + Sync + 'static + private::Sealed {
     #[doc(hidden)]
     type Pre: Send + Sync + 'static;
     #[doc(hidden)]
-    fn pre(pre: InstancePre<HostState>) -> wasmtime::Result<Self::Pre>;
+    /// `version` is the contract version the component exports (one of
+    /// [`versions_of`] this world).
+    fn pre(pre: InstancePre<HostState>, version: &str) -> wasmtime::Result<Self::Pre>;
 }
 
 pub(crate) mod private {

@@ -22,7 +22,7 @@ impl private::Sealed for SanitizerWorld {}
 impl World for SanitizerWorld {
     const WORLD: &'static str = "sanitizer";
     type Pre = b::SanitizerPre<HostState>;
-    fn pre(pre: InstancePre<HostState>) -> wasmtime::Result<Self::Pre> {
+    fn pre(pre: InstancePre<HostState>, _version: &str) -> wasmtime::Result<Self::Pre> {
         b::SanitizerPre::new(pre)
     }
 }

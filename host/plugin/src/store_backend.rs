@@ -23,7 +23,9 @@
 
 use std::sync::Arc;
 
-use sesshost_store::{Backend, BackendError, BackendErrorKind};
+use sesshost_store::{
+    Backend, BackendError, BackendErrorKind, Capability, Etag, ListPage, ObjectInfo, Precondition,
+};
 use tokio::runtime::{Handle, RuntimeFlavor};
 
 use crate::error::{Error, Result, StorageErrorKind};
@@ -112,20 +114,35 @@ impl PluginBackend {
 /// The store's view of a plugin error: the kind decides retry/fix advice,
 /// the detail is the plugin error's full message (it names the plugin and
 /// what to do; never a secret or the plugin's output).
-fn backend_err(e: Error) -> BackendError {
+fn backend_err_of(e: Error, write: bool) -> BackendError {
     let kind = match e.storage_kind() {
         Some(StorageErrorKind::Denied) => BackendErrorKind::Denied,
         Some(StorageErrorKind::Unavailable) => BackendErrorKind::Unavailable,
         Some(StorageErrorKind::Invalid) => BackendErrorKind::InvalidKey,
+        Some(StorageErrorKind::PreconditionFailed) => BackendErrorKind::PreconditionFailed,
+        Some(StorageErrorKind::Conflict) => BackendErrorKind::Conflict,
+        Some(StorageErrorKind::UnknownOutcome) => BackendErrorKind::UnknownOutcome,
+        Some(StorageErrorKind::Unsupported) => BackendErrorKind::Unsupported,
+        // A plugin call that ran out of time may have sent its request:
+        // for a write that is "outcome unknown", never "not applied".
+        _ if matches!(e, Error::Timeout { .. }) && write => BackendErrorKind::UnknownOutcome,
         _ if matches!(e, Error::Timeout { .. }) => BackendErrorKind::Unavailable,
         _ => BackendErrorKind::Other,
     };
     BackendError::new(kind, e.to_string())
 }
 
+fn backend_err(e: Error) -> BackendError {
+    backend_err_of(e, false)
+}
+
+fn write_err(e: Error) -> BackendError {
+    backend_err_of(e, true)
+}
+
 impl Backend for PluginBackend {
     fn put(&self, key: &str, bytes: &[u8]) -> Result<(), BackendError> {
-        self.run(self.plugin.put(key, bytes)).map_err(backend_err)
+        self.run(self.plugin.put(key, bytes)).map_err(write_err)
     }
 
     fn get(&self, key: &str) -> Result<Option<Vec<u8>>, BackendError> {
@@ -149,5 +166,72 @@ impl Backend for PluginBackend {
 
     fn list(&self, prefix: &str) -> Result<Vec<String>, BackendError> {
         self.run(self.plugin.list(prefix)).map_err(backend_err)
+    }
+
+    fn put_if(&self, key: &str, bytes: &[u8], pre: Precondition) -> Result<Etag, BackendError> {
+        match self.run(self.plugin.put_if(key, bytes, &pre)) {
+            Ok(Some(etag)) => Ok(etag),
+            // A 0.1.0 plugin (only unconditional writes get here): the
+            // ETag the store computes for bytes it has no ETag for.
+            Ok(None) => Ok(Etag::of_bytes(bytes)),
+            Err(e) => Err(write_err(e)),
+        }
+    }
+
+    fn head(&self, key: &str) -> Result<Option<ObjectInfo>, BackendError> {
+        if self.plugin.contract_version() == "0.1.0" {
+            return Ok(self.get(key)?.map(|b| ObjectInfo {
+                size: b.len() as u64,
+                etag: Etag::of_bytes(&b),
+            }));
+        }
+        self.run(self.plugin.head(key)).map_err(backend_err)
+    }
+
+    fn get_with_etag(&self, key: &str) -> Result<Option<(Vec<u8>, Etag)>, BackendError> {
+        match self.run(self.plugin.get_with_etag(key)) {
+            Ok((b, Some(etag))) => Ok(Some((b, etag))),
+            Ok((b, None)) => {
+                let etag = Etag::of_bytes(&b);
+                Ok(Some((b, etag)))
+            }
+            Err(e) if e.storage_kind() == Some(StorageErrorKind::NotFound) => Ok(None),
+            Err(e) => Err(backend_err(e)),
+        }
+    }
+
+    fn list_info(
+        &self,
+        prefix: &str,
+        start_after: Option<&str>,
+        max: u32,
+    ) -> Result<ListPage, BackendError> {
+        if self.plugin.contract_version() == "0.1.0" {
+            // The trait's fallback: list, then one read per key.
+            let mut keys = self.list(prefix)?;
+            keys.retain(|k| start_after.is_none_or(|s| k.as_str() > s));
+            let mut page = ListPage::default();
+            for key in keys {
+                if page.entries.len() >= max.max(1) as usize {
+                    page.next_start_after = page.entries.last().map(|e| e.key.clone());
+                    break;
+                }
+                if let Some(info) = self.head(&key)? {
+                    page.entries.push(sesshost_store::ListEntry {
+                        key,
+                        size: info.size,
+                        etag: Some(info.etag),
+                    });
+                }
+            }
+            return Ok(page);
+        }
+        self.run(self.plugin.list_info(prefix, start_after, max))
+            .map_err(backend_err)
+    }
+
+    fn capabilities(&self) -> Vec<Capability> {
+        // A plugin that cannot even say is treated as promising nothing.
+        self.run(self.plugin.capabilities()).unwrap_or_default()
     }
 }

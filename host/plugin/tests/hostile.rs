@@ -314,7 +314,7 @@ async fn wrong_world_or_version_is_refused_naming_both() {
         .err()
         .unwrap()
         .to_string();
-    assert!(e.contains("redact.wasm implements world sanitizer@0.1.0, but world storage-backend@0.1.0 was expected"), "{e}");
+    assert!(e.contains("redact.wasm implements world sanitizer@0.1.0, but world storage-backend@0.2.0 was expected"), "{e}");
 
     let v2 = wat_file(
         "v2.wasm",

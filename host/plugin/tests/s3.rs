@@ -221,3 +221,43 @@ async fn s3_endpoint_not_allowed_is_refused() {
         "{e}"
     );
 }
+
+/// s3s-fs answers every single conditional request right (so the
+/// single-request checks pass) but applies them non-atomically: the
+/// bucket probe must refuse it, naming the race it lost.
+#[test]
+fn s3_probe_refuses_s3s_fs_naming_the_race() {
+    let Some(srv) = server() else { return };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let b =
+        sesshost_plugin::PluginBackend::new(backend(srv.port, &[]), rt.handle().clone()).unwrap();
+    use sesshost_store::{Backend, BackendErrorKind, Precondition};
+    // The single-request semantics are there...
+    let e1 = b.put_if("leases/x", b"1", Precondition::IfAbsent).unwrap();
+    let e = b
+        .put_if("leases/x", b"2", Precondition::IfAbsent)
+        .unwrap_err();
+    assert_eq!(e.kind, BackendErrorKind::PreconditionFailed, "{e}");
+    b.put_if("leases/x", b"2", Precondition::IfMatch(e1))
+        .unwrap();
+    // ... listings come without ETags, so list-info HEADs each key.
+    let page = b.list_info("leases/", None, 10).unwrap();
+    assert_eq!(page.entries.len(), 1);
+    assert_eq!(
+        page.entries[0].etag,
+        Some(b.head("leases/x").unwrap().unwrap().etag)
+    );
+    // ... but two racing writers both win.
+    let e = sesshost_store::probe::conditional_writes(&b).unwrap_err();
+    assert!(matches!(e.check, "create-race" | "cas-race"), "{e}");
+    let msg = e.to_string();
+    assert!(
+        msg.contains("non-atomically") && msg.contains("Ceph RGW"),
+        "{msg}"
+    );
+    println!("probe on s3s-fs: {msg}");
+}

@@ -133,3 +133,104 @@ async fn plugin_errors_keep_their_kind_and_message() {
     assert_eq!(e.kind, sesshost_store::BackendErrorKind::InvalidKey, "{e}");
     assert!(e.detail.contains("invalid storage key"), "{e}");
 }
+
+/// The fs plugin's conditional writes (create-only by link-at, if-match
+/// under a create-new lock file), its BLAKE3 ETags (the same as the host's
+/// LocalDirBackend gives), and the bucket probe over it.
+#[test]
+fn fs_plugin_conditional_writes_and_probe() {
+    use sesshost_store::{BackendErrorKind, Etag, LocalDirBackend, Precondition};
+    let dir = tempfile::tempdir().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let b = PluginBackend::new(fs_plugin(dir.path()), rt.handle().clone()).unwrap();
+    let e1 = b
+        .put_if("leases/a", b"one", Precondition::IfAbsent)
+        .unwrap();
+    assert_eq!(e1, Etag::of_bytes(b"one"));
+    let e = b
+        .put_if("leases/a", b"two", Precondition::IfAbsent)
+        .unwrap_err();
+    assert_eq!(e.kind, BackendErrorKind::PreconditionFailed, "{e}");
+    let e = b
+        .put_if(
+            "leases/a",
+            b"two",
+            Precondition::IfMatch(Etag::of_bytes(b"x")),
+        )
+        .unwrap_err();
+    assert_eq!(e.kind, BackendErrorKind::PreconditionFailed, "{e}");
+    let e2 = b
+        .put_if("leases/a", b"two", Precondition::IfMatch(e1.clone()))
+        .unwrap();
+    // The host's own backend on the same directory agrees on the ETag.
+    let local = LocalDirBackend::new(dir.path());
+    assert_eq!(
+        local.get_with_etag("leases/a").unwrap().unwrap(),
+        (b"two".to_vec(), e2.clone())
+    );
+    assert_eq!(b.get_with_etag("leases/a").unwrap().unwrap().1, e2);
+    assert_eq!(b.head("leases/a").unwrap().unwrap().size, 3);
+    assert_eq!(b.head("leases/b").unwrap(), None);
+    let e = b
+        .put_if("leases/b", b"x", Precondition::IfMatch(e2))
+        .unwrap_err();
+    assert_eq!(e.kind, BackendErrorKind::PreconditionFailed, "{e}");
+    let page = b.list_info("leases/", None, 10).unwrap();
+    assert_eq!(page.entries.len(), 1);
+    let r = sesshost_store::probe::conditional_writes(&b).unwrap();
+    println!(
+        "probe on the fs plugin: {:.0} ms",
+        r.total.as_secs_f64() * 1000.0
+    );
+}
+
+/// A storage plugin on contract 0.1.0 (the old `fs`, kept as the test
+/// plugin `fs01`) still loads and serves the five basic calls; it declares
+/// no capability, refuses conditional writes as unsupported, the probe
+/// refuses it up front, and a first push on it still creates `config`.
+#[test]
+fn a_0_1_storage_plugin_still_works_without_conditional_writes() {
+    use sesshost_store::{BackendErrorKind, Etag, Precondition};
+    let dir = tempfile::tempdir().unwrap();
+    let plugin = runtime()
+        .load_storage(
+            &wasm("fs01"),
+            &Grants::default().with_dir(DirGrant::parse(dir.path().to_str().unwrap()).unwrap()),
+        )
+        .unwrap();
+    assert_eq!(plugin.contract_version(), "0.1.0");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let b = PluginBackend::new(plugin, rt.handle().clone()).unwrap();
+    exercise(&b, dir.path());
+    assert!(b.capabilities().is_empty());
+    let e = b
+        .put_if("leases/a", b"x", Precondition::IfAbsent)
+        .unwrap_err();
+    assert_eq!(e.kind, BackendErrorKind::Unsupported, "{e}");
+    assert!(e.detail.contains("0.2.0"), "{e}");
+    assert_eq!(
+        b.put_if("leases/a", b"x", Precondition::None).unwrap(),
+        Etag::of_bytes(b"x")
+    );
+    assert_eq!(
+        b.head("leases/a").unwrap().unwrap().etag,
+        Etag::of_bytes(b"x")
+    );
+    assert_eq!(b.list_info("leases/", None, 5).unwrap().entries.len(), 1);
+    let e = sesshost_store::probe::conditional_writes(&b).unwrap_err();
+    assert_eq!(e.check, "declared", "{e}");
+    let kf = [5u8; 32];
+    let k =
+        sesshost_store::open_repo_key(&b, sesshost_store::RepoUnlock::KeyFile(&kf), true).unwrap();
+    let again =
+        sesshost_store::open_repo_key(&b, sesshost_store::RepoUnlock::KeyFile(&kf), false).unwrap();
+    assert_eq!(k.as_bytes(), again.as_bytes());
+}

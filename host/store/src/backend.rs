@@ -1,14 +1,29 @@
-//! The object-store shaped [`Backend`] trait and [`LocalDirBackend`], its
-//! implementation on a local directory.
+//! The object-store shaped [`Backend`] trait, its value types, and its
+//! implementations.
 //!
-//! The trait is deliberately minimal (put/get/has/delete/list on whole
-//! objects): a storage-backend wasm plugin implements the same five calls
-//! over S3, WebDAV, … No rename, append or locking: the store never needs
-//! them (objects are immutable and content-addressed, or replaced whole).
+//! The five whole-object calls (put/get/has/delete/list) are all the store
+//! itself needs: objects are immutable and content-addressed, or replaced
+//! whole. Several processes sharing one bucket need more, and the trait has
+//! it (STORE.md "Conditional writes"): [`Backend::put_if`] with a
+//! [`Precondition`] (create-only or compare-and-swap on an [`Etag`]),
+//! [`Backend::head`], [`Backend::get_with_etag`], paginated
+//! [`Backend::list_info`], and [`Backend::capabilities`] so a caller can
+//! refuse a backend that does not check preconditions atomically (see
+//! [`crate::probe`] for the check that does not take its word for it).
+//!
+//! Submodules:
+//! - [`local`]: [`LocalDirBackend`], a directory (create-only by `link(2)`,
+//!   compare-and-swap under a per-key `flock`), safe for several processes.
+//! - [`memory`]: [`memory::MemoryBackend`], an in-memory atomic backend
+//!   with fault injection, for deterministic tests (a test and reference
+//!   backend, not for production data).
 
-use std::fs::{self, File};
-use std::io::{self, Read};
-use std::path::{Path, PathBuf};
+use std::io;
+
+pub mod local;
+pub mod memory;
+
+pub use local::LocalDirBackend;
 
 /// Why a backend call failed. Not-found is not an error (`get` returns
 /// `Ok(None)`, `delete` of a missing key succeeds).
@@ -21,13 +36,27 @@ pub struct BackendError {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum BackendErrorKind {
     /// Permission denied (fix the permissions or the credentials).
     Denied,
-    /// The backend cannot be reached right now (retry later).
+    /// The backend cannot be reached right now, and the operation was not
+    /// applied (retry later).
     Unavailable,
     /// The key is not valid for this backend (a bug in the caller).
     InvalidKey,
+    /// A [`Precondition`] did not hold (S3 412, or 404 for if-match on a
+    /// missing key): nothing was written.
+    PreconditionFailed,
+    /// A concurrent conditional write on the same key won (S3 409): nothing
+    /// was written; re-read and retry.
+    Conflict,
+    /// The write may or may not have been applied (S3 5xx, a timeout, a
+    /// connection lost after sending): re-read the key to find out.
+    UnknownOutcome,
+    /// The backend cannot do this at all (a conditional write on a 0.1
+    /// storage plugin).
+    Unsupported,
     Other,
 }
 
@@ -37,6 +66,10 @@ impl std::fmt::Display for BackendErrorKind {
             BackendErrorKind::Denied => "permission denied",
             BackendErrorKind::Unavailable => "backend unavailable",
             BackendErrorKind::InvalidKey => "invalid key",
+            BackendErrorKind::PreconditionFailed => "precondition failed",
+            BackendErrorKind::Conflict => "conflicting concurrent write",
+            BackendErrorKind::UnknownOutcome => "outcome unknown (the write may have happened)",
+            BackendErrorKind::Unsupported => "not supported by this backend",
             BackendErrorKind::Other => "backend error",
         })
     }
@@ -50,7 +83,7 @@ impl BackendError {
         }
     }
 
-    fn from_io(e: &io::Error) -> Self {
+    pub(crate) fn from_io(e: &io::Error) -> Self {
         let kind = match e.kind() {
             io::ErrorKind::PermissionDenied | io::ErrorKind::ReadOnlyFilesystem => {
                 BackendErrorKind::Denied
@@ -60,6 +93,88 @@ impl BackendError {
         };
         BackendError::new(kind, e.to_string())
     }
+
+    fn unsupported(what: &str) -> Self {
+        BackendError::new(
+            BackendErrorKind::Unsupported,
+            format!(
+                "{what} needs a backend with conditional writes (a storage plugin built against sesshost:plugin/storage@0.2.0, or a local directory)"
+            ),
+        )
+    }
+}
+
+/// An object's entity tag: an opaque string that changes whenever the
+/// object's bytes change. Compared as a string; only meaningful for the
+/// key and backend it came from. Forms: S3 = the server's ETag without the
+/// surrounding quotes; [`LocalDirBackend`] and [`memory::MemoryBackend`] =
+/// the lowercase hex BLAKE3 of the bytes (64 characters).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Etag(pub String);
+
+impl Etag {
+    /// The ETag [`LocalDirBackend`] and [`memory::MemoryBackend`] give
+    /// `bytes`: lowercase hex BLAKE3.
+    pub fn of_bytes(bytes: &[u8]) -> Etag {
+        Etag(blake3::hash(bytes).to_hex().to_string())
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for Etag {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// What must hold for [`Backend::put_if`] to write.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Precondition {
+    /// Unconditional (as [`Backend::put`]).
+    None,
+    /// The key must not exist (create-only; S3 `If-None-Match: *`).
+    IfAbsent,
+    /// The key must exist with this ETag (compare-and-swap; S3 `If-Match`).
+    IfMatch(Etag),
+}
+
+/// Size and ETag of a stored object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectInfo {
+    pub size: u64,
+    pub etag: Etag,
+}
+
+/// One key of a [`ListPage`]. `etag` is `None` when the backend's listing
+/// has none (s3s-fs): call [`Backend::head`] for it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListEntry {
+    pub key: String,
+    pub size: u64,
+    pub etag: Option<Etag>,
+}
+
+/// One page of [`Backend::list_info`], sorted by key.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ListPage {
+    pub entries: Vec<ListEntry>,
+    /// More keys follow: pass this as `start_after` for the next page.
+    pub next_start_after: Option<String>,
+}
+
+/// What a backend guarantees beyond the five whole-object calls.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Capability {
+    /// [`Backend::put_if`] checks `IfAbsent`/`IfMatch`, atomically: of two
+    /// concurrent conditional writes on one key with the same precondition
+    /// at most one succeeds. Declared, not proven: [`crate::probe`] checks.
+    AtomicConditionalWrites,
+    /// [`Backend::list_info`] returns ETags.
+    ListEtags,
 }
 
 /// A flat object store. Keys are `/`-separated ASCII paths whose segments
@@ -69,14 +184,85 @@ impl BackendError {
 /// `put` replaces an object whole and atomically (a reader sees the old or
 /// the new bytes, never a mix). Implementations must be usable from several
 /// threads.
+///
+/// The conditional calls have defaults for backends that only have the
+/// five basic ones: [`Backend::put_if`] refuses preconditions
+/// ([`BackendErrorKind::Unsupported`]), ETags are computed from the bytes,
+/// and no capability is declared.
 pub trait Backend: Send + Sync {
     fn put(&self, key: &str, bytes: &[u8]) -> Result<(), BackendError>;
     fn get(&self, key: &str) -> Result<Option<Vec<u8>>, BackendError>;
     fn has(&self, key: &str) -> Result<bool, BackendError>;
-    /// Deleting a missing key succeeds.
+    /// Deleting a missing key succeeds. Unconditional.
     fn delete(&self, key: &str) -> Result<(), BackendError>;
     /// Every key that starts with `prefix` (string prefix), in any order.
     fn list(&self, prefix: &str) -> Result<Vec<String>, BackendError>;
+
+    /// Writes `bytes` under `key` if `pre` holds; returns the new ETag.
+    /// Errors: [`BackendErrorKind::PreconditionFailed`] (nothing written),
+    /// [`BackendErrorKind::Conflict`] (nothing written, retry),
+    /// [`BackendErrorKind::UnknownOutcome`] (re-read to find out).
+    fn put_if(&self, key: &str, bytes: &[u8], pre: Precondition) -> Result<Etag, BackendError> {
+        match pre {
+            Precondition::None => {
+                self.put(key, bytes)?;
+                Ok(Etag::of_bytes(bytes))
+            }
+            _ => Err(BackendError::unsupported("a conditional write")),
+        }
+    }
+
+    /// Size and ETag of `key`, `None` if it does not exist.
+    fn head(&self, key: &str) -> Result<Option<ObjectInfo>, BackendError> {
+        Ok(self.get(key)?.map(|b| ObjectInfo {
+            size: b.len() as u64,
+            etag: Etag::of_bytes(&b),
+        }))
+    }
+
+    /// The bytes of `key` and the ETag they were stored under.
+    fn get_with_etag(&self, key: &str) -> Result<Option<(Vec<u8>, Etag)>, BackendError> {
+        Ok(self.get(key)?.map(|b| {
+            let e = Etag::of_bytes(&b);
+            (b, e)
+        }))
+    }
+
+    /// At most `max` (≥ 1) keys starting with `prefix` and sorting after
+    /// `start_after`, sorted, with sizes and (where the backend lists them)
+    /// ETags.
+    fn list_info(
+        &self,
+        prefix: &str,
+        start_after: Option<&str>,
+        max: u32,
+    ) -> Result<ListPage, BackendError> {
+        let mut keys = self.list(prefix)?;
+        keys.sort();
+        let mut out = ListPage::default();
+        for key in keys
+            .into_iter()
+            .filter(|k| start_after.is_none_or(|s| k.as_str() > s))
+        {
+            if out.entries.len() >= max.max(1) as usize {
+                out.next_start_after = out.entries.last().map(|e| e.key.clone());
+                break;
+            }
+            if let Some(info) = self.head(&key)? {
+                out.entries.push(ListEntry {
+                    key,
+                    size: info.size,
+                    etag: Some(info.etag),
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    /// What this backend declares it guarantees.
+    fn capabilities(&self) -> Vec<Capability> {
+        Vec::new()
+    }
 }
 
 /// Checks a key against the rules in [`Backend`].
@@ -99,191 +285,24 @@ pub fn validate_key(key: &str) -> Result<(), BackendError> {
     }
 }
 
-/// Objects as files under a directory (key `a/b/c` = file `DIR/a/b/c`).
-///
-/// Writes go to a dot-named temporary file in the same directory, are
-/// fsynced, renamed over the target, and the directory is fsynced: a crash
-/// leaves the old object or the new one. Cost: two fsyncs per `put`
-/// (a few ms on most disks), paid once per new chunk and per snapshot.
-#[derive(Debug, Clone)]
-pub struct LocalDirBackend {
-    root: PathBuf,
-}
-
-impl LocalDirBackend {
-    /// Uses `root` (created on first write if missing).
-    pub fn new(root: impl Into<PathBuf>) -> Self {
-        LocalDirBackend { root: root.into() }
-    }
-
-    pub fn root(&self) -> &Path {
-        &self.root
-    }
-
-    fn path(&self, key: &str) -> Result<PathBuf, BackendError> {
-        validate_key(key)?;
-        Ok(self.root.join(key))
-    }
-
-    fn walk(&self, dir: &Path, rel: &str, prefix: &str, out: &mut Vec<String>) -> io::Result<()> {
-        let rd = match fs::read_dir(dir) {
-            Ok(rd) => rd,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
-            Err(e) => return Err(e),
-        };
-        for entry in rd {
-            let entry = entry?;
-            let Some(name) = entry.file_name().to_str().map(str::to_owned) else {
-                continue;
-            };
-            if name.starts_with('.') {
-                continue; // temporary files of an interrupted put
-            }
-            let key = if rel.is_empty() {
-                name
-            } else {
-                format!("{rel}/{name}")
-            };
-            let ft = entry.file_type()?;
-            if ft.is_dir() {
-                let as_dir = format!("{key}/");
-                if as_dir.starts_with(prefix) || prefix.starts_with(&as_dir) {
-                    self.walk(&entry.path(), &key, prefix, out)?;
-                }
-            } else if ft.is_file() && key.starts_with(prefix) {
-                out.push(key);
-            }
-        }
-        Ok(())
-    }
-}
-
-pub(crate) fn sync_dir(dir: &Path) -> io::Result<()> {
-    File::open(dir)?.sync_all()
-}
-
-/// Writes `bytes` to `path` atomically (temp file in the same directory,
-/// fsync, rename, fsync the directory). `mode` applies to the new file.
-/// The workspace's one atomic write (`sessbundle::atomic::write_atomic`:
-/// temp file, fsync, rename, fsync the directory; the temp file removed on
-/// failure), as an `io::Result` for the backend's error mapping.
-pub(crate) fn atomic_write(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
-    sessbundle::atomic::write_atomic(path, bytes, mode).map_err(|e| match e {
-        sessbundle::Error::Io { source, .. } => source,
-        e => io::Error::other(e.to_string()),
-    })
-}
-
-impl Backend for LocalDirBackend {
-    fn put(&self, key: &str, bytes: &[u8]) -> Result<(), BackendError> {
-        let path = self.path(key)?;
-        let dir = path.parent().expect("a key path has a parent");
-        if !dir.is_dir() {
-            fs::create_dir_all(dir).map_err(|e| BackendError::from_io(&e))?;
-            // Make the new directory entries durable too.
-            let mut d = dir;
-            while let Some(parent) = d.parent() {
-                sync_dir(parent).map_err(|e| BackendError::from_io(&e))?;
-                if parent == self.root || !parent.starts_with(&self.root) {
-                    break;
-                }
-                d = parent;
-            }
-        }
-        atomic_write(&path, bytes, 0o600).map_err(|e| BackendError::from_io(&e))
-    }
-
-    fn get(&self, key: &str) -> Result<Option<Vec<u8>>, BackendError> {
-        let path = self.path(key)?;
-        match File::open(&path) {
-            Ok(mut f) => {
-                let mut buf = Vec::new();
-                f.read_to_end(&mut buf)
-                    .map_err(|e| BackendError::from_io(&e))?;
-                Ok(Some(buf))
-            }
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(BackendError::from_io(&e)),
-        }
-    }
-
-    fn has(&self, key: &str) -> Result<bool, BackendError> {
-        let path = self.path(key)?;
-        match fs::metadata(&path) {
-            Ok(m) => Ok(m.is_file()),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
-            Err(e) => Err(BackendError::from_io(&e)),
-        }
-    }
-
-    fn delete(&self, key: &str) -> Result<(), BackendError> {
-        let path = self.path(key)?;
-        match fs::remove_file(&path) {
-            Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
-            Err(e) => return Err(BackendError::from_io(&e)),
-        }
-        let dir = path.parent().expect("a key path has a parent");
-        sync_dir(dir).map_err(|e| BackendError::from_io(&e))?;
-        // Tidy an emptied directory; failure (not empty, raced) is harmless.
-        if dir != self.root && fs::remove_dir(dir).is_ok() {
-            let _ = dir.parent().map(sync_dir);
-        }
-        Ok(())
-    }
-
-    fn list(&self, prefix: &str) -> Result<Vec<String>, BackendError> {
-        // Start the walk at the deepest directory the prefix names.
-        let (dir_rel, _) = prefix.rsplit_once('/').unwrap_or(("", prefix));
-        if !dir_rel.is_empty() {
-            validate_key(dir_rel)?;
-        }
-        let mut out = Vec::new();
-        self.walk(&self.root.join(dir_rel), dir_rel, prefix, &mut out)
-            .map_err(|e| BackendError::from_io(&e))?;
-        Ok(out)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn put_get_list_delete() {
-        let dir = tempfile::tempdir().unwrap();
-        let b = LocalDirBackend::new(dir.path().join("store"));
-        assert_eq!(b.get("chunks/ab/x").unwrap(), None);
-        assert!(!b.has("chunks/ab/x").unwrap());
-        b.put("chunks/ab/x", b"1").unwrap();
-        b.put("chunks/cd/y", b"2").unwrap();
-        b.put("sessions/s", b"3").unwrap();
-        b.put("chunks/ab/x", b"4").unwrap();
-        assert_eq!(b.get("chunks/ab/x").unwrap().unwrap(), b"4");
-        let mut l = b.list("chunks/").unwrap();
-        l.sort();
-        assert_eq!(l, vec!["chunks/ab/x", "chunks/cd/y"]);
-        assert_eq!(b.list("chunks/a").unwrap(), vec!["chunks/ab/x"]);
-        assert_eq!(b.list("nothing/").unwrap(), Vec::<String>::new());
-        b.delete("chunks/ab/x").unwrap();
-        b.delete("chunks/ab/x").unwrap();
-        assert!(!dir.path().join("store/chunks/ab").exists());
-        assert_eq!(b.list("").unwrap().len(), 2);
-        // No temp files left behind.
-        let names: Vec<_> = fs::read_dir(dir.path().join("store/sessions"))
-            .unwrap()
-            .map(|e| e.unwrap().file_name())
-            .collect();
-        assert_eq!(names, vec!["s"]);
-    }
-
-    #[test]
-    fn bad_keys_are_refused() {
-        let dir = tempfile::tempdir().unwrap();
-        let b = LocalDirBackend::new(dir.path());
-        for k in ["", "../x", "a//b", "a/.hidden", "/abs", "a/b c", "a/../b"] {
-            let e = b.put(k, b"x").unwrap_err();
-            assert_eq!(e.kind, BackendErrorKind::InvalidKey, "{k}");
-        }
+/// Sorts and cuts `entries` into one page (for backends that hold
+/// everything in memory).
+pub(crate) fn page_of(
+    mut entries: Vec<ListEntry>,
+    start_after: Option<&str>,
+    max: u32,
+) -> ListPage {
+    entries.retain(|e| start_after.is_none_or(|s| e.key.as_str() > s));
+    entries.sort_by(|a, b| a.key.cmp(&b.key));
+    let max = max.max(1) as usize;
+    let next_start_after = if entries.len() > max {
+        entries.truncate(max);
+        entries.last().map(|e| e.key.clone())
+    } else {
+        None
+    };
+    ListPage {
+        entries,
+        next_start_after,
     }
 }

@@ -13,7 +13,8 @@ use std::io::{self, Read, Seek, Write};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-use crate::backend::{LocalDirBackend, sync_dir};
+use crate::backend::LocalDirBackend;
+use crate::backend::local::sync_dir;
 use crate::crypto::RepoKey;
 use crate::error::{Result, StoreError};
 use crate::names::validate_name;

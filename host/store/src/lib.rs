@@ -7,8 +7,13 @@
 //! browser crate hands it a [`sessbundle::SessionState`] and gets one back.
 //!
 //! Modules:
-//! - [`backend`]: the five-call [`Backend`] trait (put/get/has/delete/list)
-//!   and [`LocalDirBackend`] (atomic file writes).
+//! - [`backend`]: the [`Backend`] trait (put/get/has/delete/list, plus
+//!   conditional writes with ETags, paginated listings, capabilities),
+//!   [`LocalDirBackend`] (atomic file writes; create-only by `link(2)`,
+//!   compare-and-swap under `flock`) and `backend::memory` (an in-memory
+//!   atomic test backend with fault injection).
+//! - [`probe`]: the bucket probe ([`probe::conditional_writes`]): does a
+//!   backend apply conditional writes, atomically (a two-writer race)?
 //! - [`crypto`]: [`RepoKey`], derived subkeys, sealed chunks (keyed BLAKE3
 //!   ids, AES-256-GCM, optional zstd) and sealed records (manifests).
 //! - [`store`]: the [`Store`] handle, its backend helpers and the read side
@@ -46,10 +51,14 @@ mod layout;
 pub mod lifecycle;
 pub mod lock;
 mod objects;
+pub mod probe;
 pub mod repo;
 mod save;
 
-pub use backend::{Backend, BackendError, BackendErrorKind, LocalDirBackend};
+pub use backend::{
+    Backend, BackendError, BackendErrorKind, Capability, Etag, ListEntry, ListPage,
+    LocalDirBackend, ObjectInfo, Precondition,
+};
 pub use crypto::{ChunkId, RepoKey};
 pub use error::{Result, StoreError};
 pub use gc::DEFAULT_REMOTE_GC_GRACE;

@@ -11,7 +11,7 @@
 
 use serde_json::{Value, json};
 
-use crate::backend::Backend;
+use crate::backend::{Backend, BackendErrorKind, Etag, Precondition};
 use crate::crypto::RepoKey;
 use crate::error::{Result, StoreError};
 
@@ -53,7 +53,9 @@ fn backend_err(op: &'static str) -> impl FnOnce(crate::backend::BackendError) ->
 }
 
 /// The repository key of `backend`'s repository. With `create`, a backend
-/// without a `config` gets one (fresh salt, default Argon2id parameters);
+/// without a `config` gets one (fresh salt, default Argon2id parameters),
+/// written create-only: of concurrent first pushes one wins and the others
+/// use its `config`;
 /// without, that is [`StoreError::NoRepository`]. A `config` without a
 /// `check` (written before checks existed) gets one. A wrong passphrase or
 /// key file is [`StoreError::WrongRepoKey`].
@@ -62,36 +64,73 @@ pub fn open_repo_key(
     unlock: RepoUnlock<'_>,
     create: bool,
 ) -> Result<RepoKey> {
-    let existing = backend.get(REPO_CONFIG_KEY).map_err(backend_err("read"))?;
-    let config: Value = match existing {
-        Some(b) => serde_json::from_slice(&b)
-            .map_err(|e| config_err(format!("is not valid JSON ({e})")))?,
-        None if create => {
-            let mut salt = [0u8; 16];
-            getrandom::fill(&mut salt)
-                .map_err(|e| StoreError::State(format!("no OS randomness: {e}")))?;
-            let p = sessbundle::Argon2Params::default();
-            json!({"v": 1, "salt": sessbundle::keys::hex(&salt), "m_kib": p.m_kib, "t": p.t, "p": p.p})
-        }
-        None => return Err(StoreError::NoRepository),
-    };
-    let key = derive(&config, unlock)?;
-    let check = check_value(&key);
-    match config.get("check").and_then(Value::as_str) {
-        Some(c) if c == check => {}
-        Some(_) => return Err(StoreError::WrongRepoKey),
-        None => {
-            let mut c = config.clone();
-            c["check"] = json!(check);
-            let bytes = serde_json::to_vec_pretty(&c).map_err(|e| {
-                StoreError::State(format!("cannot encode the repository config: {e}"))
-            })?;
-            backend
-                .put(REPO_CONFIG_KEY, &bytes)
-                .map_err(backend_err("write"))?;
+    // Two first pushes to one empty bucket race to create `config`: it is
+    // written create-only, and the loser re-reads and uses the winner's
+    // (STORE.md "Repository config"). A few rounds, because a racing
+    // writer may also be adding the `check` field.
+    for _ in 0..5 {
+        let existing = backend
+            .get_with_etag(REPO_CONFIG_KEY)
+            .map_err(backend_err("read"))?;
+        let (config, etag): (Value, Option<Etag>) = match existing {
+            Some((b, etag)) => (
+                serde_json::from_slice(&b)
+                    .map_err(|e| config_err(format!("is not valid JSON ({e})")))?,
+                Some(etag),
+            ),
+            None if create => {
+                let mut salt = [0u8; 16];
+                getrandom::fill(&mut salt)
+                    .map_err(|e| StoreError::State(format!("no OS randomness: {e}")))?;
+                let p = sessbundle::Argon2Params::default();
+                (
+                    json!({"v": 1, "salt": sessbundle::keys::hex(&salt), "m_kib": p.m_kib, "t": p.t, "p": p.p}),
+                    None,
+                )
+            }
+            None => return Err(StoreError::NoRepository),
+        };
+        let key = derive(&config, unlock)?;
+        let check = check_value(&key);
+        let pre = match (config.get("check").and_then(Value::as_str), etag) {
+            (Some(c), _) if c == check => return Ok(RepoKey::from_bytes(key)),
+            (Some(_), _) => return Err(StoreError::WrongRepoKey),
+            (None, Some(etag)) => Precondition::IfMatch(etag),
+            (None, None) => Precondition::IfAbsent,
+        };
+        let mut c = config;
+        c["check"] = json!(check);
+        let bytes = serde_json::to_vec_pretty(&c)
+            .map_err(|e| StoreError::State(format!("cannot encode the repository config: {e}")))?;
+        match backend.put_if(REPO_CONFIG_KEY, &bytes, pre.clone()) {
+            Ok(_) => return Ok(RepoKey::from_bytes(key)),
+            // Another process wrote `config` first: use its.
+            Err(e) if e.kind == BackendErrorKind::PreconditionFailed => continue,
+            // Conflict, or a 5xx after which the write may or may not have
+            // happened: re-read and decide on what is there.
+            Err(e)
+                if matches!(
+                    e.kind,
+                    BackendErrorKind::Conflict | BackendErrorKind::UnknownOutcome
+                ) =>
+            {
+                continue;
+            }
+            // A backend without conditional writes (a 0.1 storage plugin):
+            // the unconditional write push always did; a concurrent first
+            // push there can still race.
+            Err(e) if e.kind == BackendErrorKind::Unsupported => {
+                backend
+                    .put(REPO_CONFIG_KEY, &bytes)
+                    .map_err(backend_err("write"))?;
+                return Ok(RepoKey::from_bytes(key));
+            }
+            Err(e) => return Err(backend_err("write")(e)),
         }
     }
-    Ok(RepoKey::from_bytes(key))
+    Err(config_err(
+        "kept changing while it was being created (another process is writing it): retry",
+    ))
 }
 
 fn derive(config: &Value, unlock: RepoUnlock<'_>) -> Result<[u8; 32]> {
@@ -199,5 +238,54 @@ mod tests {
         .unwrap();
         let e = open_repo_key(&b, RepoUnlock::Passphrase(b"pw"), false).unwrap_err();
         assert!(e.to_string().contains("Argon2id"), "{e}");
+    }
+
+    /// Two first pushes to one empty repository: the config is created
+    /// once, and both derive the same key from it (the same salt).
+    #[test]
+    fn racing_first_pushes_converge_on_one_config() {
+        for round in 0..3 {
+            let d = tempfile::tempdir().unwrap();
+            let b = LocalDirBackend::new(d.path());
+            let barrier = std::sync::Barrier::new(2);
+            let keys: Vec<[u8; 32]> = std::thread::scope(|s| {
+                let hs: Vec<_> = (0..2)
+                    .map(|_| {
+                        s.spawn(|| {
+                            barrier.wait();
+                            *open_repo_key(&b, RepoUnlock::Passphrase(b"pw"), true)
+                                .unwrap()
+                                .as_bytes()
+                        })
+                    })
+                    .collect();
+                hs.into_iter().map(|h| h.join().unwrap()).collect()
+            });
+            assert_eq!(keys[0], keys[1], "round {round}: two configs were used");
+            let again = open_repo_key(&b, RepoUnlock::Passphrase(b"pw"), false).unwrap();
+            assert_eq!(again.as_bytes(), &keys[0]);
+        }
+    }
+
+    /// A 500 after which the create did happen, and a spurious 409: the
+    /// writer re-reads and uses what is there.
+    #[test]
+    fn ambiguous_config_writes_are_resolved_by_reading_back() {
+        use crate::backend::memory::{Fault, MemoryBackend};
+        let b = MemoryBackend::new();
+        b.inject_next(Fault::ServerError { applied: true });
+        let kf = [3u8; 32];
+        let k = open_repo_key(&b, RepoUnlock::KeyFile(&kf), true).unwrap();
+        assert_eq!(b.writes(), 1, "no second write after the applied 500");
+        let c1 = b.get(REPO_CONFIG_KEY).unwrap().unwrap();
+        let k2 = open_repo_key(&b, RepoUnlock::KeyFile(&kf), false).unwrap();
+        assert_eq!(k.as_bytes(), k2.as_bytes());
+        assert_eq!(b.get(REPO_CONFIG_KEY).unwrap().unwrap(), c1);
+
+        let b = MemoryBackend::new();
+        b.inject_next(Fault::Conflict);
+        open_repo_key(&b, RepoUnlock::KeyFile(&kf), true).unwrap();
+        assert_eq!(b.writes(), 2, "the 409 was retried");
+        assert!(b.has(REPO_CONFIG_KEY).unwrap());
     }
 }

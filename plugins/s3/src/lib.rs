@@ -10,30 +10,68 @@
 //! `bucket` (required), `region` (default `us-east-1`), `access_key_id`,
 //! `secret_access_key` (both required), `prefix` (prepended to every key,
 //! e.g. `team1/`), `path_style` (`true`|`false`; default `false` for
-//! `*.amazonaws.com`, else `true`).
+//! `*.amazonaws.com`, else `true`), `etag_quotes` (`auto`|`quoted`|
+//! `unquoted`, default `auto`: how an `If-Match` ETag is sent; Ceph RGW
+//! compares it unquoted, AWS and the RFC quoted; `auto` sends it quoted
+//! and, on 412, once more unquoted).
+//!
+//! Contract `sesshost:plugin/storage@0.2.0`. Conditional writes
+//! (`If-None-Match: *`, `If-Match`) are signed: rusty-s3 signs every header
+//! put in `headers_mut()` (a server such as RGW refuses a request whose
+//! signed conditional header was dropped on the way). A conditional upload
+//! is buffered and sent at `finish` (such objects are small: leases, heads,
+//! the config), so `auto` can resend it. Answers: 412, and 404 to an
+//! `If-Match`, = precondition-failed; 409 = conflict; 5xx or a connection
+//! lost after sending a write = unknown-outcome (RGW answers 500 to many
+//! losers of a race). ETags cross without their quotes.
+//!
+//! Modules: `http` (requests over `wasi:http`, response reading, error
+//! mapping for reads and writes), `cond` (buffered conditional PUTs and
+//! `etag_quotes`); this file: configuration, streamed PUT, ranged GET,
+//! HEAD, listings, and the exported `Guest`.
 
-wit_bindgen::generate!({ world: "storage-backend", path: "../../wit" });
+wit_bindgen::generate!({ world: "storage-backend", path: "../../wit/storage-0.2" });
+
+mod cond;
+mod http;
 
 use std::cell::RefCell;
 use std::time::Duration;
 
+use cond::CondUpload;
+use http::{
+    finish, net_error, send, start, status_error, unquote, write_outcome, write_status_error,
+};
+
 use exports::sesshost::plugin::storage::{
-    Guest, GuestReader, GuestWriter, Reader, StorageError, Writer,
+    Capability, Guest, GuestReader, GuestWriter, ListEntry, ObjectInfo, Page, Precondition, Reader,
+    StorageError, Writer,
 };
 use rusty_s3::{Bucket, Credentials, S3Action, UrlStyle};
 use url::Url;
-use wasi::http::outgoing_handler::{self, FutureIncomingResponse};
-use wasi::http::types::{ErrorCode, Fields, Method, OutgoingBody, OutgoingRequest, Scheme};
+use wasi::http::outgoing_handler::FutureIncomingResponse;
+use wasi::http::types::{Method, OutgoingBody};
 use wasi::io::streams::{OutputStream, StreamError};
 
 /// How long a presigned URL stays valid (S3 checks it when the request
 /// starts, so a long upload is fine).
 const SIGN_FOR: Duration = Duration::from_secs(3600);
 
+/// Largest conditional upload (buffered in the plugin until `finish`).
+const MAX_CONDITIONAL: u64 = 64 << 20;
+
+#[derive(Clone, Copy, PartialEq)]
+enum Quotes {
+    Auto,
+    Quoted,
+    Unquoted,
+}
+
 struct Conf {
     bucket: Bucket,
     creds: Credentials,
     prefix: String,
+    quotes: Quotes,
 }
 
 thread_local! {
@@ -57,149 +95,6 @@ fn check_key(key: &str) -> Result<(), StorageError> {
         return Err(StorageError::Invalid(format!("invalid key `{key}`")));
     }
     Ok(())
-}
-
-/// Response status, headers we need, and body.
-struct Resp {
-    status: u16,
-    body: Vec<u8>,
-    length: Option<u64>,
-}
-
-fn net_error(url: &Url, e: ErrorCode) -> StorageError {
-    let host = format!(
-        "{}:{}",
-        url.host_str().unwrap_or(""),
-        url.port_or_known_default().unwrap_or(0)
-    );
-    match e {
-        ErrorCode::HttpRequestDenied => StorageError::Denied(format!(
-            "the host refused the connection to {host} (not an allowed host)"
-        )),
-        other => StorageError::Unavailable(format!("request to {host} failed: {other:?}")),
-    }
-}
-
-/// Starts a request; returns the body (if any) and the pending response.
-fn start(
-    method: Method,
-    url: &Url,
-    headers: &[(&str, String)],
-    with_body: bool,
-) -> Result<(Option<OutgoingBody>, FutureIncomingResponse), StorageError> {
-    let fields = Fields::from_list(
-        &headers
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.as_bytes().to_vec()))
-            .collect::<Vec<_>>(),
-    )
-    .map_err(|e| StorageError::Other(format!("bad header: {e:?}")))?;
-    let req = OutgoingRequest::new(fields);
-    let scheme = if url.scheme() == "https" {
-        Scheme::Https
-    } else {
-        Scheme::Http
-    };
-    let authority = match url.port() {
-        Some(p) => format!("{}:{p}", url.host_str().unwrap_or("")),
-        None => url.host_str().unwrap_or("").to_string(),
-    };
-    let mut pq = url.path().to_string();
-    if let Some(q) = url.query() {
-        pq.push('?');
-        pq.push_str(q);
-    }
-    let bad = |_| StorageError::Invalid(format!("s3: cannot build a request for {url}"));
-    req.set_method(&method).map_err(bad)?;
-    req.set_scheme(Some(&scheme)).map_err(bad)?;
-    req.set_authority(Some(&authority)).map_err(bad)?;
-    req.set_path_with_query(Some(&pq)).map_err(bad)?;
-    let body = if with_body {
-        Some(
-            req.body()
-                .map_err(|_| StorageError::Other("request body taken twice".into()))?,
-        )
-    } else {
-        None
-    };
-    let fut = outgoing_handler::handle(req, None).map_err(|e| net_error(url, e))?;
-    Ok((body, fut))
-}
-
-/// Waits for the response and reads its whole body (only used for small
-/// responses: errors, listings, ranged reads bounded by the host).
-fn finish(url: &Url, fut: FutureIncomingResponse) -> Result<Resp, StorageError> {
-    fut.subscribe().block();
-    let resp = match fut.get() {
-        Some(Ok(Ok(r))) => r,
-        Some(Ok(Err(e))) => return Err(net_error(url, e)),
-        _ => return Err(StorageError::Other("response already taken".into())),
-    };
-    let status = resp.status();
-    let length = resp
-        .headers()
-        .get("content-length")
-        .first()
-        .and_then(|v| std::str::from_utf8(v).ok()?.parse().ok());
-    let mut body = Vec::new();
-    if let Ok(incoming) = resp.consume() {
-        if let Ok(stream) = incoming.stream() {
-            loop {
-                match stream.blocking_read(64 * 1024) {
-                    Ok(chunk) => body.extend_from_slice(&chunk),
-                    Err(StreamError::Closed) => break,
-                    Err(StreamError::LastOperationFailed(e)) => {
-                        return Err(StorageError::Unavailable(format!(
-                            "reading the response failed: {}",
-                            e.to_debug_string()
-                        )));
-                    }
-                }
-            }
-            drop(stream);
-        }
-        drop(incoming);
-    }
-    Ok(Resp {
-        status,
-        body,
-        length,
-    })
-}
-
-fn send(method: Method, url: &Url, headers: &[(&str, String)]) -> Result<Resp, StorageError> {
-    let (_, fut) = start(method, url, headers, false)?;
-    finish(url, fut)
-}
-
-fn xml_tag<'a>(body: &'a str, tag: &str) -> Option<&'a str> {
-    let open = format!("<{tag}>");
-    let i = body.find(&open)? + open.len();
-    let j = body[i..].find("</")?;
-    Some(&body[i..i + j])
-}
-
-/// Maps a non-2xx response to a typed error.
-fn status_error(what: &str, bucket: &str, r: &Resp) -> StorageError {
-    let text = String::from_utf8_lossy(&r.body);
-    let code = xml_tag(&text, "Code").unwrap_or("").to_string();
-    let detail = if code.is_empty() {
-        format!("HTTP {}", r.status)
-    } else {
-        format!("HTTP {} {code}", r.status)
-    };
-    match (r.status, code.as_str()) {
-        (404, "NoSuchBucket") => StorageError::Invalid(format!(
-            "{what}: bucket `{bucket}` does not exist ({detail}); create it or fix the `bucket` config key"
-        )),
-        (404, _) => StorageError::NotFound(format!("{what}: {detail}")),
-        (401 | 403, _) => StorageError::Denied(format!(
-            "{what}: {detail}; check access_key_id / secret_access_key and the bucket policy"
-        )),
-        (400, _) => StorageError::Invalid(format!("{what}: {detail}")),
-        (s, _) if s >= 500 => StorageError::Unavailable(format!("{what}: {detail}")),
-        _ => StorageError::Other(format!("{what}: {detail}")),
-    }
 }
 
 struct Upload {
@@ -230,19 +125,26 @@ impl GuestWriter for Upload {
         Ok(())
     }
 
-    fn finish(&self) -> Result<(), StorageError> {
+    fn finish(&self) -> Result<String, StorageError> {
         let (stream, body, fut) = self
             .state
             .borrow_mut()
             .take()
             .ok_or_else(|| StorageError::Invalid("upload already finished".into()))?;
         drop(stream);
-        OutgoingBody::finish(body, None).map_err(|e| net_error(&self.url, e))?;
-        let r = finish(&self.url, fut)?;
+        OutgoingBody::finish(body, None).map_err(|e| write_outcome(net_error(&self.url, e)))?;
+        let r = finish(&self.url, fut).map_err(write_outcome)?;
         if !(200..300).contains(&r.status) {
-            return Err(status_error(&format!("put {}", self.key), &self.bucket, &r));
+            return Err(write_status_error(
+                &format!("put {}", self.key),
+                &self.bucket,
+                &r,
+                false,
+            ));
         }
-        Ok(())
+        r.etag.ok_or_else(|| {
+            StorageError::Other(format!("put {}: the server sent no ETag", self.key))
+        })
     }
 }
 
@@ -251,6 +153,7 @@ struct Download {
     key: String,
     bucket: String,
     size: u64,
+    etag: Option<String>,
     pos: RefCell<u64>,
 }
 
@@ -269,6 +172,14 @@ impl GuestReader for Download {
         if !(200..300).contains(&r.status) {
             return Err(status_error(&format!("get {}", self.key), &self.bucket, &r));
         }
+        if let (Some(want), Some(got)) = (&self.etag, &r.etag)
+            && want != got
+        {
+            return Err(StorageError::Conflict(format!(
+                "get {}: the object was replaced while being read; read it again",
+                self.key
+            )));
+        }
         let mut body = r.body;
         // A server ignoring Range answers 200 with everything.
         if r.status == 200 && body.len() as u64 == self.size {
@@ -279,10 +190,51 @@ impl GuestReader for Download {
     }
 }
 
+/// A PUT in progress: streamed, or (conditional) buffered.
+enum AnyUpload {
+    Stream(Upload),
+    Cond(CondUpload),
+}
+
+impl GuestWriter for AnyUpload {
+    fn write(&self, chunk: Vec<u8>) -> Result<(), StorageError> {
+        match self {
+            AnyUpload::Stream(u) => u.write(chunk),
+            AnyUpload::Cond(u) => u.write(chunk),
+        }
+    }
+    fn finish(&self) -> Result<String, StorageError> {
+        match self {
+            AnyUpload::Stream(u) => u.finish(),
+            AnyUpload::Cond(u) => u.finish(),
+        }
+    }
+}
+
+fn head_of(c: &Conf, key: &str) -> Result<Option<ObjectInfo>, StorageError> {
+    let url = c
+        .bucket
+        .head_object(Some(&c.creds), &format!("{}{key}", c.prefix))
+        .sign(SIGN_FOR);
+    let r = send(Method::Head, &url, &[])?;
+    match r.status {
+        200..300 => Ok(Some(ObjectInfo {
+            size: r
+                .length
+                .ok_or_else(|| StorageError::Other(format!("head {key}: no content-length")))?,
+            etag: r
+                .etag
+                .ok_or_else(|| StorageError::Other(format!("head {key}: no ETag")))?,
+        })),
+        404 if !String::from_utf8_lossy(&r.body).contains("NoSuchBucket") => Ok(None),
+        _ => Err(status_error(&format!("head {key}"), c.bucket.name(), &r)),
+    }
+}
+
 struct S3;
 
 impl Guest for S3 {
-    type Writer = Upload;
+    type Writer = AnyUpload;
     type Reader = Download;
 
     fn configure(config: Vec<(String, String)>) -> Result<(), StorageError> {
@@ -320,18 +272,48 @@ impl Guest for S3 {
         })?;
         let creds = Credentials::new(need("access_key_id")?, need("secret_access_key")?);
         let prefix = get("prefix").unwrap_or_default();
+        let quotes = match get("etag_quotes").as_deref() {
+            None | Some("auto") => Quotes::Auto,
+            Some("quoted") => Quotes::Quoted,
+            Some("unquoted") => Quotes::Unquoted,
+            Some(o) => {
+                return Err(StorageError::Invalid(format!(
+                    "s3: etag_quotes must be auto, quoted or unquoted, not `{o}`"
+                )));
+            }
+        };
         CONF.with(|c| {
             *c.borrow_mut() = Some(Conf {
                 bucket,
                 creds,
                 prefix,
+                quotes,
             })
         });
         Ok(())
     }
 
-    fn put(key: String, size: u64) -> Result<Writer, StorageError> {
+    fn capabilities() -> Vec<Capability> {
+        // What the protocol offers; whether the server applies it
+        // atomically is for the host's bucket probe to find out.
+        vec![Capability::AtomicConditionalWrites, Capability::ListEtags]
+    }
+
+    fn put_if(key: String, size: u64, pre: Precondition) -> Result<Writer, StorageError> {
         check_key(&key)?;
+        if !matches!(pre, Precondition::None) {
+            if size > MAX_CONDITIONAL {
+                return Err(StorageError::Invalid(format!(
+                    "put {key}: a conditional write holds at most {MAX_CONDITIONAL} bytes, not {size}"
+                )));
+            }
+            return Ok(Writer::new(AnyUpload::Cond(CondUpload {
+                key,
+                size,
+                pre,
+                buf: RefCell::new(Some(Vec::with_capacity(size as usize))),
+            })));
+        }
         with_conf(|c| {
             let full = format!("{}{key}", c.prefix);
             let url = c.bucket.put_object(Some(&c.creds), &full).sign(SIGN_FOR);
@@ -345,16 +327,16 @@ impl Guest for S3 {
             let stream = body
                 .write()
                 .map_err(|_| StorageError::Other("request body stream taken twice".into()))?;
-            Ok(Writer::new(Upload {
+            Ok(Writer::new(AnyUpload::Stream(Upload {
                 state: RefCell::new(Some((stream, body, fut))),
                 url,
                 key,
                 bucket: c.bucket.name().to_string(),
-            }))
+            })))
         })
     }
 
-    fn get(key: String) -> Result<(Reader, u64), StorageError> {
+    fn get(key: String) -> Result<(Reader, ObjectInfo), StorageError> {
         check_key(&key)?;
         with_conf(|c| {
             let full = format!("{}{key}", c.prefix);
@@ -366,15 +348,19 @@ impl Guest for S3 {
             let size = r
                 .length
                 .ok_or_else(|| StorageError::Other(format!("get {key}: no content-length")))?;
+            let etag = r
+                .etag
+                .ok_or_else(|| StorageError::Other(format!("get {key}: no ETag")))?;
             let url = c.bucket.get_object(Some(&c.creds), &full).sign(SIGN_FOR);
             let d = Download {
                 url,
                 key,
                 bucket: c.bucket.name().to_string(),
                 size,
+                etag: Some(etag.clone()),
                 pos: RefCell::new(0),
             };
-            Ok((Reader::new(d), size))
+            Ok((Reader::new(d), ObjectInfo { size, etag }))
         })
     }
 
@@ -443,6 +429,66 @@ impl Guest for S3 {
             }
             keys.sort();
             Ok(keys)
+        })
+    }
+
+    fn head(key: String) -> Result<Option<ObjectInfo>, StorageError> {
+        check_key(&key)?;
+        with_conf(|c| head_of(c, &key))
+    }
+
+    fn list_info(
+        prefix: String,
+        start_after: Option<String>,
+        max: u32,
+    ) -> Result<Page, StorageError> {
+        with_conf(|c| {
+            let mut action = c.bucket.list_objects_v2(Some(&c.creds));
+            action.with_prefix(format!("{}{prefix}", c.prefix));
+            if let Some(s) = &start_after {
+                action.with_start_after(format!("{}{s}", c.prefix));
+            }
+            let max = max.clamp(1, 1000);
+            action.with_max_keys(max as usize);
+            let url = action.sign(SIGN_FOR);
+            let r = send(Method::Get, &url, &[])?;
+            if !(200..300).contains(&r.status) {
+                return Err(status_error(&format!("list {prefix}"), c.bucket.name(), &r));
+            }
+            let text = String::from_utf8_lossy(&r.body);
+            let parsed = rusty_s3::actions::ListObjectsV2::parse_response(&text).map_err(|e| {
+                StorageError::Other(format!("list {prefix}: unreadable listing: {e}"))
+            })?;
+            let more = parsed
+                .next_continuation_token
+                .as_deref()
+                .is_some_and(|t| !t.is_empty());
+            let mut entries = Vec::new();
+            for o in parsed.contents {
+                let Some(key) = o.key.strip_prefix(&c.prefix).map(str::to_string) else {
+                    continue;
+                };
+                let (size, etag) = match o.etag {
+                    Some(e) if !e.is_empty() => (o.size.unwrap_or(0), Some(unquote(&e))),
+                    // Listings without ETags (s3s-fs 0.14): one HEAD each.
+                    _ => match head_of(c, &key)? {
+                        Some(info) => (info.size, Some(info.etag)),
+                        None => continue,
+                    },
+                };
+                entries.push(ListEntry { key, size, etag });
+            }
+            entries.sort_by(|a, b| a.key.cmp(&b.key));
+            entries.truncate(max as usize);
+            let next_start_after = if more {
+                entries.last().map(|e| e.key.clone())
+            } else {
+                None
+            };
+            Ok(Page {
+                entries,
+                next_start_after,
+            })
         })
     }
 }
