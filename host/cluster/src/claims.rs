@@ -23,7 +23,9 @@ use std::time::Duration;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::bucket::{Bucket, BucketError, Etag, Outcome, Precondition, put_resolved};
+use sesshost_store::{Backend, BackendError, Etag, Precondition};
+
+use crate::bucket::{Outcome, put_resolved};
 use crate::liveness::Fleet;
 use crate::records::{ClaimRecord, HeadRecord, claim_key, head_key};
 
@@ -70,18 +72,18 @@ pub enum ClaimError {
     #[error("session {0} has no head: acquire it before committing")]
     NotFenced(String),
     #[error("bucket: {0}")]
-    Bucket(#[from] BucketError),
+    Bucket(#[from] BackendError),
 }
 
 /// The claim operations of one host.
 pub struct Claims<'a> {
-    b: &'a dyn Bucket,
+    b: &'a dyn Backend,
     me: &'a str,
     addr: &'a str,
 }
 
-fn read<T: DeserializeOwned>(b: &dyn Bucket, key: &str) -> Result<Option<(T, Etag)>, ClaimError> {
-    match b.get(key)? {
+fn read<T: DeserializeOwned>(b: &dyn Backend, key: &str) -> Result<Option<(T, Etag)>, ClaimError> {
+    match b.get_with_etag(key)? {
         None => Ok(None),
         Some((bytes, etag)) => serde_json::from_slice(&bytes)
             .map(|r| Some((r, etag)))
@@ -93,7 +95,7 @@ fn read<T: DeserializeOwned>(b: &dyn Bucket, key: &str) -> Result<Option<(T, Eta
 }
 
 fn write<T: Serialize>(
-    b: &dyn Bucket,
+    b: &dyn Backend,
     key: &str,
     rec: &T,
     pre: &Precondition,
@@ -107,7 +109,7 @@ fn write<T: Serialize>(
 }
 
 impl<'a> Claims<'a> {
-    pub fn new(b: &'a dyn Bucket, me: &'a str, addr: &'a str) -> Claims<'a> {
+    pub fn new(b: &'a dyn Backend, me: &'a str, addr: &'a str) -> Claims<'a> {
         Claims { b, me, addr }
     }
 

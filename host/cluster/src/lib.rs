@@ -6,11 +6,12 @@
 //! objects).
 //!
 //! # Layout
-//! - [`bucket`]: the three operations the protocol needs from storage
-//!   ([`Bucket`]: get with ETag, conditional put, list with ETags), the
-//!   outcome of an ambiguous write resolved by a nonce
-//!   ([`bucket::put_resolved`]), and [`bucket::MemoryBucket`], an atomic
-//!   in-memory bucket with fault injection for tests.
+//! - [`bucket`]: the protocol's use of a `sesshost_store` backend with
+//!   atomic conditional writes: a conditional write whose unknown outcome
+//!   is resolved by a nonce ([`bucket::put_resolved`]) and a listing with
+//!   ETags ([`bucket::list_with_etags`]). Tests use
+//!   `sesshost_store::backend::memory::MemoryBackend` (atomic, with
+//!   fault injection).
 //! - [`clock`]: the monotonic clock the protocol reads ([`Clock`]), and a
 //!   [`clock::FakeClock`] tests move by hand.
 //! - [`records`]: the JSON records: host, claim, head.
@@ -33,7 +34,7 @@
 //! take over), and only as durations on each host's own monotonic clock.
 //!
 //! # What this crate does not do
-//! It does no I/O of its own (callers pass a [`Bucket`]), starts no
+//! It does no I/O of its own (callers pass a backend), starts no
 //! threads, and owns no browser or session state: the service calls it
 //! from its tasks and stores snapshots through the store.
 
@@ -43,7 +44,6 @@ pub mod clock;
 pub mod liveness;
 pub mod records;
 
-pub use bucket::{Bucket, BucketError, Etag, Precondition};
 pub use claims::{Acquired, ClaimError, Claims};
 pub use clock::Clock;
 pub use liveness::{Fleet, HostLease, Liveness};

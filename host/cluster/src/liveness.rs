@@ -19,7 +19,9 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use crate::bucket::{Bucket, BucketError, Etag, Outcome, Precondition, put_resolved};
+use sesshost_store::{Backend, BackendError, Etag, Precondition};
+
+use crate::bucket::{Outcome, list_with_etags, put_resolved};
 use crate::clock::Clock;
 use crate::records::{HOSTS, HostRecord, host_key, now_wall_ms};
 
@@ -73,7 +75,7 @@ impl HostLease {
 
     /// Write the record (create-only, or compare-and-swap of our last
     /// version). Returns the liveness after it.
-    pub fn renew(&mut self, b: &dyn Bucket, clock: &dyn Clock) -> Liveness {
+    pub fn renew(&mut self, b: &dyn Backend, clock: &dyn Clock) -> Liveness {
         if self.demoted {
             return Liveness::Demoted;
         }
@@ -99,7 +101,7 @@ impl HostLease {
     }
 
     /// Renew when T/3 has passed since the last attempt.
-    pub fn tick(&mut self, b: &dyn Bucket, clock: &dyn Clock) -> Liveness {
+    pub fn tick(&mut self, b: &dyn Backend, clock: &dyn Clock) -> Liveness {
         let now = clock.now();
         if self
             .last_try
@@ -143,8 +145,8 @@ impl Fleet {
     }
 
     /// List `cluster/hosts/` and note every change.
-    pub fn observe(&mut self, b: &dyn Bucket, clock: &dyn Clock) -> Result<(), BucketError> {
-        let listed = b.list(HOSTS)?;
+    pub fn observe(&mut self, b: &dyn Backend, clock: &dyn Clock) -> Result<(), BackendError> {
+        let listed = list_with_etags(b, HOSTS)?;
         let now = clock.now();
         let mut present = std::collections::HashSet::new();
         for (key, etag) in listed {

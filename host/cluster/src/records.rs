@@ -22,6 +22,7 @@ pub fn head_key(session: &str) -> String {
 /// `cluster/hosts/<host_id>`: a host's liveness record, rewritten on every
 /// renewal (its ETag changing is what observers watch).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct HostRecord {
     pub v: u32,
     pub host_id: String,
@@ -35,6 +36,7 @@ pub struct HostRecord {
 /// `cluster/claims/<session>`: who holds the session's live browser, and
 /// the epoch of that holding. `holder: null` = released (hibernated).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ClaimRecord {
     pub v: u32,
     pub session: String,
@@ -48,6 +50,7 @@ pub struct ClaimRecord {
 /// the epoch of the writer that fenced or committed it. A commit from an
 /// epoch below `epoch` is refused.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct HeadRecord {
     pub v: u32,
     pub session: String,

@@ -5,10 +5,11 @@
 
 use std::time::Duration;
 
-use sesshost_cluster::bucket::{Fault, MemoryBucket};
 use sesshost_cluster::clock::FakeClock;
 use sesshost_cluster::records::{CLAIMS, HEADS, HOSTS};
-use sesshost_cluster::{Acquired, Bucket, ClaimError, Claims, Fleet, HostLease, Liveness};
+use sesshost_cluster::{Acquired, ClaimError, Claims, Fleet, HostLease, Liveness};
+use sesshost_store::Backend;
+use sesshost_store::backend::memory::{Fault, MemoryBackend};
 
 const T: Duration = Duration::from_secs(15);
 
@@ -18,7 +19,10 @@ struct Host {
 }
 
 impl Host {
-    fn new(id: &str, b: &MemoryBucket, c: &FakeClock) -> Host {
+    fn new(id: &str, b: &MemoryBackend, c: &FakeClock) -> Host {
+        Host::new_on(id, b, c)
+    }
+    fn new_on(id: &str, b: &dyn Backend, c: &FakeClock) -> Host {
         let mut lease = HostLease::new(id, &format!("http://{id}:8080"), T);
         assert_eq!(lease.renew(b, c), Liveness::Serving);
         Host {
@@ -26,10 +30,13 @@ impl Host {
             fleet: Fleet::new(id, T),
         }
     }
-    fn claims<'a>(&'a self, b: &'a MemoryBucket) -> Claims<'a> {
+    fn claims<'a>(&'a self, b: &'a MemoryBackend) -> Claims<'a> {
         Claims::new(b, &self.lease.id, &self.lease.addr)
     }
-    fn acquire(&mut self, b: &MemoryBucket, c: &FakeClock, s: &str) -> Acquired {
+    fn acquire(&mut self, b: &MemoryBackend, c: &FakeClock, s: &str) -> Acquired {
+        self.acquire_on(b, c, s)
+    }
+    fn acquire_on(&mut self, b: &dyn Backend, c: &FakeClock, s: &str) -> Acquired {
         self.fleet.observe(b, c).unwrap();
         Claims::new(b, &self.lease.id, &self.lease.addr)
             .acquire(&mut self.fleet, s, sesshost_cluster::Clock::now(c))
@@ -46,7 +53,7 @@ fn mine(epoch: u64) -> Acquired {
 
 #[test]
 fn a_dead_holder_is_taken_over_after_one_and_a_half_ttl_and_not_before() {
-    let (b, c) = (MemoryBucket::default(), FakeClock::default());
+    let (b, c) = (MemoryBackend::default(), FakeClock::default());
     let mut a = Host::new("a", &b, &c);
     let mut h = Host::new("b", &b, &c);
     assert_eq!(a.acquire(&b, &c, "s1"), mine(1));
@@ -74,7 +81,7 @@ fn a_dead_holder_is_taken_over_after_one_and_a_half_ttl_and_not_before() {
 
 #[test]
 fn a_renewing_holder_is_never_taken_over() {
-    let (b, c) = (MemoryBucket::default(), FakeClock::default());
+    let (b, c) = (MemoryBackend::default(), FakeClock::default());
     let mut a = Host::new("a", &b, &c);
     let mut h = Host::new("b", &b, &c);
     assert_eq!(a.acquire(&b, &c, "s1"), mine(1));
@@ -87,7 +94,7 @@ fn a_renewing_holder_is_never_taken_over() {
 
 #[test]
 fn a_host_that_cannot_renew_stops_serving_at_0_8_ttl() {
-    let (b, c) = (MemoryBucket::default(), FakeClock::default());
+    let (b, c) = (MemoryBackend::default(), FakeClock::default());
     let mut a = Host::new("a", &b, &c);
     b.set_offline(true);
     c.advance(T.mul_f64(0.79));
@@ -101,18 +108,13 @@ fn a_host_that_cannot_renew_stops_serving_at_0_8_ttl() {
 
 #[test]
 fn a_host_whose_record_was_replaced_is_demoted_for_good() {
-    let (b, c) = (MemoryBucket::default(), FakeClock::default());
+    let (b, c) = (MemoryBackend::default(), FakeClock::default());
     let mut a = Host::new("a", &b, &c);
     // Another process with the same id (a misconfigured clone) wrote it.
     let mut clone = HostLease::new("a", "http://clone", T);
     clone.renew(&b, &c); // create-only: loses, demoted itself
     assert_eq!(clone.liveness(Duration::ZERO), Liveness::Demoted);
-    b.put(
-        &format!("{HOSTS}a"),
-        b"{}",
-        &sesshost_cluster::Precondition::None,
-    )
-    .unwrap();
+    b.put(&format!("{HOSTS}a"), b"{}").unwrap();
     assert_eq!(a.lease.renew(&b, &c), Liveness::Demoted);
     c.advance(T);
     assert_eq!(a.lease.renew(&b, &c), Liveness::Demoted);
@@ -120,7 +122,7 @@ fn a_host_whose_record_was_replaced_is_demoted_for_good() {
 
 #[test]
 fn a_stale_commit_after_a_pause_is_fenced_and_the_newer_state_stands() {
-    let (b, c) = (MemoryBucket::default(), FakeClock::default());
+    let (b, c) = (MemoryBackend::default(), FakeClock::default());
     let mut a = Host::new("a", &b, &c);
     let mut h = Host::new("b", &b, &c);
     assert_eq!(a.acquire(&b, &c, "s1"), mine(1));
@@ -160,7 +162,7 @@ fn a_stale_commit_after_a_pause_is_fenced_and_the_newer_state_stands() {
 
 #[test]
 fn release_lets_another_host_acquire_at_once() {
-    let (b, c) = (MemoryBucket::default(), FakeClock::default());
+    let (b, c) = (MemoryBackend::default(), FakeClock::default());
     let mut a = Host::new("a", &b, &c);
     let mut h = Host::new("b", &b, &c);
     assert_eq!(a.acquire(&b, &c, "s1"), mine(1));
@@ -178,15 +180,17 @@ fn faults_on_each_write_are_resolved() {
     let faults = [
         Fault::PreconditionFailed,
         Fault::Conflict,
-        Fault::UnknownApplied,
-        Fault::UnknownNotApplied,
+        Fault::ServerError { applied: true },
+        Fault::ServerError { applied: false },
+        Fault::Timeout { applied: true },
+        Fault::Timeout { applied: false },
     ];
     for prefix in [HOSTS, CLAIMS, HEADS] {
         for f in &faults {
-            let (b, c) = (MemoryBucket::default(), FakeClock::default());
+            let (b, c) = (MemoryBackend::default(), FakeClock::default());
             let what = format!("{f:?} on {prefix}");
             let mut a = Host::new("a", &b, &c);
-            b.inject(prefix, f.clone());
+            b.inject_prefix(prefix, *f);
             if prefix == HOSTS {
                 // A lost renewal (412) demotes; 409 and "unknown, not
                 // applied" leave it to the next tick; "applied" is a win.
@@ -195,8 +199,10 @@ fn faults_on_each_write_are_resolved() {
                     Fault::PreconditionFailed | Fault::Conflict => {
                         assert_eq!(l, Liveness::Demoted, "{what}")
                     }
-                    Fault::UnknownApplied => assert_eq!(l, Liveness::Serving, "{what}"),
-                    Fault::UnknownNotApplied => {
+                    Fault::ServerError { applied: true } | Fault::Timeout { applied: true } => {
+                        assert_eq!(l, Liveness::Serving, "{what}")
+                    }
+                    Fault::ServerError { applied: false } | Fault::Timeout { applied: false } => {
                         assert_eq!(l, Liveness::Serving, "{what}: the last good renewal stands");
                         assert_eq!(a.lease.renew(&b, &c), Liveness::Serving, "{what}");
                     }
@@ -206,10 +212,10 @@ fn faults_on_each_write_are_resolved() {
             // Claims and heads: acquire + commit + release still succeed,
             // exactly once, with a consistent epoch.
             assert_eq!(a.acquire(&b, &c, "s1"), mine(1), "{what}");
-            b.inject(prefix, f.clone());
+            b.inject_prefix(prefix, *f);
             let h = a.claims(&b).commit("s1", 1, "snap1").unwrap();
             assert_eq!((h.seq, h.epoch), (1, 1), "{what}");
-            b.inject(prefix, f.clone());
+            b.inject_prefix(prefix, *f);
             a.claims(&b).release("s1", 1).unwrap();
             let claim = a.claims(&b).claim("s1").unwrap().unwrap();
             assert_eq!((claim.holder, claim.epoch), (None, 1), "{what}");
@@ -221,7 +227,7 @@ fn faults_on_each_write_are_resolved() {
 
 #[test]
 fn a_fresh_observer_waits_one_and_a_half_ttl_before_taking_over() {
-    let (b, c) = (MemoryBucket::default(), FakeClock::default());
+    let (b, c) = (MemoryBackend::default(), FakeClock::default());
     let mut a = Host::new("a", &b, &c);
     assert_eq!(a.acquire(&b, &c, "s1"), mine(1));
     // A dies long before B starts.
@@ -237,17 +243,45 @@ fn a_fresh_observer_waits_one_and_a_half_ttl_before_taking_over() {
 
 #[test]
 fn a_record_that_is_not_json_is_named() {
-    let (b, c) = (MemoryBucket::default(), FakeClock::default());
+    let (b, c) = (MemoryBackend::default(), FakeClock::default());
     let mut a = Host::new("a", &b, &c);
-    b.put(
-        &format!("{CLAIMS}s1"),
-        b"garbage",
-        &sesshost_cluster::Precondition::None,
-    )
-    .unwrap();
+    b.put(&format!("{CLAIMS}s1"), b"garbage").unwrap();
     a.fleet.observe(&b, &c).unwrap();
     let err = Claims::new(&b, &a.lease.id, &a.lease.addr)
         .acquire(&mut a.fleet, "s1", Duration::ZERO)
         .unwrap_err();
     assert!(err.to_string().contains("cluster/claims/s1"), "{err}");
+}
+
+/// The same fencing on a real atomic backend: a directory shared through
+/// `LocalDirBackend` (create-only by link(2), compare-and-swap under flock).
+#[test]
+fn fencing_holds_on_a_shared_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let b = sesshost_store::LocalDirBackend::new(dir.path());
+    let c = FakeClock::default();
+    let mut a = Host::new_on("a", &b, &c);
+    let mut h = Host::new_on("b", &b, &c);
+    assert!(matches!(
+        a.acquire_on(&b, &c, "s1"),
+        Acquired::Mine { epoch: 1, .. }
+    ));
+    Claims::new(&b, "a", "http://a:8080")
+        .commit("s1", 1, "snap-a1")
+        .unwrap();
+    h.fleet.observe(&b, &c).unwrap();
+    c.advance(T * 2);
+    assert!(matches!(
+        h.acquire_on(&b, &c, "s1"),
+        Acquired::Mine { epoch: 2, .. }
+    ));
+    let err = Claims::new(&b, "a", "http://a:8080")
+        .commit("s1", 1, "snap-a2")
+        .unwrap_err();
+    assert!(matches!(err, ClaimError::Fenced { .. }), "{err}");
+    let head = Claims::new(&b, "b", "http://b:8080")
+        .head("s1")
+        .unwrap()
+        .unwrap();
+    assert_eq!((head.epoch, head.snapshot.as_deref()), (2, Some("snap-a1")));
 }

@@ -9,10 +9,10 @@
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
-use sesshost_cluster::bucket::{Fault, MemoryBucket};
 use sesshost_cluster::clock::FakeClock;
 use sesshost_cluster::records::{CLAIMS, ClaimRecord, HEADS, HOSTS, HeadRecord};
 use sesshost_cluster::{Acquired, ClaimError, Claims, Clock, Fleet, HostLease, Liveness};
+use sesshost_store::backend::memory::{Fault, MemoryBackend};
 
 const T: Duration = Duration::from_secs(2);
 
@@ -53,7 +53,7 @@ struct Tally {
 }
 
 fn run(seed: u64, sessions: &[&str], steps: u32) -> Tally {
-    let b = MemoryBucket::default();
+    let b = MemoryBackend::default();
     let c = FakeClock::default();
     let mut rng = Rng(seed);
     let mut hosts: Vec<SimHost> = ["a", "b", "c"]
@@ -74,14 +74,16 @@ fn run(seed: u64, sessions: &[&str], steps: u32) -> Tally {
     let faults = [
         Fault::PreconditionFailed,
         Fault::Conflict,
-        Fault::UnknownApplied,
-        Fault::UnknownNotApplied,
+        Fault::ServerError { applied: true },
+        Fault::ServerError { applied: false },
+        Fault::Timeout { applied: true },
+        Fault::Timeout { applied: false },
     ];
     for _ in 0..steps {
         c.advance(T / 20);
         if rng.chance(0.02) {
             let prefix = [HOSTS, CLAIMS, HEADS][rng.pick(3)];
-            b.inject(prefix, faults[rng.pick(4)].clone());
+            b.inject_prefix(prefix, faults[rng.pick(faults.len())]);
         }
         for h in hosts.iter_mut() {
             if h.paused > 0 {
@@ -182,7 +184,7 @@ impl std::fmt::Debug for Tally {
     }
 }
 
-fn check(b: &MemoryBucket, sessions: &[&str], tally: &Tally) {
+fn check(b: &MemoryBackend, sessions: &[&str], tally: &Tally) {
     let log = b.write_log();
     // No epoch of a session was ever claimed by two hosts.
     let mut owners: HashMap<(String, u64), HashSet<String>> = HashMap::new();

@@ -41,6 +41,12 @@ struct State {
     objects: BTreeMap<String, Vec<u8>>,
     writes: u64,
     faults: HashMap<u64, Fault>,
+    /// Faults for the next write to a key with this prefix, in order.
+    prefix_faults: Vec<(String, Fault)>,
+    /// Every write that was applied, in order (key, bytes).
+    log: Vec<(String, Vec<u8>)>,
+    /// While set every call fails with `UnknownOutcome` (a partition).
+    offline: bool,
 }
 
 /// See the module docs.
@@ -73,6 +79,33 @@ impl MemoryBackend {
         s.faults.insert(n, fault);
     }
 
+    /// Makes the next write to a key starting with `prefix` fail with
+    /// `fault` (queued per call, matched in order).
+    pub fn inject_prefix(&self, prefix: &str, fault: Fault) {
+        self.lock().prefix_faults.push((prefix.to_string(), fault));
+    }
+
+    /// While offline every call fails as `UnknownOutcome` and nothing is
+    /// applied (a partition, a dead server).
+    pub fn set_offline(&self, offline: bool) {
+        self.lock().offline = offline;
+    }
+
+    /// Every write that was applied, in order: (key, bytes).
+    pub fn write_log(&self) -> Vec<(String, Vec<u8>)> {
+        self.lock().log.clone()
+    }
+
+    fn check_online(&self) -> Result<(), BackendError> {
+        if self.lock().offline {
+            return Err(BackendError::new(
+                BackendErrorKind::UnknownOutcome,
+                "injected: the backend is offline",
+            ));
+        }
+        Ok(())
+    }
+
     /// How many writes (`put` and `put_if`) have been made.
     pub fn writes(&self) -> u64 {
         self.lock().writes
@@ -86,10 +119,16 @@ impl MemoryBackend {
 
     fn write(&self, key: &str, bytes: &[u8], pre: &Precondition) -> Result<Etag, BackendError> {
         validate_key(key)?;
+        self.check_online()?;
         let mut s = self.lock();
         s.writes += 1;
         let n = s.writes;
-        let fault = s.faults.remove(&n);
+        let by_prefix = s
+            .prefix_faults
+            .iter()
+            .position(|(p, _)| key.starts_with(p.as_str()))
+            .map(|i| s.prefix_faults.remove(i).1);
+        let fault = s.faults.remove(&n).or(by_prefix);
         let err = |kind, what: &str| {
             Err(BackendError::new(
                 kind,
@@ -110,6 +149,7 @@ impl MemoryBackend {
                 ));
             }
             s.objects.insert(key.to_string(), bytes.to_vec());
+            s.log.push((key.to_string(), bytes.to_vec()));
             Ok(Etag::of_bytes(bytes))
         };
         match fault {
@@ -138,6 +178,7 @@ impl Backend for MemoryBackend {
 
     fn get(&self, key: &str) -> Result<Option<Vec<u8>>, BackendError> {
         validate_key(key)?;
+        self.check_online()?;
         Ok(self.lock().objects.get(key).cloned())
     }
 
@@ -176,6 +217,7 @@ impl Backend for MemoryBackend {
 
     fn get_with_etag(&self, key: &str) -> Result<Option<(Vec<u8>, Etag)>, BackendError> {
         validate_key(key)?;
+        self.check_online()?;
         Ok(self
             .lock()
             .objects
@@ -189,6 +231,7 @@ impl Backend for MemoryBackend {
         start_after: Option<&str>,
         max: u32,
     ) -> Result<ListPage, BackendError> {
+        self.check_online()?;
         let s = self.lock();
         let entries = s
             .objects
