@@ -12,7 +12,10 @@
 //! Run: `cargo bench -p sesshost-cli --bench service_load` (needs node
 //! with tests/e2e/node's packages and Debian Chromium: `bash .ci/setup`).
 //! Bounded: about 6 minutes. Knobs: SESSHOST_LOAD_CYCLES (default 50),
-//! SESSHOST_LOAD_SOAK_SECONDS (120), SESSHOST_LOAD_GET_SECONDS (10).
+//! SESSHOST_LOAD_SOAK_SECONDS (120), SESSHOST_LOAD_GET_SECONDS (10);
+//! SESSHOST_LOAD_SHOW_LOG=1 prints the service's restore / save / release
+//! log lines after the cycles (with SESSHOST_TEST_LOG=info,
+//! sesshost_browser=debug for the restore timings).
 
 #[path = "service_load/http_load.rs"]
 mod http_load;
@@ -216,6 +219,14 @@ fn main() {
             pct(&v, 50.0),
             pct(&v, 99.0)
         );
+    }
+
+    if std::env::var_os("SESSHOST_LOAD_SHOW_LOG").is_some() {
+        for l in svc.log().lines().filter(|l| {
+            l.contains("restore") || l.contains("saved snapshot") || l.contains("release")
+        }) {
+            println!("   log: {l}");
+        }
     }
 
     // 2. Metadata route.

@@ -41,7 +41,10 @@ impl Service {
             .arg(&cfg)
             .args(args)
             .env("SESSHOST_HOME", home)
-            .env("RUST_LOG", "info")
+            .env(
+                "RUST_LOG",
+                std::env::var("SESSHOST_TEST_LOG").unwrap_or_else(|_| "info".into()),
+            )
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
