@@ -3,11 +3,12 @@
 //! with the repository key, never the home's host key) behind the local
 //! store.
 //!
-//! - **Write-through.** A session is written to the remote when a release,
-//!   hibernation or shutdown commits it (the caller waits for it, so a 2xx
-//!   release means the state is in both tiers when the remote is up), and
-//!   within a second of any other change (create, fork, edits, rollback,
-//!   extend, autosave), by a single writer that compares each session's
+//! - **Write-through.** A session is written to the remote when a release
+//!   (also one that hibernates) or the shutdown commits it (the caller
+//!   waits for it, so a 2xx release means the state is in both tiers when
+//!   the remote is up), and within a second of any other change (create,
+//!   fork, edits, rollback, extend, an idle or memory hibernation; autosaves
+//!   at the next `autosave_seconds` pass), by a single writer that compares each session's
 //!   version (newest snapshot, update time, expiry, catalog record) with
 //!   what it last wrote: an unchanged session costs no request. A failed
 //!   write is logged and counted (`sesshost_plugin_failures_total{plugin=
