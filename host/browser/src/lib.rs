@@ -13,6 +13,8 @@
 //!   [`sweep_stale_profiles`] deletes those whose host died;
 //! - [`session`]: [`BrowserSession`], one Chromium + DevTools connection,
 //!   event tracking (origins seen, tabs, last window closed);
+//! - `hidden_tabs`: our own tabs (the keeper, which captures also read
+//!   storage in; a capture's extra tabs) and hiding them from capture;
 //! - [`capture`]: live browser -> [`SessionState`] (cookies, localStorage,
 //!   IndexedDB with typed values, sessionStorage, tabs with history, meta);
 //! - [`restore`]: [`SessionState`] -> live browser, before page scripts run,
@@ -97,6 +99,7 @@ pub mod capture;
 mod cdp;
 mod client_gate;
 mod error;
+mod hidden_tabs;
 mod js;
 pub mod launch;
 pub mod profile;
