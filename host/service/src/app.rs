@@ -268,7 +268,7 @@ impl App {
         self.close_browser_locked(slot, g, false).await;
         tracing::info!("session {} hibernated ({why})", slot.id);
         if let Some(d) = &self.durable {
-            d.changed();
+            d.changed(Some(&slot.id));
         }
         true
     }

@@ -51,6 +51,15 @@ pub const NEGATIVE_TTL: Duration = Duration::from_secs(10);
 /// The `extra` key of the remote copy's catalog record.
 pub const RECORD_KEY: &str = "record";
 
+/// Sessions to look at on the writer's next pass.
+#[derive(Default)]
+struct Dirty {
+    /// Look at every session (a change whose session is not known, e.g.
+    /// a create, or the periodic pass that catches autosaves).
+    all: bool,
+    ids: std::collections::HashSet<String>,
+}
+
 pub struct Durable {
     tier: RemoteTier,
     /// What was last written per session (its version), persisted in
@@ -60,6 +69,8 @@ pub struct Durable {
     /// Ids the remote lacked, and when that was seen.
     absent: std::sync::Mutex<HashMap<String, Instant>>,
     wake: Notify,
+    /// What changed since the writer last looked.
+    dirty: std::sync::Mutex<Dirty>,
     /// One write, fetch or delete at a time (simple and enough: each is a
     /// few requests; sessions change far less often than once a second).
     io: Mutex<()>,
@@ -77,12 +88,24 @@ impl Durable {
             state_file,
             absent: std::sync::Mutex::new(HashMap::new()),
             wake: Notify::new(),
+            dirty: std::sync::Mutex::new(Dirty::default()),
             io: Mutex::new(()),
         }
     }
 
-    /// Something changed: let the writer look soon.
-    pub fn changed(&self) {
+    /// Session `id` changed (`None`: a change whose session is not known,
+    /// such as a create): let the writer look at it soon. A known id costs
+    /// the writer one session, not a pass over all of them.
+    pub fn changed(&self, id: Option<&str>) {
+        {
+            let mut d = self.dirty.lock().unwrap_or_else(|p| p.into_inner());
+            match id {
+                Some(id) => {
+                    d.ids.insert(id.to_string());
+                }
+                None => d.all = true,
+            }
+        }
         self.wake.notify_one();
     }
 
@@ -273,20 +296,33 @@ impl Durable {
         }
     }
 
-    /// One pass: write every changed session, delete remote copies of
-    /// sessions deleted here.
+    /// One pass over every session: write those that changed, delete
+    /// remote copies of sessions deleted here.
     pub async fn pass(&self, app: &App) {
-        let _io = self.io.lock().await;
-        for rec in app.catalog.all() {
-            self.write_locked(app, &rec.id).await;
-        }
-        let gone: Vec<String> = {
+        let ids: std::collections::BTreeSet<String> = {
             let w = self.written.lock().await;
-            w.keys()
-                .filter(|id| app.catalog.get(id).is_none())
-                .cloned()
+            app.catalog
+                .all()
+                .into_iter()
+                .map(|r| r.id)
+                .chain(w.keys().cloned())
                 .collect()
         };
+        self.pass_over(app, ids).await;
+    }
+
+    /// Write those of `ids` that changed; delete the remote copies of those
+    /// deleted here.
+    async fn pass_over(&self, app: &App, ids: impl IntoIterator<Item = String>) {
+        let _io = self.io.lock().await;
+        let mut gone = Vec::new();
+        for id in ids {
+            if app.catalog.get(&id).is_some() {
+                self.write_locked(app, &id).await;
+            } else if self.written.lock().await.contains_key(&id) {
+                gone.push(id);
+            }
+        }
         for id in gone {
             let t0 = Instant::now();
             let r = self.tier.remove(&id).await;
@@ -299,19 +335,27 @@ impl Durable {
         }
     }
 
-    /// The writer: a pass within a second of a change, and every
-    /// `autosave_seconds` (autosaves do not notify).
+    /// The writer: the changed sessions within a second of a change, and
+    /// a pass over all of them every `autosave_seconds` (autosaves do not
+    /// notify).
     pub async fn run(self: Arc<Self>, app: Arc<App>) {
         let period = Duration::from_secs(app.config.lifecycle.autosave_seconds.max(1));
         loop {
             tokio::select! {
                 _ = self.wake.notified() => tokio::time::sleep(Duration::from_millis(200)).await,
-                _ = tokio::time::sleep(period) => {}
+                _ = tokio::time::sleep(period) => {
+                    self.dirty.lock().unwrap_or_else(|p| p.into_inner()).all = true;
+                }
             }
             if app.shutting_down.load(std::sync::atomic::Ordering::Relaxed) {
                 return;
             }
-            self.pass(&app).await;
+            let d = std::mem::take(&mut *self.dirty.lock().unwrap_or_else(|p| p.into_inner()));
+            if d.all {
+                self.pass(&app).await;
+            } else {
+                self.pass_over(&app, d.ids).await;
+            }
         }
     }
 }
@@ -324,7 +368,7 @@ fn record_digest(rec: &Record) -> String {
 }
 
 /// The session id in `/v1/sessions/{id}[/…]`, if the path has one.
-fn session_id_in_path(path: &str) -> Option<&str> {
+pub(crate) fn session_id_in_path(path: &str) -> Option<&str> {
     let id = path.strip_prefix("/v1/sessions/")?.split('/').next()?;
     crate::catalog::is_session_id(id).then_some(id)
 }

@@ -123,6 +123,9 @@ pub async fn observe(State(app): State<Arc<App>>, req: Request, next: Next) -> R
         .map(|m| m.as_str().to_string())
         .unwrap_or_else(|| "unmatched".into());
     let method = req.method().clone();
+    // Kept only where the durable tier needs it (a change).
+    let path = (app.durable.is_some() && method != axum::http::Method::GET)
+        .then(|| req.uri().path().to_string());
     let rid = req
         .headers()
         .get("x-request-id")
@@ -142,11 +145,10 @@ pub async fn observe(State(app): State<Arc<App>>, req: Request, next: Next) -> R
     };
     let status = resp.status().as_u16();
     let secs = t0.elapsed().as_secs_f64();
-    if let Some(d) = &app.durable
-        && method != axum::http::Method::GET
+    if let (Some(d), Some(path)) = (&app.durable, &path)
         && resp.status().is_success()
     {
-        d.changed();
+        d.changed(crate::durable::session_id_in_path(path));
     }
     app.metrics
         .http_requests_total

@@ -404,6 +404,10 @@ pub async fn fork(
         }
     };
     app.metrics.created_total.inc();
+    // The new session is not in the request's path: name it to the tier.
+    if let Some(d) = &app.durable {
+        d.changed(Some(&new_id));
+    }
     app.audit(audit_event(
         &p,
         "session.fork",
