@@ -22,6 +22,9 @@
 //! - `objects`: the stored session record and snapshot manifest, their
 //!   read/write, and rebuilding a state from a manifest's chunks.
 //! - `save`: the save pipeline (dedup, sealing on threads, pruning).
+//! - `exact`: snapshots at a number the caller chooses, manifest written
+//!   create-only ([`Store::save_exact`], [`Store::load_exact`]): the
+//!   cluster's fenced commits.
 //! - [`lifecycle`]: create, [`ImportMode`] import, touch, extend, delete,
 //!   history, rollback.
 //! - [`gc`]: cleanup and two-phase garbage collection with a grace period.
@@ -45,6 +48,7 @@ pub mod names;
 pub mod report;
 pub mod store;
 
+mod exact;
 pub mod gc;
 pub mod index;
 mod layout;

@@ -85,6 +85,23 @@ impl Store {
         prev: Option<u64>,
         seq: u64,
     ) -> Result<SaveReport> {
+        self.write_snapshot_with(rec, state, now_ms, note, prev, seq, false)?
+            .ok_or_else(|| crate::error::StoreError::corrupt("a snapshot write", "lost its number"))
+    }
+
+    /// [`Store::write_snapshot`]; with `exclusive` the manifest is written
+    /// create-only and `Ok(None)` means snapshot `seq` exists already.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn write_snapshot_with(
+        &self,
+        rec: &SessionRecord,
+        state: &SessionState,
+        now_ms: i64,
+        note: &str,
+        prev: Option<u64>,
+        seq: u64,
+        exclusive: bool,
+    ) -> Result<Option<SaveReport>> {
         let name = rec.name.as_str();
         // Stored sizes of chunks we already hold, from the previous snapshot.
         let mut known: HashMap<ChunkId, u32> = HashMap::new();
@@ -212,8 +229,15 @@ impl Store {
             records: mrecs,
             summary: Summary::of(state, sites),
         };
-        report.bytes_written += self.write_manifest(&m)?;
-        Ok(report)
+        report.bytes_written += if exclusive {
+            match self.write_manifest_exclusive(&m)? {
+                Some(n) => n,
+                None => return Ok(None),
+            }
+        } else {
+            self.write_manifest(&m)?
+        };
+        Ok(Some(report))
     }
 
     /// Delete all but the newest [`KEEP_SNAPSHOTS`] of `seqs` (ascending,

@@ -69,6 +69,12 @@ impl Store {
         self
     }
 
+    /// The backend the store keeps its objects in (the cluster writes its
+    /// records beside the repository's).
+    pub fn backend(&self) -> &dyn Backend {
+        self.backend.as_ref()
+    }
+
     /// The lock settings, if the store locks locally.
     pub fn lock_config(&self) -> Option<&LockConfig> {
         self.locks.as_ref()

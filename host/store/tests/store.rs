@@ -728,3 +728,40 @@ fn concurrent_saves_and_deletes_from_two_store_handles_keep_every_snapshot_whole
     }
     assert_eq!(a.cleanup(T0).unwrap().removed, vec![]);
 }
+
+#[test]
+fn exact_snapshots_are_create_only_and_keep_their_own_lifecycle() {
+    let (_d, h) = home();
+    let st = h.store().unwrap();
+    let mut a = rich_state(1, "epoch1");
+    a.meta.name = "c".into();
+    a.meta.created_at = T0;
+    a.meta.expires_at = Some(T0 + 60_000);
+    a.meta.ttl_secs = Some(60);
+    // A fresh session: save_exact creates its record.
+    let r = st.save_exact("c", &a, T0 + 1, 7).unwrap().expect("seq 7 free");
+    assert!(r.bytes_written > 0, "{r:?}");
+    // Seq 7 is taken: a second writer (an older epoch) gets None and
+    // changes nothing.
+    let b = rich_state(1, "stale");
+    assert!(st.save_exact("c", &b, T0 + 2, 7).unwrap().is_none());
+    let got = st.load_exact("c", 7).unwrap();
+    assert_eq!(got.cookies[0].value, "SECRET-COOKIE-0-epoch1");
+    assert_eq!(got.meta.expires_at, Some(T0 + 60_000));
+    assert_eq!(got.meta.ttl_secs, Some(60));
+    // Later numbers prune those KEEP (5) or more below.
+    for seq in 8..=13 {
+        let s = rich_state(1, &format!("s{seq}"));
+        assert!(st.save_exact("c", &s, T0 + seq as i64, seq).unwrap().is_some());
+    }
+    let seqs: Vec<u64> = st.history("c").unwrap().iter().map(|s| s.seq).collect();
+    assert_eq!(seqs, vec![9, 10, 11, 12, 13]);
+    assert_eq!(
+        st.load_exact("c", 13).unwrap().cookies[0].value,
+        "SECRET-COOKIE-0-s13"
+    );
+    // A number never written is a clear error, not a panic.
+    assert!(st.load_exact("c", 99).is_err());
+    // Bad names are refused as in every store call.
+    assert!(st.save_exact("../x", &a, T0, 1).is_err());
+}
