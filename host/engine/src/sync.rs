@@ -107,6 +107,29 @@ impl Engine {
         })
     }
 
+    /// The raw backend of a storage plugin (the cluster's bucket: records
+    /// beside the repository, written with conditional writes).
+    pub async fn bucket(
+        &self,
+        plugin: &std::path::Path,
+        grants: &Grants,
+    ) -> Result<Arc<dyn sesshost_store::Backend>> {
+        let backend = self.plugins()?.load_storage(plugin, grants)?;
+        let handle = tokio::runtime::Handle::current();
+        let pb =
+            blocking(move || Ok(sesshost_plugin::PluginBackend::new(backend, handle)?)).await?;
+        Ok(Arc::new(pb))
+    }
+
+    /// Store `state` locally as session `name`, replacing the one there
+    /// (new snapshot first; what a cluster host does when the session's
+    /// committed head is newer than its local copy).
+    pub async fn replace_state(&self, name: &str, state: SessionState) -> Result<SaveReport> {
+        let name = name.to_string();
+        self.with_store(move |s| Ok(s.import(&name, &state, ImportMode::Replace, now_ms())?))
+            .await
+    }
+
     /// Store `state` locally as a new session `name` (what the durable tier
     /// fetched on a miss); refuses if `name` exists.
     pub async fn adopt_state(&self, name: &str, state: SessionState) -> Result<SaveReport> {
@@ -154,6 +177,34 @@ impl RemoteTier {
             Ok(())
         })
         .await
+    }
+
+    /// Write `state` as snapshot `seq` of `name`, create-only (a cluster
+    /// commit, before the head names it). `None`: `seq` is taken.
+    pub async fn put_exact(
+        &self,
+        name: &str,
+        state: SessionState,
+        seq: u64,
+    ) -> Result<Option<SaveReport>> {
+        let (remote, name) = (self.store.clone(), name.to_string());
+        blocking(move || Ok(remote.save_exact(&name, &state, now_ms(), seq)?)).await
+    }
+
+    /// Snapshot `seq` of `name`, as it was committed.
+    pub async fn get_exact(&self, name: &str, seq: u64) -> Result<SessionState> {
+        let (remote, name) = (self.store.clone(), name.to_string());
+        blocking(move || Ok(remote.load_exact(&name, seq)?)).await
+    }
+
+    /// Run `f` on the repository's backend, on the blocking pool (the
+    /// cluster's claims and heads live beside the repository).
+    pub async fn with_backend<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&dyn sesshost_store::Backend) -> T + Send + 'static,
+    ) -> Result<T> {
+        let remote = self.store.clone();
+        blocking(move || Ok(f(remote.backend()))).await
     }
 
     /// Names of every session in the repository.
