@@ -25,11 +25,34 @@ pub async fn run(home: PathBuf, a: RunArgs) -> anyhow::Result<()> {
             None
         }
     };
+    let cluster = if a.cluster {
+        if a.plugin.is_none() {
+            crate::usage!(
+                "--cluster shares sessions through a bucket: add --plugin s3.wasm with its --plugin-config and the repository key"
+            );
+        }
+        Some(sesshost_service::cluster::ClusterOptions {
+            host_id: a.host_id.clone(),
+            advertise: a.advertise.clone(),
+            lease: std::time::Duration::from_secs(
+                a.lease_seconds
+                    .unwrap_or(sesshost_service::cluster::DEFAULT_LEASE_SECONDS),
+            ),
+        })
+    } else {
+        if a.advertise.is_some() || a.lease_seconds.is_some() || a.host_id.is_some() {
+            crate::usage!(
+                "--advertise, --lease-seconds and --host-id work with --cluster: add --cluster"
+            );
+        }
+        None
+    };
     let opts = RunOptions {
         home,
         listen: a.listen,
         config: a.config,
         durable,
+        cluster,
     };
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .context("cannot install the SIGTERM handler")?;

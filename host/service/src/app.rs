@@ -47,6 +47,8 @@ pub struct App {
     pub started: Instant,
     /// The durable tier (`host run --plugin`), if any.
     pub durable: Option<Arc<crate::durable::Durable>>,
+    /// `host run --cluster`: this host's part in the cluster.
+    pub cluster: Option<Arc<crate::cluster::Cluster>>,
     /// The last hour of samples for the console's charts.
     pub history: crate::history::History,
 }
@@ -105,15 +107,29 @@ impl App {
             .count()
     }
 
-    /// Write `id` through to the durable tier (waits; a no-op without one).
-    pub async fn write_through(&self, id: &str) {
+    /// Write `id` through to the durable tier, or commit it to the
+    /// cluster (waits; a no-op without either). Only a cluster commit can
+    /// fail the caller (refused as fenced, bucket down): the durable tier
+    /// retries on its own.
+    pub async fn write_through(self: &Arc<Self>, id: &str) -> ApiResult<()> {
+        if let Some(c) = &self.cluster {
+            return c.commit(self, id).await;
+        }
         if let Some(d) = &self.durable {
             d.write_through(self, id).await;
         }
+        Ok(())
     }
 
-    /// Remove `id` from the durable tier (waits; a no-op without one).
-    pub async fn forget_durable(&self, id: &str) {
+    /// Remove `id` from the durable tier or the cluster's bucket (waits; a
+    /// no-op without either).
+    pub async fn forget_durable(self: &Arc<Self>, id: &str) {
+        if let Some(c) = &self.cluster {
+            if let Err(e) = c.forget(id).await {
+                tracing::warn!("cluster: session {id}: removing it from the bucket: {e:?}");
+            }
+            return;
+        }
         if let Some(d) = &self.durable {
             d.remove(self, id).await;
         }
@@ -269,6 +285,18 @@ impl App {
         tracing::info!("session {} hibernated ({why})", slot.id);
         if let Some(d) = &self.durable {
             d.changed(Some(&slot.id));
+        }
+        if let Some(c) = &self.cluster
+            && let Some(app) = c.app()
+        {
+            // Commit, then give the claim up: any host may acquire it now.
+            if let Err(e) = c.commit(&app, &slot.id).await {
+                tracing::warn!(
+                    "cluster: session {}: commit after hibernation: {e:?}",
+                    slot.id
+                );
+            }
+            crate::cluster::sessions::release_claim(c, &app, &slot.id, false).await;
         }
         true
     }

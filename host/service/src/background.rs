@@ -194,6 +194,22 @@ pub async fn cleanup_once(app: &Arc<App>, tenant: Option<&str>) -> ApiResult<Vec
         if app.slots.get(&rec.id).is_some_and(|s| s.is_live()) {
             continue;
         }
+        // In a cluster only the session's holder deletes it, after
+        // reading its committed state (another host may have extended it).
+        if let Some(c) = &app.cluster {
+            match c.take(app, &rec.id, false).await {
+                Ok(crate::cluster::sessions::Place::Mine) => {}
+                _ => continue,
+            }
+            if app
+                .info(&rec.id)
+                .await
+                .is_some_and(|i| !i.expired && i.problem.is_none())
+            {
+                crate::cluster::sessions::release_claim(c, app, &rec.id, true).await;
+                continue;
+            }
+        }
         match app.engine.delete(&rec.id).await {
             Ok(_) => {
                 app.forget_durable(&rec.id).await;

@@ -141,29 +141,13 @@ impl Durable {
         let Ok(info) = app.engine.show(id).await else {
             return;
         };
-        let version = format!(
-            "{}:{}:{:?}:{}",
-            info.latest().map_or(0, |s| s.seq),
-            info.updated_at,
-            info.expires_at,
-            record_digest(&rec)
-        );
+        let version = version_of(&info, &rec);
         if self.written.lock().await.get(id) == Some(&version) {
             return;
         }
         let t0 = Instant::now();
         let result = async {
-            let mut state = app.engine.load_state(id).await?;
-            state.meta.expires_at = info.expires_at;
-            state.meta.ttl_secs = info.ttl_secs;
-            state
-                .extra
-                .entry(crate::SESSHOST_NS.to_string())
-                .or_default()
-                .insert(
-                    RECORD_KEY.to_string(),
-                    serde_json::to_string(&rec).unwrap_or_default(),
-                );
+            let state = remote_copy(app, id, &info, &rec).await?;
             self.tier.put(id, state).await
         }
         .await;
@@ -257,21 +241,7 @@ impl Durable {
                 return false;
             }
         };
-        let now = sesshost_store::now_ms();
-        let rec = state
-            .extra
-            .get_mut(crate::SESSHOST_NS)
-            .and_then(|ns| ns.remove(RECORD_KEY))
-            .and_then(|t| serde_json::from_str::<Record>(&t).ok())
-            .filter(|r| r.id == id)
-            .unwrap_or_else(|| Record::adopted(id, now));
-        if state
-            .extra
-            .get(crate::SESSHOST_NS)
-            .is_some_and(|ns| ns.is_empty())
-        {
-            state.extra.remove(crate::SESSHOST_NS);
-        }
+        let rec = split_remote_copy(&mut state, id, sesshost_store::now_ms());
         if let Err(e) = app.engine.adopt_state(id, state).await {
             tracing::warn!("durable tier: cannot store fetched session {id} locally: {e}");
             return false;
@@ -358,6 +328,84 @@ impl Durable {
             }
         }
     }
+}
+
+/// The `extra` key of the remote copy's lifecycle facts (created, expiry,
+/// TTL as JSON): a cluster reads a snapshot as committed, without the
+/// repository's session record.
+pub const LIFECYCLE_KEY: &str = "lifecycle";
+
+/// What a remote copy holds of a session, as one string: it changes when
+/// the newest local snapshot, the update time, the expiry or the catalog
+/// record does.
+pub(crate) fn version_of(info: &sesshost_store::SessionInfo, rec: &Record) -> String {
+    format!(
+        "{}:{}:{:?}:{}",
+        info.latest().map_or(0, |s| s.seq),
+        info.updated_at,
+        info.expires_at,
+        record_digest(rec)
+    )
+}
+
+/// The remote copy of session `id`: its local state with the lifecycle
+/// facts and the catalog record in the `sesshost` namespace of `extra`.
+pub(crate) async fn remote_copy(
+    app: &App,
+    id: &str,
+    info: &sesshost_store::SessionInfo,
+    rec: &Record,
+) -> sesshost_engine::Result<sessbundle::SessionState> {
+    let mut state = app.engine.load_state(id).await?;
+    state.meta.expires_at = info.expires_at;
+    state.meta.ttl_secs = info.ttl_secs;
+    let life = serde_json::json!({
+        "created_at": state.meta.created_at,
+        "expires_at": info.expires_at,
+        "ttl_secs": info.ttl_secs,
+    });
+    let ns = state
+        .extra
+        .entry(crate::SESSHOST_NS.to_string())
+        .or_default();
+    ns.insert(
+        RECORD_KEY.to_string(),
+        serde_json::to_string(rec).unwrap_or_default(),
+    );
+    ns.insert(LIFECYCLE_KEY.to_string(), life.to_string());
+    Ok(state)
+}
+
+/// Take the catalog record and lifecycle facts out of a remote copy (a
+/// copy without a record, e.g. from `host push`, is adopted by tenant
+/// `default`).
+pub(crate) fn split_remote_copy(
+    state: &mut sessbundle::SessionState,
+    id: &str,
+    now_ms: i64,
+) -> Record {
+    let ns = state.extra.get_mut(crate::SESSHOST_NS);
+    let (rec, life) = match ns {
+        Some(ns) => (ns.remove(RECORD_KEY), ns.remove(LIFECYCLE_KEY)),
+        None => (None, None),
+    };
+    if let Some(l) = life.and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok()) {
+        if let Some(c) = l["created_at"].as_i64() {
+            state.meta.created_at = c;
+        }
+        state.meta.expires_at = l["expires_at"].as_i64();
+        state.meta.ttl_secs = l["ttl_secs"].as_u64();
+    }
+    if state
+        .extra
+        .get(crate::SESSHOST_NS)
+        .is_some_and(|ns| ns.is_empty())
+    {
+        state.extra.remove(crate::SESSHOST_NS);
+    }
+    rec.and_then(|t| serde_json::from_str::<Record>(&t).ok())
+        .filter(|r| r.id == id)
+        .unwrap_or_else(|| Record::adopted(id, now_ms))
 }
 
 /// SHA-256 of the record's JSON, hex: part of a session's version.

@@ -207,6 +207,12 @@ impl App {
                 a.message = format!("{}; the lease is kept, retry the release", a.message);
                 a
             })?;
+        // In a cluster the release answers once the head names this state
+        // (a fenced or failed commit is an error: nothing acknowledged is
+        // lost).
+        if self.cluster.is_some() {
+            self.write_through(id).await?;
+        }
         if (hibernate || rec.idle_timeout_seconds == 0)
             && !self.hibernate_locked(&slot, &mut g, "release").await
         {
@@ -218,7 +224,9 @@ impl App {
         }
         drop(g);
         // A release answers once the state is in the durable tier too.
-        self.write_through(id).await;
+        if self.cluster.is_none() {
+            self.write_through(id).await?;
+        }
         // The login check runs on every release (in the background: the
         // release is answered once the state is committed).
         if rec.auth_check.is_some() {

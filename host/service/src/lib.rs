@@ -23,7 +23,9 @@
 //!   [`background`]: reaper, cleanup, login checks, memory watch,
 //!   shutdown; [`catalog`]: tenant ownership and service facts per session;
 //!   [`durable`]: the durable tier behind the local store (`--plugin`):
-//!   write-through, read-through on a miss, deletes.
+//!   write-through, read-through on a miss, deletes; [`cluster`]: `host
+//!   run --cluster` (claims, fenced commits, forwarding to the holder,
+//!   takeover, liveness).
 //! - [`routes`]: the router and handlers; [`http`]: auth and JSON
 //!   extractors, request ids, access log; [`api`]: the error envelope;
 //!   [`openapi`]: the OpenAPI 3.1 document; [`console`]: the web console
@@ -39,6 +41,7 @@ pub mod app;
 pub mod audit;
 pub mod background;
 pub mod catalog;
+pub mod cluster;
 pub mod config;
 pub mod console;
 pub mod cookies;

@@ -342,6 +342,12 @@ pub struct Metrics {
     pub http_request_seconds: HistogramVec,
     pub auth_failures_total: Counter,
     pub rate_limited_total: Counter,
+    /// `--cluster`: requests sent on to the host holding their session.
+    pub cluster_forwarded_total: Counter,
+    /// `--cluster`: sessions taken over from a host judged dead.
+    pub cluster_takeovers_total: Counter,
+    /// `--cluster`: commits by `result` = `ok` | `fenced` | `error`.
+    pub cluster_commits_total: CounterVec,
 }
 
 impl Default for Metrics {
@@ -371,6 +377,9 @@ impl Metrics {
             http_request_seconds: HistogramVec::new(&["route"], HTTP_BUCKETS),
             auth_failures_total: Counter::default(),
             rate_limited_total: Counter::default(),
+            cluster_forwarded_total: Counter::default(),
+            cluster_takeovers_total: Counter::default(),
+            cluster_commits_total: CounterVec::counter(&["result"]),
         }
     }
 
@@ -520,6 +529,24 @@ impl Metrics {
             "rate_limited_total",
             "Requests refused by the rate limiter.",
             &self.rate_limited_total,
+        );
+        counter(
+            &mut o,
+            "cluster_forwarded_total",
+            "Requests forwarded to the host that holds their session (--cluster).",
+            &self.cluster_forwarded_total,
+        );
+        counter(
+            &mut o,
+            "cluster_takeovers_total",
+            "Sessions taken over from a host judged dead (--cluster).",
+            &self.cluster_takeovers_total,
+        );
+        counter_vec(
+            &mut o,
+            "cluster_commits_total",
+            "Commits to the cluster's bucket by result: ok, fenced (a newer epoch owns the session), error (--cluster).",
+            &self.cluster_commits_total,
         );
         o
     }

@@ -33,6 +33,9 @@ pub struct RunOptions {
     /// A storage-backend plugin as the durable tier (`--plugin`), with
     /// its grants and the repository key.
     pub durable: Option<sesshost_engine::Remote>,
+    /// `--cluster`: share the durable tier's bucket with other hosts
+    /// (needs `durable`).
+    pub cluster: Option<crate::cluster::ClusterOptions>,
 }
 
 /// The service's own files under the home.
@@ -60,24 +63,33 @@ pub async fn run(
     }
     let engine =
         Engine::open(&opts.home, HomeMode::Create).map_err(|e| io("cannot open the home", e))?;
-    let durable = match opts.durable {
-        Some(remote) => {
-            let plugin = remote.plugin.display().to_string();
-            let tier = engine.remote_tier(remote).await.map_err(|e| {
-                io(
-                    &format!(
-                        "cannot open the durable tier through {plugin} (check --plugin-config, --allow-host / --allow-dir and the repository key)"
-                    ),
-                    e,
-                )
-            })?;
+    if opts.cluster.is_some() && opts.durable.is_none() {
+        return Err(ServiceError::Startup(
+            "--cluster needs the bucket: add --plugin s3.wasm with its --plugin-config and the repository key".into(),
+        ));
+    }
+    let mut tier = None;
+    if let Some(remote) = opts.durable {
+        let plugin = remote.plugin.display().to_string();
+        let t = engine.remote_tier(remote).await.map_err(|e| {
+            io(
+                &format!(
+                    "cannot open the durable tier through {plugin} (check --plugin-config, --allow-host / --allow-dir and the repository key)"
+                ),
+                e,
+            )
+        })?;
+        tier = Some((plugin, t));
+    }
+    let durable = match (&tier, &opts.cluster) {
+        (Some((plugin, t)), None) => {
             tracing::info!("durable tier: {plugin} (write-through, read-through on a miss)");
             Some(Arc::new(crate::durable::Durable::new(
-                tier,
+                t.clone(),
                 service_dir(&opts.home).join("durable.json"),
             )))
         }
-        None => None,
+        _ => None,
     };
     let registry = Registry::open(&opts.home)?;
     if let Some(key) = registry.ensure_default()? {
@@ -105,6 +117,10 @@ pub async fn run(
     let addr = listener
         .local_addr()
         .map_err(|e| io("no local address", e))?;
+    let cluster = match (&opts.cluster, tier) {
+        (Some(o), Some((_, t))) => Some(crate::cluster::Cluster::start(t, o, addr).await?),
+        _ => None,
+    };
     let app = Arc::new(App {
         engine,
         config,
@@ -121,10 +137,16 @@ pub async fn run(
         shutting_down: AtomicBool::new(false),
         started: Instant::now(),
         durable: durable.clone(),
+        cluster: cluster.clone(),
         history: Default::default(),
     });
     if let Some(d) = durable {
         tokio::spawn(d.run(app.clone()));
+    }
+    if let Some(c) = &cluster {
+        c.attach(&app);
+        tokio::spawn(c.clone().run(app.clone()));
+        tokio::spawn(c.clone().autosave(app.clone()));
     }
     tokio::spawn(pool.clone().refill());
     crate::background::spawn_all(&app);
@@ -147,6 +169,9 @@ pub async fn run(
     tracing::info!("stopping: no new connections; saving every live session");
     let _ = tx.send(());
     crate::background::shutdown(&app).await;
+    if let Some(c) = &cluster {
+        c.leave(&app).await;
+    }
     match tokio::time::timeout(Duration::from_secs(5), server).await {
         Ok(Ok(Ok(()))) | Err(_) => {}
         Ok(Ok(Err(e))) => tracing::warn!("server: {e}"),

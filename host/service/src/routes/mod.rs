@@ -62,11 +62,16 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/v1/pressure", get(ops::pressure))
         .route("/v1/metrics/history", get(ops::history))
         .route("/v1/openapi.json", get(ops::openapi))
+        .route("/v1/cluster", get(ops::cluster))
         .merge(crate::console::router())
         .fallback(|| async { crate::api::ApiError::not_found("route") })
         .layer(axum::middleware::from_fn_with_state(
             app.clone(),
             crate::durable::read_through,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            app.clone(),
+            crate::cluster::forward::route,
         ))
         .layer(axum::middleware::from_fn_with_state(
             app.clone(),

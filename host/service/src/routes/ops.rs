@@ -12,6 +12,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
 use crate::app::{App, state_name};
+use crate::http::Auth;
 
 pub async fn metrics(State(app): State<Arc<App>>) -> Response {
     // Session counts by state are computed at scrape time.
@@ -64,10 +65,15 @@ pub async fn healthz() -> Json<serde_json::Value> {
 pub async fn readyz(State(app): State<Arc<App>>) -> Response {
     let store_ok = app.engine.list().await.is_ok();
     let pool_ok = app.pool.usable();
-    let ok = store_ok && pool_ok && !app.is_shutting_down();
-    let body = Json(
-        json!({ "ready": ok, "store": store_ok, "pool": pool_ok, "shutting_down": app.is_shutting_down() }),
-    );
+    // In a cluster: the bucket probe passed (or the host would not have
+    // started) and the liveness record is renewing.
+    let cluster_ok = app.cluster.as_ref().is_none_or(|c| c.serving());
+    let ok = store_ok && pool_ok && cluster_ok && !app.is_shutting_down();
+    let mut body = json!({ "ready": ok, "store": store_ok, "pool": pool_ok, "shutting_down": app.is_shutting_down() });
+    if let Some(c) = &app.cluster {
+        body["cluster"] = json!({ "host_id": c.id, "serving": c.serving(), "probe": "passed" });
+    }
+    let body = Json(body);
     if ok {
         (StatusCode::OK, body).into_response()
     } else {
@@ -162,4 +168,23 @@ pub async fn history(
             "max_live": app.max_live,
         }],
     }))
+}
+
+/// `GET /v1/cluster` (key): this host, every host of the cluster as this
+/// host sees it (alive or judged dead), and what this host holds.
+pub async fn cluster(State(app): State<Arc<App>>, Auth(_p): Auth) -> Response {
+    let Some(c) = &app.cluster else {
+        return crate::api::ApiError::not_found("cluster (this host runs without --cluster)")
+            .into_response();
+    };
+    let hosts = c.hosts().await;
+    Json(json!({
+        "host_id": c.id,
+        "addr": c.addr,
+        "lease_seconds": c.ttl.as_secs(),
+        "serving": c.serving(),
+        "held": c.held_sessions(),
+        "hosts": hosts,
+    }))
+    .into_response()
 }

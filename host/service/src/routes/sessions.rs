@@ -271,6 +271,11 @@ pub async fn show(
     let rec = app.record(&p, &id)?;
     let info = app.info(&id).await;
     let mut j = session_json(&app, &rec, info.as_ref());
+    if let Some(c) = &app.cluster {
+        let (holder, epoch) = c.holder_json(&id).await;
+        j["holder"] = holder;
+        j["epoch"] = epoch;
+    }
     if let Some(slot) = app.slots.get(&id)
         && let Ok(g) = slot.inner.try_lock()
         && let Some(live) = &g.live
