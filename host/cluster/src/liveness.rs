@@ -127,12 +127,18 @@ impl HostLease {
     }
 }
 
+/// How old (in T) the last listing of the hosts may be when a host is
+/// judged dead; older, the observer lists again first.
+pub const STALE_OBSERVATION: f64 = 0.5;
+
 /// The other hosts, as this host has observed them.
 pub struct Fleet {
     me: String,
     ttl: Duration,
     /// host → (its record's ETag, None if absent; when that was first seen).
     seen: HashMap<String, (Option<Etag>, Duration)>,
+    /// When the last listing succeeded (this observer's clock).
+    observed_at: Option<Duration>,
 }
 
 impl Fleet {
@@ -141,6 +147,7 @@ impl Fleet {
             me: me.to_string(),
             ttl,
             seen: HashMap::new(),
+            observed_at: None,
         }
     }
 
@@ -165,6 +172,7 @@ impl Fleet {
         for h in absent {
             self.note(&h, None, now);
         }
+        self.observed_at = Some(now);
         Ok(())
     }
 
@@ -177,11 +185,27 @@ impl Fleet {
         }
     }
 
+    /// Whether the last listing is older than `age` (or there was none):
+    /// list again before judging anyone ([`Fleet::is_dead`] refuses to
+    /// judge on a listing older than [`STALE_OBSERVATION`] of T).
+    pub fn stale(&self, now: Duration, age: Duration) -> bool {
+        self.observed_at.is_none_or(|t| now.saturating_sub(t) > age)
+    }
+
     /// Whether `host` is dead: its record unchanged (or absent) for 1.5 T
-    /// of this observer's clock. A host not seen before starts its 1.5 T
-    /// now. This host is never dead to itself.
+    /// of this observer's clock, as seen by a listing at most
+    /// [`STALE_OBSERVATION`] × T old. A host not seen before starts its
+    /// 1.5 T now. This host is never dead to itself.
+    ///
+    /// The freshness rule matters: an observer that itself stopped listing
+    /// (its own task starved, its bucket calls slow) has seen no change
+    /// because it did not look, not because the other host stopped
+    /// renewing; without the rule it took a live host's sessions over.
     pub fn is_dead(&mut self, host: &str, now: Duration) -> bool {
         if host == self.me {
+            return false;
+        }
+        if self.stale(now, self.ttl.mul_f64(STALE_OBSERVATION)) {
             return false;
         }
         let since = match self.seen.get(host) {

@@ -285,3 +285,39 @@ fn fencing_holds_on_a_shared_directory() {
         .unwrap();
     assert_eq!((head.epoch, head.snapshot.as_deref()), (2, Some("snap-a1")));
 }
+
+#[test]
+fn an_observer_that_stopped_listing_judges_no_one() {
+    // B listed the hosts once, then its own listing fell behind (its task
+    // starved) while A kept renewing: B has seen no change because it did
+    // not look, and must not take A's session on that.
+    let (b, c) = (MemoryBackend::default(), FakeClock::default());
+    let mut a = Host::new("a", &b, &c);
+    let mut h = Host::new("b", &b, &c);
+    assert_eq!(a.acquire(&b, &c, "s1"), mine(1));
+    h.fleet.observe(&b, &c).unwrap();
+    for _ in 0..30 {
+        c.advance(T / 10);
+        a.lease.tick(&b, &c);
+    }
+    let now = sesshost_cluster::Clock::now(&c);
+    assert!(h.fleet.stale(now, T / 6));
+    assert!(!h.fleet.is_dead("a", now), "judged on a 3 T old listing");
+    let claims = Claims::new(&b, "b", "http://b");
+    let held = claims.acquire(&mut h.fleet, "s1", now).unwrap();
+    assert!(matches!(held, Acquired::HeldBy { ref host, epoch: 1, .. } if host == "a"));
+    // A fresh listing shows A renewing: still alive.
+    assert!(matches!(h.acquire(&b, &c, "s1"), Acquired::HeldBy { .. }));
+    // And once A stops, a fresh listing 1.5 T later judges it dead.
+    for _ in 0..16 {
+        c.advance(T / 10);
+        h.fleet.observe(&b, &c).unwrap();
+    }
+    assert_eq!(
+        h.acquire(&b, &c, "s1"),
+        Acquired::Mine {
+            epoch: 2,
+            took_over: Some("a".into())
+        }
+    );
+}

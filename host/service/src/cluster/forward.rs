@@ -190,7 +190,7 @@ async fn peek_holder(
         .map_err(|e| ApiError::unavailable("bucket_unavailable", e.to_string(), 2))?;
     let Some(cl) = claim else { return Ok(None) };
     match cl.holder {
-        Some(h) if h != c.id && !c.is_dead(&h) => {
+        Some(h) if h != c.id && !c.judge_dead(&h).await => {
             let addr = cl.addr.unwrap_or_default();
             lock(&c.local).holders.insert(
                 id.to_string(),
@@ -296,7 +296,7 @@ async fn forward_or_take(
             tokio::select! {
                 r = &mut fwd => break Some(r),
                 _ = check.tick() => {
-                    if c.is_dead(&host) || Instant::now() >= deadline {
+                    if c.judge_dead(&host).await || Instant::now() >= deadline {
                         break None;
                     }
                 }

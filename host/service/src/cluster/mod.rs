@@ -265,6 +265,21 @@ impl Cluster {
         lock(&self.fleet).is_dead(host, self.clock.now())
     }
 
+    /// [`Cluster::is_dead`] on a fresh view: lists the hosts first when
+    /// the last listing is older than T/6 (the run task's tick), so a
+    /// host whose own listing task fell behind never judges a live host
+    /// dead. A failed listing judges no one.
+    pub async fn judge_dead(self: &Arc<Self>, host: &str) -> bool {
+        if lock(&self.fleet).stale(self.clock.now(), self.ttl / 6) {
+            let c = self.clone();
+            let _ = self
+                .tier
+                .with_backend(move |b| lock(&c.fleet).observe(b, &c.clock))
+                .await;
+        }
+        self.is_dead(host)
+    }
+
     /// The liveness task: renew every T/3 (checked every T/6), observe the
     /// fleet; on a lapse stop every browser; after a pause or a lapse,
     /// check every held claim is still ours.

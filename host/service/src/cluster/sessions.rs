@@ -87,6 +87,10 @@ impl Cluster {
                     return Ok(None);
                 }
                 let mut fleet = lock(&c.fleet);
+                if fleet.stale(c.clock.now(), c.ttl / 6) {
+                    // Judge the holder on a fresh listing (Fleet::is_dead).
+                    let _ = fleet.observe(b, &c.clock);
+                }
                 claims.acquire(&mut fleet, &sid, c.clock.now()).map(Some)
             })
             .await
