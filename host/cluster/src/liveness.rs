@@ -125,6 +125,17 @@ impl HostLease {
     pub fn serving(&self, now: Duration) -> bool {
         self.liveness(now) == Liveness::Serving
     }
+
+    /// Until when (this host's clock) it may serve without another good
+    /// renewal: 0.8 T after the last one; `None` if demoted or never
+    /// renewed. For callers that must not wait on the lease's lock while
+    /// a renewal is in flight.
+    pub fn serving_until(&self) -> Option<Duration> {
+        if self.demoted {
+            return None;
+        }
+        self.last_good.map(|t| t + self.ttl.mul_f64(0.8))
+    }
 }
 
 /// How old (in T) the last listing of the hosts may be when a host is
@@ -132,6 +143,7 @@ impl HostLease {
 pub const STALE_OBSERVATION: f64 = 0.5;
 
 /// The other hosts, as this host has observed them.
+#[derive(Debug, Clone)]
 pub struct Fleet {
     me: String,
     ttl: Duration,
@@ -153,8 +165,22 @@ impl Fleet {
 
     /// List `cluster/hosts/` and note every change.
     pub fn observe(&mut self, b: &dyn Backend, clock: &dyn Clock) -> Result<(), BackendError> {
-        let listed = list_with_etags(b, HOSTS)?;
-        let now = clock.now();
+        let listed = Fleet::list(b)?;
+        self.apply(listed, clock.now());
+        Ok(())
+    }
+
+    /// The bucket half of [`Fleet::observe`]: the host records and their
+    /// ETags. Callers that share a `Fleet` behind a lock list without
+    /// holding it, then [`Fleet::apply`] (a lock held over a bucket call
+    /// stalls every thread that wants it for as long as the bucket takes).
+    pub fn list(b: &dyn Backend) -> Result<Vec<(String, Etag)>, BackendError> {
+        list_with_etags(b, HOSTS)
+    }
+
+    /// The bookkeeping half of [`Fleet::observe`]: note a listing made
+    /// just before `now`.
+    pub fn apply(&mut self, listed: Vec<(String, Etag)>, now: Duration) {
         let mut present = std::collections::HashSet::new();
         for (key, etag) in listed {
             let Some(id) = key.strip_prefix(HOSTS) else {
@@ -173,7 +199,6 @@ impl Fleet {
             self.note(&h, None, now);
         }
         self.observed_at = Some(now);
-        Ok(())
     }
 
     fn note(&mut self, host: &str, etag: Option<Etag>, now: Duration) {

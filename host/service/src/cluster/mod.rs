@@ -22,7 +22,7 @@ pub mod forward;
 pub mod sessions;
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -83,6 +83,11 @@ pub struct Cluster {
     /// The bucket probe's report (it passed, or the host did not start).
     pub probe: String,
     serving: AtomicBool,
+    /// [`HostLease::serving_until`] after the last renewal, in ns of
+    /// `clock` (0: none). Read by [`Cluster::serving`] on every request,
+    /// so that never waits on the lease's lock, which the liveness task
+    /// holds over a renewal's bucket call.
+    good_until_ns: AtomicU64,
     pub(crate) client: forward::Client,
     /// The service, once it exists (set by [`Cluster::attach`]).
     app: std::sync::OnceLock<std::sync::Weak<App>>,
@@ -177,6 +182,7 @@ impl Cluster {
             locks: Mutex::new(HashMap::new()),
             probe,
             serving: AtomicBool::new(false),
+            good_until_ns: AtomicU64::new(0),
             client: forward::client(),
             app: std::sync::OnceLock::new(),
         });
@@ -184,8 +190,8 @@ impl Cluster {
         let liv = c
             .tier
             .with_backend(move |b| {
-                let l = lock(&c2.lease).renew(b, &c2.clock);
-                let _ = lock(&c2.fleet).observe(b, &c2.clock);
+                let l = c2.renew_with(b, false);
+                let _ = c2.observe_with(b);
                 l
             })
             .await
@@ -239,7 +245,39 @@ impl Cluster {
 
     /// Whether this host may act for its sessions now.
     pub fn serving(&self) -> bool {
-        self.serving.load(Ordering::SeqCst) && lock(&self.lease).serving(self.clock.now())
+        let until = self.good_until_ns.load(Ordering::SeqCst);
+        self.serving.load(Ordering::SeqCst)
+            && until != 0
+            && (self.clock.now().as_nanos() as u64) < until
+    }
+
+    /// Renew (or, with `tick`, renew if due) and publish the result for
+    /// [`Cluster::serving`]. Runs on a blocking thread: the lease's lock
+    /// is held over the bucket call, and only the liveness task (and the
+    /// start) take it.
+    fn renew_with(&self, b: &dyn sesshost_store::Backend, tick: bool) -> Liveness {
+        let mut lease = lock(&self.lease);
+        let l = if tick {
+            lease.tick(b, &self.clock)
+        } else {
+            lease.renew(b, &self.clock)
+        };
+        let until = lease
+            .serving_until()
+            .map_or(0, |d| (d.as_nanos() as u64).max(1));
+        self.good_until_ns.store(until, Ordering::SeqCst);
+        l
+    }
+
+    /// List the hosts without holding the fleet's lock over the bucket
+    /// call (async request paths take that lock), then note the listing.
+    pub(crate) fn observe_with(
+        &self,
+        b: &dyn sesshost_store::Backend,
+    ) -> Result<(), sesshost_store::BackendError> {
+        let listed = Fleet::list(b)?;
+        lock(&self.fleet).apply(listed, self.clock.now());
+        Ok(())
     }
 
     /// One async lock per session: claims, refreshes and commits of one
@@ -272,10 +310,7 @@ impl Cluster {
     pub async fn judge_dead(self: &Arc<Self>, host: &str) -> bool {
         if lock(&self.fleet).stale(self.clock.now(), self.ttl / 6) {
             let c = self.clone();
-            let _ = self
-                .tier
-                .with_backend(move |b| lock(&c.fleet).observe(b, &c.clock))
-                .await;
+            let _ = self.tier.with_backend(move |b| c.observe_with(b)).await;
         }
         self.is_dead(host)
     }
@@ -298,8 +333,8 @@ impl Cluster {
             let liv = self
                 .tier
                 .with_backend(move |b| {
-                    let l = lock(&c.lease).tick(b, &c.clock);
-                    if let Err(e) = lock(&c.fleet).observe(b, &c.clock) {
+                    let l = c.renew_with(b, true);
+                    if let Err(e) = c.observe_with(b) {
                         tracing::debug!("cluster: cannot list the hosts: {e}");
                     }
                     l

@@ -86,11 +86,13 @@ impl Cluster {
                 if !create && claims.claim(&sid)?.is_none() && claims.head(&sid)?.is_none() {
                     return Ok(None);
                 }
-                let mut fleet = lock(&c.fleet);
-                if fleet.stale(c.clock.now(), c.ttl / 6) {
+                if lock(&c.fleet).stale(c.clock.now(), c.ttl / 6) {
                     // Judge the holder on a fresh listing (Fleet::is_dead).
-                    let _ = fleet.observe(b, &c.clock);
+                    let _ = c.observe_with(b);
                 }
+                // On a copy: the acquisition's bucket calls must not run
+                // under the fleet's lock, which request paths take.
+                let mut fleet = lock(&c.fleet).clone();
                 claims.acquire(&mut fleet, &sid, c.clock.now()).map(Some)
             })
             .await
