@@ -54,8 +54,12 @@ async function refresh() {
   const span = h.capacity * h.interval_seconds * 1000;
   $('h-now').textContent = p ? `now: ${p.live}/${p.max_live} live, ${p.leased} leased, ${p.queued} queued, pool ${p.pool}, memory ${(p.memory * 100).toFixed(0)} %, ${p.available ? 'available' : `unavailable (${p.reason})`}` : '';
   $('h-hosts').replaceChildren(el('table', { 'aria-label': 'Hosts' },
-    el('thead', {}, el('tr', {}, ['Host', 'Up for', 'Max live browsers'].map((t) => el('th', { scope: 'col' }, t)))),
-    el('tbody', {}, h.hosts.map((x) => el('tr', {}, el('td', { class: 'mono' }, x.listen), el('td', {}, `${Math.round(x.uptime_seconds / 60)} min`), el('td', {}, x.max_live))))));
+    el('thead', {}, el('tr', {}, ['Host', 'State', 'Up for', 'Max live browsers'].map((t) => el('th', { scope: 'col' }, t)))),
+    el('tbody', {}, h.hosts.map((x) => el('tr', {},
+      el('td', { class: 'mono' }, x.host_id ? `${x.host_id} ${x.listen}${x.self ? ' (this host)' : ''}` : x.listen),
+      el('td', {}, x.alive === false ? 'judged dead' : 'serving'),
+      el('td', {}, x.uptime_seconds === undefined ? '—' : `${Math.round(x.uptime_seconds / 60)} min`),
+      el('td', {}, x.max_live === undefined ? '—' : String(x.max_live)))))));
   $('h-charts').replaceChildren(...CHARTS.map(([t, g, f]) => chart(t, h.samples, g, f, span)));
 }
 

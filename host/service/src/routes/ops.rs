@@ -158,15 +158,34 @@ pub async fn history(
             v
         })
         .collect();
+    let me = json!({
+        "listen": listen,
+        "uptime_seconds": app.started.elapsed().as_secs(),
+        "max_live": app.max_live,
+    });
+    // With --cluster: every host on the bucket (this one with its own
+    // figures), alive or judged dead.
+    let hosts = match &app.cluster {
+        None => vec![me],
+        Some(c) => c
+            .hosts()
+            .await
+            .into_iter()
+            .map(|mut h| {
+                h["listen"] = h["addr"].clone();
+                if h["self"] == json!(true) {
+                    h["uptime_seconds"] = me["uptime_seconds"].clone();
+                    h["max_live"] = me["max_live"].clone();
+                }
+                h
+            })
+            .collect(),
+    };
     Json(json!({
         "interval_seconds": crate::history::INTERVAL.as_secs(),
         "capacity": crate::history::CAPACITY,
         "samples": samples,
-        "hosts": [{
-            "listen": listen,
-            "uptime_seconds": app.started.elapsed().as_secs(),
-            "max_live": app.max_live,
-        }],
+        "hosts": hosts,
     }))
 }
 
