@@ -11,8 +11,9 @@
 //!
 //! The session record (`sessions/<name>`) is still written, for `list` and
 //! for single-host readers, but a cluster reader takes the lifecycle facts
-//! from the state itself ([`Store::load_exact`]): the record is the last
-//! writer's, the head's snapshot is the committed one's.
+//! from the state's `extra` ([`Store::load_exact`] applies no record): the
+//! record is the last writer's, the head's snapshot is the committed
+//! one's.
 
 use sessbundle::state::SessionState;
 
@@ -70,8 +71,11 @@ impl Store {
         Ok(report)
     }
 
-    /// Snapshot `seq` of `name` with the lifecycle facts it was written
-    /// with (its own `meta`, not the session record's).
+    /// Snapshot `seq` of `name` as its manifest stores it: the session
+    /// record's lifecycle facts are not applied (the manifest's meta keeps
+    /// fixed values for them, STORE.md), so a caller that needs the facts
+    /// of this very snapshot carries them in the state (the service:
+    /// `extra.sesshost.lifecycle`).
     pub fn load_exact(&self, name: &str, seq: u64) -> Result<SessionState> {
         validate_name(name)?;
         let m = self.read_manifest(name, seq)?;

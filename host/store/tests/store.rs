@@ -730,7 +730,7 @@ fn concurrent_saves_and_deletes_from_two_store_handles_keep_every_snapshot_whole
 }
 
 #[test]
-fn exact_snapshots_are_create_only_and_keep_their_own_lifecycle() {
+fn exact_snapshots_are_create_only_and_keep_what_they_were_given() {
     let (_d, h) = home();
     let st = h.store().unwrap();
     let mut a = rich_state(1, "epoch1");
@@ -738,8 +738,15 @@ fn exact_snapshots_are_create_only_and_keep_their_own_lifecycle() {
     a.meta.created_at = T0;
     a.meta.expires_at = Some(T0 + 60_000);
     a.meta.ttl_secs = Some(60);
+    a.extra
+        .entry("sesshost".into())
+        .or_default()
+        .insert("lifecycle".into(), "{\"ttl_secs\":60}".into());
     // A fresh session: save_exact creates its record.
-    let r = st.save_exact("c", &a, T0 + 1, 7).unwrap().expect("seq 7 free");
+    let r = st
+        .save_exact("c", &a, T0 + 1, 7)
+        .unwrap()
+        .expect("seq 7 free");
     assert!(r.bytes_written > 0, "{r:?}");
     // Seq 7 is taken: a second writer (an older epoch) gets None and
     // changes nothing.
@@ -747,12 +754,17 @@ fn exact_snapshots_are_create_only_and_keep_their_own_lifecycle() {
     assert!(st.save_exact("c", &b, T0 + 2, 7).unwrap().is_none());
     let got = st.load_exact("c", 7).unwrap();
     assert_eq!(got.cookies[0].value, "SECRET-COOKIE-0-epoch1");
-    assert_eq!(got.meta.expires_at, Some(T0 + 60_000));
-    assert_eq!(got.meta.ttl_secs, Some(60));
+    // The manifest's meta keeps fixed lifecycle values (STORE.md), so a
+    // caller carries its own in `extra`, which comes back as written.
+    assert_eq!(got.extra["sesshost"]["lifecycle"], "{\"ttl_secs\":60}");
     // Later numbers prune those KEEP (5) or more below.
     for seq in 8..=13 {
         let s = rich_state(1, &format!("s{seq}"));
-        assert!(st.save_exact("c", &s, T0 + seq as i64, seq).unwrap().is_some());
+        assert!(
+            st.save_exact("c", &s, T0 + seq as i64, seq)
+                .unwrap()
+                .is_some()
+        );
     }
     let seqs: Vec<u64> = st.history("c").unwrap().iter().map(|s| s.seq).collect();
     assert_eq!(seqs, vec![9, 10, 11, 12, 13]);
