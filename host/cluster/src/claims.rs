@@ -117,6 +117,15 @@ impl<'a> Claims<'a> {
         Ok(read::<ClaimRecord>(self.b, &claim_key(session))?.map(|(c, _)| c))
     }
 
+    /// [`Claims::claim`] with the ETag it was read at (a cache of claims
+    /// re-reads only those whose listed ETag changed).
+    pub fn claim_with_etag(
+        &self,
+        session: &str,
+    ) -> Result<Option<(ClaimRecord, Etag)>, ClaimError> {
+        read::<ClaimRecord>(self.b, &claim_key(session))
+    }
+
     pub fn head(&self, session: &str) -> Result<Option<HeadRecord>, ClaimError> {
         Ok(read::<HeadRecord>(self.b, &head_key(session))?.map(|(h, _)| h))
     }

@@ -217,6 +217,15 @@ impl Fleet {
         self.observed_at.is_none_or(|t| now.saturating_sub(t) > age)
     }
 
+    /// Take from `other` (a copy of this fleet that judged hosts on its
+    /// own) the hosts this one has not seen, so that their 1.5 T keeps
+    /// counting from when the copy first noticed them.
+    pub fn merge_unseen(&mut self, other: &Fleet) {
+        for (h, v) in &other.seen {
+            self.seen.entry(h.clone()).or_insert_with(|| v.clone());
+        }
+    }
+
     /// Whether `host` is dead: its record unchanged (or absent) for 1.5 T
     /// of this observer's clock, as seen by a listing at most
     /// [`STALE_OBSERVATION`] × T old. A host not seen before starts its

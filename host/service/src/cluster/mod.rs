@@ -19,6 +19,7 @@
 //! head before it serves a session it does not hold.
 
 pub mod forward;
+pub mod listing;
 pub mod sessions;
 
 use std::collections::{HashMap, HashSet};
@@ -80,6 +81,8 @@ pub struct Cluster {
     pub(crate) fleet: Mutex<Fleet>,
     pub(crate) local: Mutex<Local>,
     locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// Claims read for lists, by session (`listing.rs`).
+    pub(crate) claims_seen: Mutex<HashMap<String, listing::CachedClaim>>,
     /// The bucket probe's report (it passed, or the host did not start).
     pub probe: String,
     serving: AtomicBool,
@@ -180,6 +183,7 @@ impl Cluster {
             clock: SystemClock::default(),
             local: Mutex::new(Local::default()),
             locks: Mutex::new(HashMap::new()),
+            claims_seen: Mutex::new(HashMap::new()),
             probe,
             serving: AtomicBool::new(false),
             good_until_ns: AtomicU64::new(0),

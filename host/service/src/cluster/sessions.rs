@@ -93,7 +93,9 @@ impl Cluster {
                 // On a copy: the acquisition's bucket calls must not run
                 // under the fleet's lock, which request paths take.
                 let mut fleet = lock(&c.fleet).clone();
-                claims.acquire(&mut fleet, &sid, c.clock.now()).map(Some)
+                let r = claims.acquire(&mut fleet, &sid, c.clock.now());
+                lock(&c.fleet).merge_unseen(&fleet);
+                r.map(Some)
             })
             .await
             .map_err(|e| bucket_error(id, e))?
@@ -390,7 +392,7 @@ impl Cluster {
 
     /// The bucket has no such session: drop a stale local copy (deleted
     /// by another host).
-    async fn forget_local(&self, app: &Arc<App>, id: &str) {
+    pub(crate) async fn forget_local(&self, app: &Arc<App>, id: &str) {
         let was_synced = lock(&self.local).synced.remove(id).is_some();
         if was_synced && app.catalog.get(id).is_some() {
             close_local(app, id).await;

@@ -226,6 +226,12 @@ pub async fn list(
     Query(q): Query<ListQuery>,
 ) -> ApiResult<Json<Value>> {
     let limit = q.limit.unwrap_or(100).clamp(1, 1000);
+    // With --cluster: the fleet's sessions (read through first), each with
+    // its holder and epoch, and the hosts.
+    let fleet = match &app.cluster {
+        Some(c) => Some((c.fleet_view(&app).await, c.hosts().await)),
+        None => None,
+    };
     let infos: std::collections::HashMap<String, SessionInfo> = app
         .engine
         .list()
@@ -246,7 +252,15 @@ pub async fn list(
         {
             continue;
         }
-        let j = session_json(&app, &rec, infos.get(&rec.id));
+        let mut j = session_json(&app, &rec, infos.get(&rec.id));
+        if let Some((holders, _)) = &fleet {
+            let (h, e) = holders
+                .get(&rec.id)
+                .cloned()
+                .unwrap_or((Value::Null, Value::Null));
+            j["holder"] = h;
+            j["epoch"] = e;
+        }
         if let Some(s) = &q.state
             && j["state"] != s.as_str()
         {
@@ -260,7 +274,11 @@ pub async fn list(
         }
         out.push(j);
     }
-    Ok(Json(json!({ "sessions": out, "next_after": next })))
+    let mut body = json!({ "sessions": out, "next_after": next });
+    if let Some((_, hosts)) = fleet {
+        body["hosts"] = json!(hosts);
+    }
+    Ok(Json(body))
 }
 
 pub async fn show(

@@ -1,0 +1,834 @@
+//! `host run --cluster`: three real hosts on one Ceph RGW bucket (atomic
+//! conditional writes; started by `.ci/rgw`), with lease T = 3 s:
+//!
+//! 1. a session made on A is served through B (REST and the CDP
+//!    websocket forwarded to A, the holder); `GET` shows holder and epoch;
+//! 2. `kill -STOP` A for 3 T: an acquire sent to B waits, B judges A dead
+//!    and takes the session over from its last commit (epoch rises), the
+//!    login A committed is there;
+//! 3. `kill -CONT` A: A finds its claim taken, logs "fenced" and closes its
+//!    Chromium; B's state is intact;
+//! 4. SIGTERM B hands its sessions over: C acquires at once;
+//! 5. `kill -9` C: A takes over after ~1.5 T (the figure is printed);
+//!
+//! and `--cluster` refuses to start on s3s-fs, whose conditional writes
+//! are not atomic, naming the failed check. One test function per server so
+//! RGW starts once (~20 s). Figures:
+//! `cargo test --workspace --locked --test service_cluster -- --nocapture`.
+
+mod common;
+mod service;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use service::{Service, chromium_pids, client, config, request, unsafe_kill, wait_until};
+use sesshost_fixture::Fixture;
+
+const T: u64 = 3;
+
+struct Rgw {
+    script: PathBuf,
+    dir: PathBuf,
+    endpoint: String,
+    port: u16,
+    access_key: String,
+    secret_key: String,
+    bucket: String,
+}
+
+impl Drop for Rgw {
+    fn drop(&mut self) {
+        let _ = Command::new(&self.script)
+            .arg("stop")
+            .arg(&self.dir)
+            .status();
+    }
+}
+
+fn start_rgw() -> Rgw {
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../.ci/rgw");
+    let dir = std::env::temp_dir().join(format!("sesshost-rgw-cluster-{}", std::process::id()));
+    let out = Command::new(&script)
+        .arg("start")
+        .arg(&dir)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success(),
+        "Ceph RGW did not start: run .ci/setup.\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let get = |k: &str| {
+        stdout
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{k}=")))
+            .unwrap_or_else(|| panic!("no {k}= in {stdout}"))
+            .to_string()
+    };
+    let endpoint = get("endpoint");
+    let port = endpoint.rsplit(':').next().unwrap().parse().unwrap();
+    Rgw {
+        script,
+        dir,
+        endpoint,
+        port,
+        access_key: get("access_key"),
+        secret_key: get("secret_key"),
+        bucket: get("bucket"),
+    }
+}
+
+/// `host run --cluster` flags for a bucket at `endpoint` (port `port`).
+fn cluster_args(
+    d: &common::Dir,
+    endpoint: &str,
+    port: u16,
+    ak: &str,
+    sk: &str,
+    bucket: &str,
+    prefix: &str,
+) -> Vec<String> {
+    let secret = d.p("s3-secret");
+    std::fs::write(&secret, sk).unwrap();
+    std::fs::write(d.p("repo-pass"), "correct horse battery staple").unwrap();
+    let cfg = d.p("s3.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "endpoint = \"{endpoint}\"\nbucket = \"{bucket}\"\naccess_key_id = \"{ak}\"\nsecret_access_key = \"file:{}\"\nprefix = \"{prefix}/\"\n",
+            secret.display()
+        ),
+    )
+    .unwrap();
+    vec![
+        "--cluster".into(),
+        "--lease-seconds".into(),
+        T.to_string(),
+        "--plugin".into(),
+        common::wasm("s3").display().to_string(),
+        "--plugin-config-file".into(),
+        cfg.display().to_string(),
+        "--allow-host".into(),
+        format!("127.0.0.1:{port}"),
+        "--passphrase-file".into(),
+        d.p("repo-pass").display().to_string(),
+    ]
+}
+
+fn start(home: &Path, args: &[String], name: &str) -> Service {
+    let mut a: Vec<&str> = args.iter().map(String::as_str).collect();
+    a.extend(["--host-id", name]);
+    Service::start_with(home, &config(""), &a)
+}
+
+fn session(s: &Service, key: &str, id: &str) -> Value {
+    let r = s.req("GET", &format!("/v1/sessions/{id}"), Some(key), None);
+    assert_eq!(r.status, 200, "{}\n{}", r.body, s.log());
+    r.json()
+}
+
+fn holder(v: &Value) -> String {
+    v["holder"]["host_id"].as_str().unwrap_or("").to_string()
+}
+
+fn acquire(s: &Service, key: &str, id: &str, wait: u64) -> Value {
+    let r = s.req(
+        "POST",
+        &format!("/v1/sessions/{id}/acquire"),
+        Some(key),
+        Some(&json!({"wait_seconds": wait})),
+    );
+    assert_eq!(
+        r.status,
+        200,
+        "acquire via {}: {}\n{}",
+        s.addr,
+        r.body,
+        s.log()
+    );
+    r.json()
+}
+
+fn release(s: &Service, key: &str, id: &str, lease: &Value) {
+    let r = s.req(
+        "POST",
+        &format!("/v1/sessions/{id}/release"),
+        Some(key),
+        Some(&json!({"lease_id": lease["lease_id"]})),
+    );
+    assert_eq!(
+        r.status,
+        200,
+        "release via {}: {}\n{}",
+        s.addr,
+        r.body,
+        s.log()
+    );
+}
+
+/// The median of `n` timed GETs of `path` on `addr`, in ms.
+fn median_get(addr: &str, key: &str, path: &str, n: usize) -> f64 {
+    let mut v: Vec<f64> = (0..n)
+        .map(|_| {
+            let t = Instant::now();
+            let r = request(addr, "GET", path, Some(key), None);
+            assert_eq!(r.status, 200, "{}", r.body);
+            t.elapsed().as_secs_f64() * 1000.0
+        })
+        .collect();
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    v[n / 2]
+}
+
+#[test]
+fn three_hosts_share_one_rgw_bucket() {
+    let rgw = start_rgw();
+    let fx = Fixture::start();
+    let d = common::Dir::new("cluster");
+    let args = cluster_args(
+        &d,
+        &rgw.endpoint,
+        rgw.port,
+        &rgw.access_key,
+        &rgw.secret_key,
+        &rgw.bucket,
+        "c1",
+    );
+    let mut a = start(&d.p("homeA"), &args, "a");
+    let key = a.key().to_string();
+    // Tenants and keys live in the bucket: B and C accept A's key.
+    for h in ["homeB", "homeC"] {
+        let to = d.p(h).join("service");
+        std::fs::create_dir_all(&to).unwrap();
+        let st = Command::new("cp")
+            .arg("-a")
+            .arg(d.p("homeA").join("service/tenants"))
+            .arg(d.p("homeA").join("service/keys"))
+            .arg(d.p("homeA").join("service/initialized"))
+            .arg(&to)
+            .status()
+            .unwrap();
+        assert!(st.success());
+    }
+    let mut b = start(&d.p("homeB"), &args, "b");
+    let mut c = start(&d.p("homeC"), &args, "c");
+    for s in [&a, &b, &c] {
+        let r = request(&s.addr, "GET", "/readyz", None, None);
+        assert_eq!(r.status, 200, "{}", r.body);
+        assert_eq!(r.json()["cluster"]["serving"], true, "{}", r.body);
+    }
+    let r = b.req("GET", "/v1/cluster", Some(&key), None);
+    assert_eq!(r.status, 200, "{}", r.body);
+    let hosts = r.json()["hosts"].as_array().cloned().unwrap_or_default();
+    assert_eq!(hosts.len(), 3, "{}", r.body);
+
+    // 1. Made on A; acquired on A; served through B.
+    let r = a.req(
+        "POST",
+        "/v1/sessions",
+        Some(&key),
+        Some(&json!({"name": "shop"})),
+    );
+    assert_eq!(r.status, 201, "{}\n{}", r.body, a.log());
+    let id = r.json()["id"].as_str().unwrap().to_string();
+    let v = session(&c, &key, &id);
+    assert_eq!(v["name"], "shop", "C reads a session made on A: {v}");
+    let lease = acquire(&a, &key, &id, 0);
+    let v = session(&b, &key, &id);
+    assert!(holder(&v).starts_with("a-"), "{v}");
+    // A list on C shows the fleet: the session with its holder and epoch,
+    // and the three hosts.
+    let r = c.req("GET", "/v1/sessions", Some(&key), None);
+    assert_eq!(r.status, 200, "{}", r.body);
+    let l = r.json();
+    let item = l["sessions"]
+        .as_array()
+        .and_then(|v| v.iter().find(|s| s["id"] == id.as_str()).cloned())
+        .unwrap_or_else(|| panic!("C's list lacks {id}: {l}"));
+    assert!(holder(&item).starts_with("a-"), "{item}");
+    assert_eq!(item["epoch"], v["epoch"], "{item}");
+    assert_eq!(l["hosts"].as_array().map(Vec::len), Some(3), "{l}");
+    let epoch1 = v["epoch"].as_u64().unwrap();
+    // The CDP websocket through B reaches A's browser.
+    let cdp_b = lease["cdp_url"].as_str().unwrap().replace(&a.addr, &b.addr);
+    client(
+        "playwright",
+        &cdp_b,
+        "login",
+        &fx.a("/login"),
+        Some("alice"),
+    )
+    .unwrap();
+    let r = b.req(
+        "POST",
+        &format!("/v1/sessions/{id}/heartbeat"),
+        Some(&key),
+        Some(&json!({"lease_id": lease["lease_id"]})),
+    );
+    assert_eq!(r.status, 200, "heartbeat through B: {}", r.body);
+    // Proxy overhead on a GET: through B vs on A itself.
+    let path = format!("/v1/sessions/{id}/context");
+    let direct = median_get(&a.addr, &key, &path, 200);
+    let via = median_get(&b.addr, &key, &path, 200);
+    eprintln!(
+        "figure: GET {path}: direct on the holder {direct:.2} ms, forwarded through another host {via:.2} ms (overhead {:.2} ms, p50 of 200)",
+        via - direct
+    );
+    release(&b, &key, &id, &lease);
+    // A keeps the browser (idle) and the claim.
+    let lease = acquire(&a, &key, &id, 0);
+    release(&a, &key, &id, &lease);
+    assert!(holder(&session(&c, &key, &id)).starts_with("a-"));
+
+    // 2. A freezes; an acquire on B waits, then B takes over.
+    let a_pid = a.child.id() as i32;
+    unsafe_kill(a_pid, libc::SIGSTOP);
+    let t0 = Instant::now();
+    let lease = acquire(&b, &key, &id, 30);
+    let took = t0.elapsed();
+    eprintln!(
+        "figure: takeover of a frozen host's session: {:.1} s after SIGSTOP (T = {T} s; 1.5 T = {:.1} s, plus restore)",
+        took.as_secs_f64(),
+        1.5 * T as f64
+    );
+    // B counts 1.5 T from the last renewal of A's it saw, which A sent up
+    // to T/3 (its renewal period) before it was stopped: the takeover may
+    // come 1.5 T - T/3 after SIGSTOP, never sooner.
+    assert!(
+        took >= Duration::from_secs_f64((1.5 - 1.0 / 3.0) * T as f64 - 0.05),
+        "taken over too early: {took:?}"
+    );
+    let v = session(&c, &key, &id);
+    assert!(holder(&v).starts_with("b-"), "{v}");
+    let epoch2 = v["epoch"].as_u64().unwrap();
+    assert!(epoch2 > epoch1, "the epoch rose: {epoch1} -> {epoch2}");
+    let page = client(
+        "playwright",
+        lease["cdp_url"].as_str().unwrap(),
+        "app",
+        &fx.a("/app"),
+        None,
+    )
+    .unwrap();
+    assert_eq!(page["status"], "logged in as alice", "{page}\n{}", b.log());
+    let r = b.req(
+        "PUT",
+        &format!("/v1/sessions/{id}/context"),
+        Some(&key),
+        Some(&json!({"by": "b"})),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    release(&b, &key, &id, &lease);
+
+    // 3. A wakes up: fenced, its Chromium for the session closed.
+    std::thread::sleep(Duration::from_secs(T)); // A stays frozen 3 T in all
+    unsafe_kill(a_pid, libc::SIGCONT);
+    wait_until(
+        "A logs that it was fenced",
+        Duration::from_secs(4 * T),
+        || a.log().contains("fenced"),
+    );
+    wait_until("A closes its Chromium", Duration::from_secs(4 * T), || {
+        chromium_pids(&d.p("homeA")).is_empty()
+    });
+    let r = c.req(
+        "GET",
+        &format!("/v1/sessions/{id}/context"),
+        Some(&key),
+        None,
+    );
+    assert_eq!(r.json()["by"], "b", "B's state is intact: {}", r.body);
+
+    // 4. SIGTERM B: it commits and releases; C acquires at once.
+    assert_eq!(
+        b.terminate(Duration::from_secs(40)).code(),
+        Some(0),
+        "{}",
+        b.log()
+    );
+    let t0 = Instant::now();
+    let lease = acquire(&c, &key, &id, 0);
+    eprintln!(
+        "figure: acquire on C right after SIGTERM of the holder: {:.0} ms (no lease wait)",
+        t0.elapsed().as_secs_f64() * 1000.0
+    );
+    let v = session(&c, &key, &id);
+    assert!(holder(&v).starts_with("c-"), "{v}");
+    assert!(v["epoch"].as_u64().unwrap() > epoch2, "{v}");
+    let page = client(
+        "playwright",
+        lease["cdp_url"].as_str().unwrap(),
+        "app",
+        &fx.a("/app"),
+        None,
+    )
+    .unwrap();
+    assert_eq!(page["status"], "logged in as alice", "{page}");
+
+    // 5. kill -9 C while it holds the session: A takes over after ~1.5 T.
+    c.kill9();
+    let t0 = Instant::now();
+    let lease = acquire(&a, &key, &id, 30);
+    let took = t0.elapsed();
+    eprintln!(
+        "figure: takeover after kill -9 of the holder: {:.1} s (target <= 1.5 T + restore = {:.1} s + restore)",
+        took.as_secs_f64(),
+        1.5 * T as f64
+    );
+    let v = session(&a, &key, &id);
+    assert!(holder(&v).starts_with("a-"), "{v}");
+    let r = a.req(
+        "GET",
+        &format!("/v1/sessions/{id}/context"),
+        Some(&key),
+        None,
+    );
+    assert_eq!(r.json()["by"], "b", "{}", r.body);
+    release(&a, &key, &id, &lease);
+    let m = request(&a.addr, "GET", "/metrics", None, None).body;
+    assert!(m.contains("sesshost_cluster_takeovers_total 1"), "{m}");
+    assert_eq!(
+        a.terminate(Duration::from_secs(40)).code(),
+        Some(0),
+        "{}",
+        a.log()
+    );
+    drop(rgw);
+}
+
+#[test]
+fn cluster_refuses_a_bucket_without_atomic_conditional_writes() {
+    let Some(bin) = which("s3s-fs") else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "s3s-fs not installed: run .ci/setup"
+        );
+        eprintln!("NOTE: s3s-fs not installed; skipped");
+        return;
+    };
+    let d = common::Dir::new("cluster-s3s");
+    std::fs::create_dir_all(d.p("data/sessions")).unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let (ak, sk) = ("AKIAS3SFSTEST", "s3s-fs-test-secret");
+    let mut srv = Command::new(bin)
+        .args([
+            "--host",
+            "127.0.0.1",
+            "--port",
+            &port.to_string(),
+            "--access-key",
+            ak,
+            "--secret-key",
+            sk,
+        ])
+        .arg(d.p("data"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_until("s3s-fs listens", Duration::from_secs(20), || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+    });
+    let args = cluster_args(
+        &d,
+        &format!("http://127.0.0.1:{port}"),
+        port,
+        ak,
+        sk,
+        "sessions",
+        "p",
+    );
+    let o = service::host()
+        .args(["run", "--listen", "127.0.0.1:0"])
+        .args(&args)
+        .env("SESSHOST_HOME", d.p("home"))
+        .output()
+        .unwrap();
+    let _ = srv.kill();
+    let _ = srv.wait();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains("atomic conditional writes"), "{err}");
+    assert!(err.contains("race"), "the failed check is named: {err}");
+}
+
+fn which(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    let home_bin = std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo/bin"));
+    std::env::split_paths(&path)
+        .chain(home_bin)
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
+}
+
+/// A small deterministic generator (xorshift64*), seeded and printed so a
+/// failing run can be replayed with `SESSHOST_CHAOS_SEED`.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+}
+
+fn env_num(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+#[derive(Clone, Copy, PartialEq, Debug)]
+enum HostState {
+    Running,
+    Stopped,
+}
+
+/// What one worker saw: per acknowledged release, the counter it wrote
+/// and the epoch its holder had.
+#[derive(Default, Debug)]
+struct Ledger {
+    acked: Vec<(u64, u64)>,
+    attempts: u64,
+    failures: u64,
+    last_tried: u64,
+}
+
+/// Chaos: three hosts on one RGW bucket, random `kill -STOP` / `kill -CONT`
+/// / `kill -9` (then restart) events while one worker per session writes a
+/// counter through leases (acquire on a random host, `PUT context`,
+/// release; a 2xx release is an acknowledged commit). At the end every
+/// session's counter is at least the last acknowledged one (no
+/// acknowledged commit lost), the epochs the workers saw at their
+/// acknowledgements never decrease, and after SIGTERM no Chromium is left.
+///
+/// Opt-in: `SESSHOST_CHAOS_EVENTS` (default 10) within
+/// `SESSHOST_CHAOS_SECONDS` (default 60); the issue's run is
+/// `SESSHOST_CHAOS_EVENTS=50 SESSHOST_CHAOS_SECONDS=300 cargo test -p
+/// sesshost-cli --test service_cluster chaos -- --ignored --nocapture`.
+/// CI runs the scripted 3-host scenario above instead.
+#[test]
+#[ignore = "opt-in (minutes, heavy): cargo test -p sesshost-cli --test service_cluster chaos -- --ignored --nocapture"]
+fn chaos_loses_no_acknowledged_commit() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{Arc, Mutex};
+
+    let events = env_num("SESSHOST_CHAOS_EVENTS", 10);
+    let seconds = env_num("SESSHOST_CHAOS_SECONDS", 60);
+    let seed = env_num(
+        "SESSHOST_CHAOS_SEED",
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos() as u64
+            | 1,
+    );
+    eprintln!("chaos: {events} events in {seconds} s, seed {seed}");
+    let mut rng = Rng(seed);
+
+    let rgw = start_rgw();
+    let d = common::Dir::new("cluster-chaos");
+    let args = cluster_args(
+        &d,
+        &rgw.endpoint,
+        rgw.port,
+        &rgw.access_key,
+        &rgw.secret_key,
+        &rgw.bucket,
+        "chaos",
+    );
+    let names = ["a", "b", "c"];
+    let homes: Vec<PathBuf> = names.iter().map(|n| d.p(&format!("home-{n}"))).collect();
+    let first = start(&homes[0], &args, names[0]);
+    let key = first.key().to_string();
+    share_registry(&homes[0], &homes[1..]);
+    let mut hosts: Vec<Service> = vec![first];
+    for i in 1..3 {
+        hosts.push(start(&homes[i], &args, names[i]));
+    }
+    // Which hosts the workers may call (a stopped host would hold a call
+    // for as long as it is stopped).
+    let table: Arc<Mutex<Vec<(String, HostState)>>> = Arc::new(Mutex::new(
+        hosts
+            .iter()
+            .map(|h| (h.addr.clone(), HostState::Running))
+            .collect(),
+    ));
+
+    let sessions: Vec<String> = (0..3)
+        .map(|i| {
+            let r = hosts[i].req(
+                "POST",
+                "/v1/sessions",
+                Some(&key),
+                Some(&json!({"name": format!("counter-{i}")})),
+            );
+            assert_eq!(r.status, 201, "{}", r.body);
+            r.json()["id"].as_str().unwrap().to_string()
+        })
+        .collect();
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut workers = Vec::new();
+    for (w, id) in sessions.iter().cloned().enumerate() {
+        let (table, stop, key) = (table.clone(), stop.clone(), key.clone());
+        let mut wrng = Rng(seed ^ (0x9E37_79B9_7F4A_7C15u64.wrapping_mul(w as u64 + 1)));
+        workers.push(std::thread::spawn(move || {
+            let mut l = Ledger::default();
+            let mut n = 0u64;
+            while !stop.load(Ordering::SeqCst) {
+                let addr = {
+                    let t = table.lock().unwrap();
+                    let up: Vec<&String> = t
+                        .iter()
+                        .filter(|(_, s)| *s == HostState::Running)
+                        .map(|(a, _)| a)
+                        .collect();
+                    if up.is_empty() {
+                        None
+                    } else {
+                        Some(up[wrng.below(up.len())].clone())
+                    }
+                };
+                let Some(addr) = addr else {
+                    std::thread::sleep(Duration::from_millis(200));
+                    continue;
+                };
+                n += 1;
+                l.attempts += 1;
+                l.last_tried = n;
+                let ok = (|| {
+                    let r = request(
+                        &addr,
+                        "POST",
+                        &format!("/v1/sessions/{id}/acquire"),
+                        Some(&key),
+                        Some(r#"{"wait_seconds": 10}"#),
+                    );
+                    if r.status != 200 {
+                        return None;
+                    }
+                    let lease = r.json();
+                    let r = request(
+                        &addr,
+                        "PUT",
+                        &format!("/v1/sessions/{id}/context"),
+                        Some(&key),
+                        Some(&json!({"n": n}).to_string()),
+                    );
+                    if r.status != 200 {
+                        return None;
+                    }
+                    let v = request(
+                        &addr,
+                        "GET",
+                        &format!("/v1/sessions/{id}"),
+                        Some(&key),
+                        None,
+                    );
+                    let epoch = v.json()["epoch"].as_u64();
+                    let r = request(
+                        &addr,
+                        "POST",
+                        &format!("/v1/sessions/{id}/release"),
+                        Some(&key),
+                        Some(&json!({"lease_id": lease["lease_id"]}).to_string()),
+                    );
+                    (r.status == 200).then_some(epoch.unwrap_or(0))
+                })();
+                match ok {
+                    Some(epoch) => l.acked.push((n, epoch)),
+                    None => {
+                        l.failures += 1;
+                        std::thread::sleep(Duration::from_millis(300));
+                    }
+                }
+            }
+            l
+        }));
+    }
+
+    // The events, evenly spaced; at most one host stopped at a time (so
+    // that two of three can always take over), a stopped host woken by the
+    // next event, a killed host restarted on its own home at once.
+    let gap = Duration::from_secs(seconds) / events.max(1) as u32;
+    let mut state = [HostState::Running; 3];
+    let (mut stops, mut conts, mut kills) = (0, 0, 0);
+    for _ in 0..events {
+        std::thread::sleep(gap);
+        if let Some(i) = state.iter().position(|s| *s == HostState::Stopped) {
+            if rng.below(2) == 0 {
+                unsafe_kill(hosts[i].child.id() as i32, libc::SIGCONT);
+                conts += 1;
+            } else {
+                hosts[i].kill9();
+                hosts[i] = start(&homes[i], &args, names[i]);
+                kills += 1;
+            }
+            state[i] = HostState::Running;
+            table.lock().unwrap()[i] = (hosts[i].addr.clone(), HostState::Running);
+            continue;
+        }
+        let i = rng.below(3);
+        if rng.below(3) < 2 {
+            table.lock().unwrap()[i].1 = HostState::Stopped;
+            unsafe_kill(hosts[i].child.id() as i32, libc::SIGSTOP);
+            state[i] = HostState::Stopped;
+            stops += 1;
+        } else {
+            table.lock().unwrap()[i].1 = HostState::Stopped;
+            hosts[i].kill9();
+            hosts[i] = start(&homes[i], &args, names[i]);
+            table.lock().unwrap()[i] = (hosts[i].addr.clone(), HostState::Running);
+            kills += 1;
+        }
+    }
+    for (i, s) in state.iter().enumerate() {
+        if *s == HostState::Stopped {
+            unsafe_kill(hosts[i].child.id() as i32, libc::SIGCONT);
+            table.lock().unwrap()[i].1 = HostState::Running;
+            conts += 1;
+        }
+    }
+    stop.store(true, Ordering::SeqCst);
+    let ledgers: Vec<Ledger> = workers.into_iter().map(|w| w.join().unwrap()).collect();
+
+    // Every acknowledged counter is on its session's chain: the state a
+    // fresh acquire restores holds it (or the one write after it that was
+    // tried and not acknowledged).
+    let mut lost = 0;
+    for (id, l) in sessions.iter().zip(&ledgers) {
+        let r = hosts[0].req(
+            "POST",
+            &format!("/v1/sessions/{id}/acquire"),
+            Some(&key),
+            Some(&json!({"wait_seconds": 30})),
+        );
+        if r.status != 200 {
+            dump_stacks(&hosts);
+        }
+        assert_eq!(
+            r.status,
+            200,
+            "final acquire of {id}: {}\n{}",
+            r.body,
+            hosts
+                .iter()
+                .map(|h| format!("--- {}\n{}", h.addr, h.log()))
+                .collect::<String>()
+        );
+        let lease = r.json();
+        let r = hosts[0].req(
+            "GET",
+            &format!("/v1/sessions/{id}/context"),
+            Some(&key),
+            None,
+        );
+        assert_eq!(r.status, 200, "{}", r.body);
+        let got = r.json()["n"].as_u64().unwrap_or(0);
+        let want = l.acked.last().map_or(0, |a| a.0);
+        if got < want || got > l.last_tried {
+            lost += 1;
+            eprintln!(
+                "session {id}: counter {got}, last acknowledged {want}, last tried {}",
+                l.last_tried
+            );
+        }
+        for w in l.acked.windows(2) {
+            assert!(
+                w[1].1 >= w[0].1,
+                "session {id}: epoch fell from {} to {} between acknowledged commits {} and {}",
+                w[0].1,
+                w[1].1,
+                w[0].0,
+                w[1].0
+            );
+        }
+        release(&hosts[0], &key, id, &lease);
+    }
+    let acked: usize = ledgers.iter().map(|l| l.acked.len()).sum();
+    let failed: u64 = ledgers.iter().map(|l| l.failures).sum();
+    let max_epoch = ledgers
+        .iter()
+        .filter_map(|l| l.acked.last().map(|a| a.1))
+        .max()
+        .unwrap_or(0);
+    let fenced: usize = hosts
+        .iter()
+        .map(|h| h.log().matches("commit fenced").count())
+        .sum();
+    eprintln!(
+        "figure: chaos: {events} events in {seconds} s ({stops} STOP, {conts} CONT, {kills} kill -9 + restart): {acked} acknowledged commits, {failed} refused or failed writes, {fenced} fenced commits logged by the live hosts, highest epoch {max_epoch}, acknowledged commits lost: {lost}"
+    );
+    assert_eq!(lost, 0, "acknowledged commits were lost");
+    assert!(acked >= 3, "the workers made no progress: {ledgers:?}");
+
+    for h in hosts.iter_mut() {
+        assert_eq!(
+            h.terminate(Duration::from_secs(60)).code(),
+            Some(0),
+            "{}",
+            h.log()
+        );
+    }
+    for home in &homes {
+        wait_until("every Chromium gone", Duration::from_secs(15), || {
+            chromium_pids(home).is_empty()
+        });
+    }
+    drop(rgw);
+}
+
+/// Until tenants and keys live in the bucket: give the other homes the
+/// first one's registry (tenants, key hashes), so every host takes its key.
+fn share_registry(from: &Path, to: &[PathBuf]) {
+    for h in to {
+        let dst = h.join("service");
+        std::fs::create_dir_all(&dst).unwrap();
+        let st = Command::new("cp")
+            .arg("-a")
+            .arg(from.join("service/tenants"))
+            .arg(from.join("service/keys"))
+            .arg(from.join("service/initialized"))
+            .arg(&dst)
+            .status()
+            .unwrap();
+        assert!(st.success());
+    }
+}
+
+/// On a failure: every host's threads' stacks (gdb, if installed) into
+/// `$TMPDIR/sesshost-chaos-stacks-PID.txt`, for a hang.
+fn dump_stacks(hosts: &[Service]) {
+    for h in hosts {
+        let pid = h.child.id();
+        let out = Command::new("gdb")
+            .args([
+                "-p",
+                &pid.to_string(),
+                "-batch",
+                "-ex",
+                "thread apply all bt",
+            ])
+            .output();
+        if let Ok(o) = out {
+            let f = std::env::temp_dir().join(format!("sesshost-chaos-stacks-{pid}.txt"));
+            let _ = std::fs::write(&f, &o.stdout);
+            eprintln!("stacks of {} (pid {pid}): {}", h.addr, f.display());
+        }
+    }
+}
