@@ -676,7 +676,7 @@ mod tests {
                 samples.push((name, labels, value));
             }
         }
-        assert_eq!(types.len(), 18);
+        assert_eq!(types.len(), 21); // 18 + the three cluster families
         let get = |n: &str, l: &[(&str, &str)]| {
             samples
                 .iter()
