@@ -617,12 +617,21 @@ fn chaos_loses_no_acknowledged_commit() {
                         "POST",
                         &format!("/v1/sessions/{id}/acquire"),
                         Some(&key),
-                        Some(r#"{"wait_seconds": 10}"#),
+                        Some(r#"{"wait_seconds": 10, "lease_seconds": 20}"#),
                     );
                     if r.status != 200 {
                         return None;
                     }
                     let lease = r.json();
+                    let release = || {
+                        request(
+                            &addr,
+                            "POST",
+                            &format!("/v1/sessions/{id}/release"),
+                            Some(&key),
+                            Some(&json!({"lease_id": lease["lease_id"]}).to_string()),
+                        )
+                    };
                     let r = request(
                         &addr,
                         "PUT",
@@ -631,6 +640,8 @@ fn chaos_loses_no_acknowledged_commit() {
                         Some(&json!({"n": n}).to_string()),
                     );
                     if r.status != 200 {
+                        // Hand the lease back (not acknowledged either way).
+                        release();
                         return None;
                     }
                     let v = request(
@@ -641,14 +652,7 @@ fn chaos_loses_no_acknowledged_commit() {
                         None,
                     );
                     let epoch = v.json()["epoch"].as_u64();
-                    let r = request(
-                        &addr,
-                        "POST",
-                        &format!("/v1/sessions/{id}/release"),
-                        Some(&key),
-                        Some(&json!({"lease_id": lease["lease_id"]}).to_string()),
-                    );
-                    (r.status == 200).then_some(epoch.unwrap_or(0))
+                    (release().status == 200).then_some(epoch.unwrap_or(0))
                 })();
                 match ok {
                     Some(epoch) => l.acked.push((n, epoch)),

@@ -285,7 +285,10 @@ async fn forward_or_take(
     } else {
         Duration::ZERO
     };
-    let deadline = Instant::now() + wait.max(c.ttl * 2);
+    // The holder itself answers an acquire within `wait`: give it that
+    // and 2 T more before calling it unresponsive (a holder judged dead
+    // ends the wait sooner).
+    let deadline = Instant::now() + wait + c.ttl * 2;
     let needs_claim = claims(&parts.method, parts.uri.path());
     let (mut host, mut addr) = (host.to_string(), addr.to_string());
     loop {
