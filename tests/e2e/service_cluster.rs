@@ -200,20 +200,7 @@ fn three_hosts_share_one_rgw_bucket() {
     );
     let mut a = start(&d.p("homeA"), &args, "a");
     let key = a.key().to_string();
-    // Tenants and keys live in the bucket: B and C accept A's key.
-    for h in ["homeB", "homeC"] {
-        let to = d.p(h).join("service");
-        std::fs::create_dir_all(&to).unwrap();
-        let st = Command::new("cp")
-            .arg("-a")
-            .arg(d.p("homeA").join("service/tenants"))
-            .arg(d.p("homeA").join("service/keys"))
-            .arg(d.p("homeA").join("service/initialized"))
-            .arg(&to)
-            .status()
-            .unwrap();
-        assert!(st.success());
-    }
+    share_registry(&d.p("homeA"), &[d.p("homeB"), d.p("homeC")]);
     let mut b = start(&d.p("homeB"), &args, "b");
     let mut c = start(&d.p("homeC"), &args, "c");
     for s in [&a, &b, &c] {

@@ -145,19 +145,25 @@ impl Cluster {
         self.refresh_locked(app, id).await
     }
 
+    /// The session's head in the bucket (`None`: no such session).
+    async fn read_head(
+        self: &Arc<Self>,
+        id: &str,
+    ) -> Result<Option<sesshost_cluster::records::HeadRecord>, ApiError> {
+        let (c, sid) = (self.clone(), id.to_string());
+        self.tier
+            .with_backend(move |b| Claims::new(b, &c.id, &c.addr).head(&sid))
+            .await
+            .map_err(|e| bucket_error(id, e))?
+            .map_err(|e| claim_error(id, e))
+    }
+
     /// `Ok(false)`: the bucket has no head for `id`.
     async fn refresh_locked(self: &Arc<Self>, app: &Arc<App>, id: &str) -> Result<bool, ApiError> {
         if app.slots.get(id).is_some_and(|s| s.is_live()) && self.holds(id) {
             return Ok(true); // our live browser is newer than any commit
         }
-        let (c, sid) = (self.clone(), id.to_string());
-        let head = self
-            .tier
-            .with_backend(move |b| Claims::new(b, &c.id, &c.addr).head(&sid))
-            .await
-            .map_err(|e| bucket_error(id, e))?
-            .map_err(|e| claim_error(id, e))?;
-        let Some(head) = head else {
+        let Some(head) = self.read_head(id).await? else {
             return Ok(false);
         };
         let Some(seq) = head.snapshot.as_deref().and_then(|s| s.parse::<u64>().ok()) else {
@@ -219,14 +225,7 @@ impl Cluster {
         })?;
         let t0 = std::time::Instant::now();
         for _ in 0..8 {
-            let (c, sid) = (self.clone(), id.to_string());
-            let head = self
-                .tier
-                .with_backend(move |b| Claims::new(b, &c.id, &c.addr).head(&sid))
-                .await
-                .map_err(|e| bucket_error(id, e))?
-                .map_err(|e| claim_error(id, e))?;
-            let Some(head) = head else {
+            let Some(head) = self.read_head(id).await? else {
                 return Err(self.fenced(app, id, epoch, 0, "its head is gone (deleted elsewhere)"));
             };
             if head.epoch > epoch {
