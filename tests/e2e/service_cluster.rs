@@ -638,7 +638,9 @@ fn chaos_loses_no_acknowledged_commit() {
                         Some(&key),
                         None,
                     );
-                    let epoch = v.json()["epoch"].as_u64();
+                    let epoch = (v.status == 200)
+                        .then(|| v.json()["epoch"].as_u64())
+                        .flatten();
                     (release().status == 200).then_some(epoch.unwrap_or(0))
                 })();
                 match ok {

@@ -173,7 +173,8 @@ impl Resp {
     }
 }
 
-/// One HTTP/1.1 request with `Connection: close`.
+/// One HTTP/1.1 request with `Connection: close`. A host that cannot be
+/// reached (refused, reset) gives status 0, as one that does not answer.
 pub fn request(
     addr: &str,
     method: &str,
@@ -181,7 +182,9 @@ pub fn request(
     key: Option<&str>,
     body: Option<&str>,
 ) -> Resp {
-    let mut s = TcpStream::connect(addr).unwrap();
+    let Ok(mut s) = TcpStream::connect(addr) else {
+        return parse_response(&[]);
+    };
     s.set_read_timeout(Some(Duration::from_secs(120))).unwrap();
     let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
     if let Some(k) = key {
@@ -195,8 +198,9 @@ pub fn request(
         ));
     }
     head.push_str("\r\n");
-    s.write_all(head.as_bytes()).unwrap();
-    s.write_all(body.as_bytes()).unwrap();
+    if s.write_all(head.as_bytes()).is_err() || s.write_all(body.as_bytes()).is_err() {
+        return parse_response(&[]);
+    }
     let mut raw = Vec::new();
     let _ = s.read_to_end(&mut raw);
     parse_response(&raw)
