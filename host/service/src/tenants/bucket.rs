@@ -34,7 +34,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use sesshost_store::{Backend, BackendError, BackendErrorKind, Capability, Etag, Precondition};
 
-use super::keys::{KeyRecord, nonce, now_rfc3339, validate_tenant_name};
+use super::keys::{KeyRecord, nonce, now_rfc3339, valid_key_id, validate_tenant_name};
 use super::ttl_cache::{Budget, TtlMap};
 use super::{MAX_CACHED, MAX_RECORD_BYTES, Records, Tenant, Version};
 use crate::error::{Result, ServiceError};
@@ -450,7 +450,8 @@ impl Records for BucketRecords {
 
     fn keys(&self) -> Result<Vec<KeyRecord>> {
         let mut out = Vec::new();
-        for id in self.names(KEYS)? {
+        // Names that are not key ids are not ours (no key could have one).
+        for id in self.names(KEYS)?.into_iter().filter(|n| valid_key_id(n)) {
             if let Some((r, _)) = self.read_key(&id)? {
                 out.push(r);
             }

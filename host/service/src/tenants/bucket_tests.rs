@@ -142,6 +142,9 @@ fn two_registries_see_each_others_tenants_and_keys_at_once() {
         r1.create_key("nobody"),
         Err(ServiceError::NoSuchTenant(_))
     ));
+    // An object that is not a key id's is not a key (and breaks no list).
+    b.inner.put("cluster/keys/stray.txt", b"x").unwrap();
+    assert_eq!(r1.list_keys().unwrap(), vec![info.clone()]);
 }
 
 #[test]
