@@ -146,3 +146,81 @@ fn keys_create_list_revoke() {
     assert!(o.stdout.is_empty());
     assert!(contains(&o.stderr, "host tenant add"));
 }
+
+/// `--cluster`: the same commands on the bucket's registry, here a
+/// directory through fs.wasm (atomic create-only and compare-and-swap),
+/// given with `host run`'s storage flags; nothing lands in the home.
+#[test]
+fn cluster_tenants_and_keys_live_in_the_bucket() {
+    let d = Dir::new("svc-cluster");
+    let home = d.p("home");
+    let bucket = d.p("bucket");
+    std::fs::create_dir_all(&bucket).unwrap();
+    let fs = common::wasm("fs").display().to_string();
+    let b = bucket.display().to_string();
+    let at = |cmd: &[&str]| -> Vec<String> {
+        let mut v: Vec<String> = cmd.iter().map(|s| s.to_string()).collect();
+        v.extend(["--cluster", "--plugin", &fs, "--allow-dir", &b].map(String::from));
+        v
+    };
+    let run = |cmd: &[&str]| {
+        let a = at(cmd);
+        host(&home, &a.iter().map(String::as_str).collect::<Vec<_>>())
+    };
+    let ok_at = |cmd: &[&str]| {
+        let o = run(cmd);
+        assert!(
+            o.status.success(),
+            "host {cmd:?} --cluster: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        String::from_utf8(o.stdout).unwrap()
+    };
+    assert!(ok_at(&["tenant", "list"]).contains("no tenants"));
+    assert!(ok_at(&["tenant", "add", "acme"]).contains("in the cluster's bucket"));
+    let o = run(&["tenant", "add", "acme"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(contains(&o.stderr, "already exists"));
+    let out = ok_at(&["key", "create", "--tenant", "acme"]);
+    let key = out.trim();
+    assert!(key.starts_with("shk_") && out.lines().count() == 1, "{out}");
+    let id = &key[4..16];
+    assert!(bucket.join("cluster/tenants/acme").is_file());
+    assert!(bucket.join(format!("cluster/keys/{id}")).is_file());
+    // The home has none of it; without --cluster the home's registry is
+    // untouched (empty).
+    assert!(!home.join("service/tenants/acme.json").exists());
+    assert!(ok(&home, &["tenant", "list"]).contains("no tenants"));
+    // The key is in no file, only its hash.
+    let mut files = Vec::new();
+    files_under(&bucket, &mut files);
+    files_under(&home, &mut files);
+    assert!(files.iter().all(|f| !contains(f, key)));
+    let list: serde_json::Value = serde_json::from_str(&ok_at(&["key", "list", "--json"])).unwrap();
+    assert_eq!(list[0]["id"], id);
+    assert!(ok_at(&["key", "revoke", id]).contains("revoked"));
+    let o = run(&["key", "revoke", id]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(contains(&o.stderr, "already revoked"));
+    ok_at(&["tenant", "remove", "acme"]);
+    assert!(!bucket.join("cluster/tenants/acme").exists());
+
+    // Usage errors name the flag (exit 2).
+    for (args, flag) in [
+        (vec!["tenant", "list", "--cluster"], "--plugin"),
+        (vec!["key", "list", "--plugin", &fs], "--cluster"),
+        (
+            vec!["key", "list", "--config", "sesshost.toml"],
+            "--cluster",
+        ),
+        (vec!["key", "list", "--allow-dir", &b], "--plugin"),
+    ] {
+        let o = host(&home, &args);
+        assert_eq!(o.status.code(), Some(2), "{args:?}");
+        assert!(
+            contains(&o.stderr, flag),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
+}

@@ -1,6 +1,12 @@
 //! `host run --cluster`: three real hosts on one Ceph RGW bucket (atomic
 //! conditional writes; started by `.ci/rgw`), with lease T = 3 s:
 //!
+//! 0. tenants and API keys live in the bucket: only A (the first start)
+//!    prints a default key, and B and C accept it with nothing copied
+//!    between the homes; `host key create --cluster …` run as a CLI while
+//!    the hosts serve prints a key another host accepts at once, and
+//!    `host key revoke --cluster …` makes every host refuse it within the
+//!    documented cache TTL (the figure is printed);
 //! 1. a session made on A is served through B (REST and the CDP
 //!    websocket forwarded to A, the holder); `GET` shows holder and epoch;
 //! 2. `kill -STOP` A for 3 T: an acquire sent to B waits, B judges A dead
@@ -82,8 +88,31 @@ fn start_rgw() -> Rgw {
     }
 }
 
-/// `host run --cluster` flags for a bucket at `endpoint` (port `port`).
+/// `host run --cluster` flags for a bucket at `endpoint` (port `port`):
+/// `--cluster`, the lease, [`bucket_args`] and the repository key.
 fn cluster_args(
+    d: &common::Dir,
+    endpoint: &str,
+    port: u16,
+    ak: &str,
+    sk: &str,
+    bucket: &str,
+    prefix: &str,
+) -> Vec<String> {
+    std::fs::write(d.p("repo-pass"), "correct horse battery staple").unwrap();
+    let mut v: Vec<String> = vec!["--cluster".into(), "--lease-seconds".into(), T.to_string()];
+    v.extend(bucket_args(d, endpoint, port, ak, sk, bucket, prefix));
+    v.extend([
+        "--passphrase-file".into(),
+        d.p("repo-pass").display().to_string(),
+    ]);
+    v
+}
+
+/// The storage flags of the bucket (plugin, its config file, the host it
+/// may reach): what `host run --cluster` and `host tenant|key --cluster`
+/// both take.
+fn bucket_args(
     d: &common::Dir,
     endpoint: &str,
     port: u16,
@@ -94,7 +123,6 @@ fn cluster_args(
 ) -> Vec<String> {
     let secret = d.p("s3-secret");
     std::fs::write(&secret, sk).unwrap();
-    std::fs::write(d.p("repo-pass"), "correct horse battery staple").unwrap();
     let cfg = d.p("s3.toml");
     std::fs::write(
         &cfg,
@@ -105,18 +133,31 @@ fn cluster_args(
     )
     .unwrap();
     vec![
-        "--cluster".into(),
-        "--lease-seconds".into(),
-        T.to_string(),
         "--plugin".into(),
         common::wasm("s3").display().to_string(),
         "--plugin-config-file".into(),
         cfg.display().to_string(),
         "--allow-host".into(),
         format!("127.0.0.1:{port}"),
-        "--passphrase-file".into(),
-        d.p("repo-pass").display().to_string(),
     ]
+}
+
+/// `host ARGS… --cluster BUCKET_ARGS…` as a separate CLI process on its
+/// own home (no host's): its stdout, after checking it exited 0.
+fn cluster_cli(d: &common::Dir, args: &[&str], bucket: &[String]) -> String {
+    let o = service::host()
+        .args(args)
+        .arg("--cluster")
+        .args(bucket)
+        .env("SESSHOST_HOME", d.p("home-cli"))
+        .output()
+        .unwrap();
+    let (out, err) = (
+        String::from_utf8_lossy(&o.stdout).to_string(),
+        String::from_utf8_lossy(&o.stderr).to_string(),
+    );
+    assert!(o.status.success(), "host {args:?} --cluster: {err}\n{out}");
+    out
 }
 
 fn start(home: &Path, args: &[String], name: &str) -> Service {
@@ -200,18 +241,78 @@ fn three_hosts_share_one_rgw_bucket() {
     );
     let mut a = start(&d.p("homeA"), &args, "a");
     let key = a.key().to_string();
-    share_registry(&d.p("homeA"), &[d.p("homeB"), d.p("homeC")]);
+    // 0. Tenants and keys live in the bucket: B and C make no default key
+    // of their own and accept A's, with nothing copied between homes.
     let mut b = start(&d.p("homeB"), &args, "b");
     let mut c = start(&d.p("homeC"), &args, "c");
+    assert!(
+        b.key.is_none() && c.key.is_none(),
+        "only the first start prints a key"
+    );
     for s in [&a, &b, &c] {
         let r = request(&s.addr, "GET", "/readyz", None, None);
         assert_eq!(r.status, 200, "{}", r.body);
         assert_eq!(r.json()["cluster"]["serving"], true, "{}", r.body);
+        assert!(
+            !s.home.join("service/keys").exists(),
+            "no key registry in a --cluster home"
+        );
     }
     let r = b.req("GET", "/v1/cluster", Some(&key), None);
     assert_eq!(r.status, 200, "{}", r.body);
     let hosts = r.json()["hosts"].as_array().cloned().unwrap_or_default();
     assert_eq!(hosts.len(), 3, "{}", r.body);
+    assert_eq!(c.req("GET", "/v1/sessions", Some(&key), None).status, 200);
+    // A key made by the CLI while the hosts run (the same storage flags,
+    // plus a --plugin-config and host run's --config) works on every host
+    // at once; revoked, every host refuses it within the cache TTL.
+    let mut bucket = bucket_args(
+        &d,
+        &rgw.endpoint,
+        rgw.port,
+        &rgw.access_key,
+        &rgw.secret_key,
+        &rgw.bucket,
+        "c1",
+    );
+    bucket.extend([
+        "--plugin-config".into(),
+        "prefix=c1/".into(),
+        "--config".into(),
+        d.p("homeA").with_extension("toml").display().to_string(),
+    ]);
+    let out = cluster_cli(&d, &["key", "create", "--tenant", "default"], &bucket);
+    let k2 = out.trim().to_string();
+    assert!(k2.starts_with("shk_") && out.lines().count() == 1, "{out}");
+    let k2_id = k2[4..16].to_string();
+    for s in [&b, &c, &a] {
+        let r = s.req("GET", "/v1/sessions", Some(&k2), None);
+        assert_eq!(r.status, 200, "a new key via {}: {}", s.addr, r.body);
+    }
+    let list = cluster_cli(&d, &["key", "list", "--json"], &bucket);
+    let list: Value = serde_json::from_str(&list).unwrap();
+    assert_eq!(list.as_array().map(Vec::len), Some(2), "{list}");
+    assert!(!list.to_string().contains(&k2[17..]), "no secret listed");
+    let tenants = cluster_cli(&d, &["tenant", "list"], &bucket);
+    assert!(tenants.contains("default"), "{tenants}");
+    cluster_cli(&d, &["key", "revoke", &k2_id], &bucket);
+    let t0 = Instant::now();
+    let ttl = Duration::from_secs(5); // tenants::BUCKET_CACHE_TTL
+    wait_until(
+        "every host refuses the revoked key",
+        ttl + Duration::from_secs(3),
+        || {
+            [&a, &b, &c]
+                .iter()
+                .all(|s| s.req("GET", "/v1/sessions", Some(&k2), None).status == 401)
+        },
+    );
+    eprintln!(
+        "figure: a key revoked by the CLI is refused by every host {:.1} s later (cache TTL {} s)",
+        t0.elapsed().as_secs_f64(),
+        ttl.as_secs()
+    );
+    assert_eq!(a.req("GET", "/v1/sessions", Some(&key), None).status, 200);
 
     // 1. Made on A; acquired on A; served through B.
     let r = a.req(
@@ -542,7 +643,6 @@ fn chaos_loses_no_acknowledged_commit() {
     let homes: Vec<PathBuf> = names.iter().map(|n| d.p(&format!("home-{n}"))).collect();
     let first = start(&homes[0], &args, names[0]);
     let key = first.key().to_string();
-    share_registry(&homes[0], &homes[1..]);
     let mut hosts: Vec<Service> = vec![first];
     for i in 1..3 {
         hosts.push(start(&homes[i], &args, names[i]));
@@ -784,24 +884,6 @@ fn chaos_loses_no_acknowledged_commit() {
         });
     }
     drop(rgw);
-}
-
-/// Until tenants and keys live in the bucket: give the other homes the
-/// first one's registry (tenants, key hashes), so every host takes its key.
-fn share_registry(from: &Path, to: &[PathBuf]) {
-    for h in to {
-        let dst = h.join("service");
-        std::fs::create_dir_all(&dst).unwrap();
-        let st = Command::new("cp")
-            .arg("-a")
-            .arg(from.join("service/tenants"))
-            .arg(from.join("service/keys"))
-            .arg(from.join("service/initialized"))
-            .arg(&dst)
-            .status()
-            .unwrap();
-        assert!(st.success());
-    }
 }
 
 /// On a failure: every host's threads' stacks (gdb, if installed) into

@@ -255,9 +255,29 @@ fn run_command(cli: Cli) -> anyhow::Result<()> {
             let home = home_dir(cli.home)?;
             service_runtime()?.block_on(run_cmd::run(home, a))
         }
+        // With --cluster the registry is the bucket's, reached through the
+        // storage plugin, whose calls run on the runtime.
         Command::Tenant(c) => {
-            service_cmd::tenant(&home_dir(cli.home)?, c, &mut std::io::stdout().lock())
+            let rt = service_cmd::needs_runtime_tenant(&c)
+                .then(runtime)
+                .transpose()?;
+            service_cmd::tenant(
+                &home_dir(cli.home)?,
+                c,
+                rt.as_ref(),
+                &mut std::io::stdout().lock(),
+            )
         }
-        Command::Key(c) => service_cmd::key(&home_dir(cli.home)?, c, &mut std::io::stdout().lock()),
+        Command::Key(c) => {
+            let rt = service_cmd::needs_runtime_key(&c)
+                .then(runtime)
+                .transpose()?;
+            service_cmd::key(
+                &home_dir(cli.home)?,
+                c,
+                rt.as_ref(),
+                &mut std::io::stdout().lock(),
+            )
+        }
     }
 }

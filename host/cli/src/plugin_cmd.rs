@@ -2,12 +2,14 @@
 //! call → printing.
 
 use std::io::Write;
+use std::path::PathBuf;
 
 use anyhow::{Result, bail};
 use sesshost_engine::{Engine, PullRequest, PushRequest, Remote};
+use sesshost_plugin::Grants;
 
 use crate::args::KeyArgs;
-use crate::args::plugin::{GrantArgs, PluginCommand, PullArgs, PushArgs};
+use crate::args::plugin::{GrantArgs, PluginCommand, PullArgs, PushArgs, StorageArgs};
 use crate::requests;
 use crate::secrets::{self, Purpose};
 
@@ -62,11 +64,41 @@ pub fn run(home: &std::path::Path, cmd: PluginCommand, out: &mut dyn Write) -> R
     }
 }
 
+/// The storage plugin and its grants of [`StorageArgs`] (`host run`,
+/// `host tenant|key --cluster`); `None` without --plugin, a usage error
+/// when grants are given without it.
+pub(crate) fn storage(s: &StorageArgs) -> Result<Option<(PathBuf, Grants)>> {
+    match &s.plugin {
+        Some(p) => Ok(Some((p.clone(), requests::grants(&s.grants)?))),
+        None if s.grants.any() => crate::usage!(
+            "plugin grants (--plugin-config, --plugin-config-file, --allow-host, …) are given, but no --plugin: add --plugin s3.wasm (or fs.wasm)"
+        ),
+        None => Ok(None),
+    }
+}
+
 /// The backend plugin, its grants and the repository key (exactly one;
 /// asked on the terminal only when `prompt`).
 pub(crate) fn remote(
     plugin: &std::path::Path,
     grants: &GrantArgs,
+    keys: &KeyArgs,
+    create: bool,
+    prompt: bool,
+) -> Result<Remote> {
+    remote_with(
+        plugin.to_path_buf(),
+        requests::grants(grants)?,
+        keys,
+        create,
+        prompt,
+    )
+}
+
+/// [`remote`] with the grants already built.
+pub(crate) fn remote_with(
+    plugin: PathBuf,
+    grants: Grants,
     keys: &KeyArgs,
     create: bool,
     prompt: bool,
@@ -81,8 +113,8 @@ pub(crate) fn remote(
         bail!("give one repository key: --passphrase-file, --passphrase-env or --key-file");
     }
     Ok(Remote {
-        plugin: plugin.to_path_buf(),
-        grants: requests::grants(grants)?,
+        plugin,
+        grants,
         unlock: u.remove(0),
     })
 }

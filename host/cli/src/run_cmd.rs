@@ -9,24 +9,21 @@ use sesshost_service::RunOptions;
 use crate::args::run::RunArgs;
 
 pub async fn run(home: PathBuf, a: RunArgs) -> anyhow::Result<()> {
-    let durable = match &a.plugin {
-        Some(p) => Some(crate::plugin_cmd::remote(
-            p, &a.grants, &a.keys, true, false,
+    let durable = match crate::plugin_cmd::storage(&a.storage)? {
+        Some((plugin, grants)) => Some(crate::plugin_cmd::remote_with(
+            plugin, grants, &a.keys, true, false,
         )?),
         None => {
-            if !a.keys.is_empty()
-                || !a.grants.plugin_config.is_empty()
-                || !a.grants.allow_host.is_empty()
-            {
+            if !a.keys.is_empty() {
                 crate::usage!(
-                    "plugin grants and a repository key are given, but no --plugin: add --plugin s3.wasm (or fs.wasm)"
+                    "a repository key is given, but no --plugin: add --plugin s3.wasm (or fs.wasm)"
                 );
             }
             None
         }
     };
     let cluster = if a.cluster {
-        if a.plugin.is_none() {
+        if a.storage.plugin.is_none() {
             crate::usage!(
                 "--cluster shares sessions through a bucket: add --plugin s3.wasm with its --plugin-config and the repository key"
             );

@@ -1,16 +1,18 @@
 //! `host tenant …` and `host key …`: one call each into the service's
-//! tenant registry (`sesshost_service::tenants`), then printing. A new key
-//! is printed alone on stdout (for `$(host key create …)`), the usage hint
-//! on stderr.
+//! tenant registry (`sesshost_service::tenants`), then printing. The
+//! registry is the home's (HOME/service/) or, with `--cluster`, the
+//! cluster's bucket, opened through the same storage plugin and grants as
+//! `host run --cluster`. A new key is printed alone on stdout (for
+//! `$(host key create …)`), the usage hint on stderr.
 
 use std::io::Write;
 use std::path::Path;
 
 use sesshost_service::error::ServiceError;
-use sesshost_service::tenants::Registry;
+use sesshost_service::tenants::{BUCKET_CACHE_TTL, Registry};
 
 use crate::UsageError;
-use crate::args::service::{KeyCommand, TenantCommand};
+use crate::args::service::{KeyCommand, RegistryArgs, TenantCommand};
 
 /// A bad tenant name is a usage error (exit 2); the rest exit 1.
 fn map_err(e: ServiceError) -> anyhow::Error {
@@ -20,20 +22,90 @@ fn map_err(e: ServiceError) -> anyhow::Error {
     }
 }
 
-pub fn tenant(home: &Path, cmd: TenantCommand, out: &mut dyn Write) -> anyhow::Result<()> {
-    let reg = Registry::open(home).map_err(map_err)?;
-    match cmd {
-        TenantCommand::Add { name } => {
-            let t = reg.add_tenant(&name).map_err(map_err)?;
-            writeln!(out, "tenant {} created", t.name)?;
+/// The registry a command works on. `rt` is the async runtime `main`
+/// built for `--cluster` (the plugin's calls run on it; it outlives the
+/// registry); `None` without it.
+fn open(
+    home: &Path,
+    at: &RegistryArgs,
+    rt: Option<&tokio::runtime::Runtime>,
+) -> anyhow::Result<Registry> {
+    let storage = crate::plugin_cmd::storage(&at.storage)?;
+    if !at.cluster {
+        if at.storage.plugin.is_some() || at.config.is_some() {
+            crate::usage!(
+                "--plugin and --config work with --cluster (tenants and keys in the cluster's bucket): add --cluster, or drop them for the home's HOME/service/"
+            );
         }
-        TenantCommand::List { json } => {
+        return Registry::open(home).map_err(map_err);
+    }
+    let Some((plugin, grants)) = storage else {
+        crate::usage!(
+            "--cluster works on the cluster's bucket: add --plugin s3.wasm with the same --plugin-config (or --plugin-config-file) and --allow-host as `host run --cluster`"
+        );
+    };
+    if let Some(c) = &at.config {
+        sesshost_service::config::Config::load(c).map_err(map_err)?;
+    }
+    let Some(rt) = rt else {
+        anyhow::bail!("internal error: --cluster without an async runtime");
+    };
+    rt.block_on(async {
+        let engine = sesshost_engine::Engine::open(home, sesshost_engine::HomeMode::Create)?;
+        Registry::open_cluster(&engine, &plugin, &grants)
+            .await
+            .map_err(map_err)
+    })
+}
+
+/// What to add to a hint command so it works on the same registry.
+fn suffix(at: &RegistryArgs) -> &'static str {
+    if at.cluster {
+        " --cluster --plugin … --plugin-config …"
+    } else {
+        ""
+    }
+}
+
+/// Whether `cmd` needs the async runtime (`--cluster`).
+pub fn needs_runtime_tenant(cmd: &TenantCommand) -> bool {
+    cmd.at().cluster
+}
+
+/// Whether `cmd` needs the async runtime (`--cluster`).
+pub fn needs_runtime_key(cmd: &KeyCommand) -> bool {
+    cmd.at().cluster
+}
+
+pub fn tenant(
+    home: &Path,
+    cmd: TenantCommand,
+    rt: Option<&tokio::runtime::Runtime>,
+    out: &mut dyn Write,
+) -> anyhow::Result<()> {
+    let at = cmd.at();
+    let reg = open(home, at, rt)?;
+    let more = suffix(at);
+    let place = if at.cluster {
+        " in the cluster's bucket"
+    } else {
+        ""
+    };
+    match &cmd {
+        TenantCommand::Add { name, .. } => {
+            let t = reg.add_tenant(name).map_err(map_err)?;
+            writeln!(out, "tenant {} created{place}", t.name)?;
+        }
+        TenantCommand::List { json, .. } => {
             let list = reg.list_tenants().map_err(map_err)?;
-            if json {
+            if *json {
                 serde_json::to_writer_pretty(&mut *out, &list)?;
                 writeln!(out)?;
             } else if list.is_empty() {
-                writeln!(out, "no tenants (create one with `host tenant add NAME`)")?;
+                writeln!(
+                    out,
+                    "no tenants{place} (create one with `host tenant add NAME{more}`)"
+                )?;
             } else {
                 writeln!(out, "{:<24} CREATED", "NAME")?;
                 for t in list {
@@ -41,35 +113,51 @@ pub fn tenant(home: &Path, cmd: TenantCommand, out: &mut dyn Write) -> anyhow::R
                 }
             }
         }
-        TenantCommand::Remove { name } => {
-            let t = reg.remove_tenant(&name).map_err(map_err)?;
-            writeln!(out, "tenant {} removed (its API keys are revoked)", t.name)?;
+        TenantCommand::Remove { name, .. } => {
+            let t = reg.remove_tenant(name).map_err(map_err)?;
+            writeln!(
+                out,
+                "tenant {} removed{place} (its API keys are revoked)",
+                t.name
+            )?;
         }
     }
     Ok(())
 }
 
-pub fn key(home: &Path, cmd: KeyCommand, out: &mut dyn Write) -> anyhow::Result<()> {
-    let reg = Registry::open(home).map_err(map_err)?;
-    match cmd {
-        KeyCommand::Create { tenant } => {
-            let (info, key) = reg.create_key(&tenant).map_err(map_err)?;
+pub fn key(
+    home: &Path,
+    cmd: KeyCommand,
+    rt: Option<&tokio::runtime::Runtime>,
+    out: &mut dyn Write,
+) -> anyhow::Result<()> {
+    let at = cmd.at();
+    let reg = open(home, at, rt)?;
+    let more = suffix(at);
+    match &cmd {
+        KeyCommand::Create { tenant, .. } => {
+            let (info, key) = reg.create_key(tenant).map_err(map_err)?;
             writeln!(out, "{}", key.expose())?;
             out.flush()?;
+            let place = if at.cluster {
+                " in the cluster's bucket (every host on it accepts it at once)"
+            } else {
+                ""
+            };
             eprintln!(
-                "API key {} for tenant {} (shown once; keep it secret). Send it as the header `Authorization: Bearer KEY`.",
+                "API key {} for tenant {}{place} (shown once; keep it secret). Send it as the header `Authorization: Bearer KEY`.",
                 info.id, info.tenant
             );
         }
-        KeyCommand::List { json } => {
+        KeyCommand::List { json, .. } => {
             let list = reg.list_keys().map_err(map_err)?;
-            if json {
+            if *json {
                 serde_json::to_writer_pretty(&mut *out, &list)?;
                 writeln!(out)?;
             } else if list.is_empty() {
                 writeln!(
                     out,
-                    "no API keys (create one with `host key create --tenant NAME`)"
+                    "no API keys (create one with `host key create --tenant NAME{more}`)"
                 )?;
             } else {
                 writeln!(
@@ -89,9 +177,19 @@ pub fn key(home: &Path, cmd: KeyCommand, out: &mut dyn Write) -> anyhow::Result<
                 }
             }
         }
-        KeyCommand::Revoke { id } => {
-            let k = reg.revoke_key(&id).map_err(map_err)?;
-            writeln!(out, "API key {} (tenant {}) revoked", k.id, k.tenant)?;
+        KeyCommand::Revoke { id, .. } => {
+            let k = reg.revoke_key(id).map_err(map_err)?;
+            if at.cluster {
+                writeln!(
+                    out,
+                    "API key {} (tenant {}) revoked in the cluster's bucket (hosts that checked it recently refuse it within {} s)",
+                    k.id,
+                    k.tenant,
+                    BUCKET_CACHE_TTL.as_secs()
+                )?;
+            } else {
+                writeln!(out, "API key {} (tenant {}) revoked", k.id, k.tenant)?;
+            }
         }
     }
     Ok(())

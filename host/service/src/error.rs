@@ -42,6 +42,22 @@ pub enum ServiceError {
     /// A stored record (tenant, key) that cannot be read back.
     #[error("{path}: corrupt record ({message}); restore it from a backup or remove it")]
     CorruptRecord { path: PathBuf, message: String },
+    /// The cluster's bucket (tenants and keys of `--cluster`) failed or
+    /// kept answering ambiguously.
+    #[error(
+        "{what}: {source} (check that the bucket is reachable and the plugin's settings, then retry)"
+    )]
+    Bucket {
+        what: String,
+        #[source]
+        source: sesshost_store::BackendError,
+    },
+    /// The cluster's bucket could not be opened through its storage plugin
+    /// (`--cluster --plugin …`).
+    #[error(
+        "cannot open the cluster's bucket through {plugin}: {message} (check --plugin, --plugin-config and --allow-host: the same as `host run --cluster` is given)"
+    )]
+    BucketOpen { plugin: String, message: String },
     /// `host run` could not start (home, listen address, catalog).
     #[error("cannot start the service: {0}")]
     Startup(String),

@@ -55,6 +55,13 @@ impl FromRequestParts<Arc<App>> for Auth {
                 app.metrics.auth_failures_total.inc();
                 Err(ApiError::unauthorized())
             }
+            // The cluster's bucket did not answer a key this host has not
+            // cached: retry shortly.
+            Err(e @ crate::error::ServiceError::Bucket { .. }) => Err(ApiError::unavailable(
+                "bucket_unavailable",
+                format!("cannot check the API key: {e}"),
+                2,
+            )),
             Err(e) => Err(ApiError::internal(format!("cannot check the API key: {e}"))),
         }
     }

@@ -5,8 +5,9 @@
 //! - [`config`]: `sesshost.toml` (`[limits]`, `[pool]`, `[lifecycle]`,
 //!   `[security]`) with the embedded defaults.
 //! - [`error`]: the crate's one error type, [`error::ServiceError`].
-//! - [`tenants`]: tenants and API keys under `HOME/service/` (only key
-//!   hashes are stored; keys made by another process are accepted at once).
+//! - [`tenants`]: tenants and API keys under `HOME/service/`, or in the
+//!   cluster's bucket with `--cluster` (only key hashes are stored; keys
+//!   made by another process or host are accepted at once).
 //! - [`ratelimit`]: per-tenant token buckets for session creation.
 //! - [`audit`]: the audit log (JSON lines: who, what, which session,
 //!   result; counts, never values).

@@ -47,6 +47,45 @@ fn io(what: &str, e: impl std::fmt::Display) -> ServiceError {
     ServiceError::Startup(format!("{what}: {e}"))
 }
 
+/// The tenant registry (the home's, or with `--cluster` the bucket's),
+/// after its first-start check: on the first start of a home or a bucket,
+/// tenant `default` and one key are made and the key printed on stderr
+/// once. On a bucket this is create-only, so of hosts starting together
+/// exactly one makes (and prints) the key.
+async fn open_registry(
+    engine: &Engine,
+    home: &Path,
+    bucket: Option<&(PathBuf, sesshost_plugin::Grants)>,
+) -> Result<Registry, ServiceError> {
+    let (registry, more) = match bucket {
+        None => (
+            Registry::open(home)?,
+            "host key create --tenant default".to_string(),
+        ),
+        Some((plugin, grants)) => (
+            Registry::open_cluster(engine, plugin, grants).await?,
+            format!(
+                "host key create --tenant default --cluster --plugin {} --plugin-config …",
+                plugin.display()
+            ),
+        ),
+    };
+    // A bucket's calls block: off the async workers.
+    let (registry, key) = tokio::task::spawn_blocking(move || {
+        let key = registry.ensure_default();
+        key.map(|k| (registry, k))
+    })
+    .await
+    .map_err(|e| io("the first-start check of the tenant registry failed", e))??;
+    if let Some(key) = key {
+        eprintln!(
+            "created tenant `default` and its first API key (shown once; only its hash is stored):\n\n    {}\n\nuse it as `Authorization: Bearer <key>`; more keys: `{more}`",
+            key.expose()
+        );
+    }
+    Ok(registry)
+}
+
 /// Run until `stop` resolves, then shut down gracefully. `ready` gets the
 /// bound address once the service accepts connections.
 pub async fn run(
@@ -68,6 +107,12 @@ pub async fn run(
             "--cluster needs the bucket: add --plugin s3.wasm with its --plugin-config and the repository key".into(),
         ));
     }
+    // With --cluster, tenants and API keys live in the bucket (so every
+    // host accepts every key): the same plugin and grants open it raw.
+    let bucket_of = match (&opts.cluster, &opts.durable) {
+        (Some(_), Some(r)) => Some((r.plugin.clone(), r.grants.clone())),
+        _ => None,
+    };
     let mut tier = None;
     if let Some(remote) = opts.durable {
         let plugin = remote.plugin.display().to_string();
@@ -91,13 +136,6 @@ pub async fn run(
         }
         _ => None,
     };
-    let registry = Registry::open(&opts.home)?;
-    if let Some(key) = registry.ensure_default()? {
-        eprintln!(
-            "created tenant `default` and its first API key (shown once; only its hash is stored):\n\n    {}\n\nuse it as `Authorization: Bearer <key>`; more keys: `host key create --tenant default`",
-            key.expose()
-        );
-    }
     let stored: Vec<String> = engine
         .list()
         .await
@@ -121,6 +159,9 @@ pub async fn run(
         (Some(o), Some((_, t))) => Some(crate::cluster::Cluster::start(t, o, addr).await?),
         _ => None,
     };
+    // After the cluster's probe, so nothing is written to a bucket that
+    // lacks atomic conditional writes.
+    let registry = open_registry(&engine, &opts.home, bucket_of.as_ref()).await?;
     let app = Arc::new(App {
         engine,
         config,

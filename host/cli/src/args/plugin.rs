@@ -45,6 +45,36 @@ pub struct GrantArgs {
     pub plugin_memory_mib: Option<u64>,
 }
 
+impl GrantArgs {
+    /// Whether any grant flag (the ones that only mean something with a
+    /// plugin) was given.
+    pub fn any(&self) -> bool {
+        !self.plugin_config.is_empty()
+            || self.plugin_config_file.is_some()
+            || !self.allow_host.is_empty()
+            || !self.allow_dir.is_empty()
+            || !self.plugin_env.is_empty()
+            || self.plugin_deadline_ms.is_some()
+            || self.plugin_memory_mib.is_some()
+    }
+}
+
+/// A storage-backend plugin and its grants, optional: `host run`'s durable
+/// tier (and with --cluster its shared bucket), and the bucket of `host
+/// tenant|key --cluster`. One definition, so the same flags mean the same
+/// everywhere (`plugin_cmd::storage` turns them into a plugin and grants).
+#[derive(Debug, Clone, Args, Default)]
+pub struct StorageArgs {
+    /// A storage-backend plugin (s3.wasm, fs.wasm). `host run`: the durable tier (every committed
+    /// session is written through to it, a session missing locally is read from it; needs the
+    /// repository key: --key-file, --passphrase-file or --passphrase-env, never prompted), with
+    /// --cluster the bucket the hosts share. `host tenant|key --cluster`: that bucket (no key needed).
+    #[arg(long, value_name = "P.wasm")]
+    pub plugin: Option<PathBuf>,
+    #[command(flatten)]
+    pub grants: GrantArgs,
+}
+
 #[derive(Debug, Clone, Args)]
 pub struct PushArgs {
     pub name: String,

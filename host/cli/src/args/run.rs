@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use clap::{Args, ValueEnum};
 
 use super::KeyArgs;
-use super::plugin::GrantArgs;
+use super::plugin::StorageArgs;
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
@@ -19,19 +19,16 @@ pub struct RunArgs {
     /// Log lines as text (default) or JSON objects, one per line.
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
-    /// A storage-backend plugin (s3.wasm, fs.wasm) as the durable tier: every committed session is written
-    /// through to it, and a session missing locally is read from it. Needs the repository key
-    /// (--key-file, --passphrase-file or --passphrase-env; never prompted).
-    #[arg(long, value_name = "P.wasm")]
-    pub plugin: Option<PathBuf>,
+    /// --plugin and its grants (--plugin-config, --plugin-config-file, --allow-host, …).
     #[command(flatten)]
-    pub grants: GrantArgs,
+    pub storage: StorageArgs,
     /// The durable tier's repository key (the same on every machine that reads it, as for `host push`).
     #[command(flatten)]
     pub keys: KeyArgs,
     /// Serve the bucket's sessions together with every other `host run --cluster` on it: exclusive
     /// claims with fenced commits, requests forwarded to the holding host, takeover of a dead host's
     /// sessions. Needs --plugin s3.wasm on a bucket with atomic conditional writes (probed at start).
+    /// Tenants and API keys then live in the bucket too (`host tenant|key --cluster` change them).
     #[arg(long)]
     pub cluster: bool,
     /// With --cluster: the URL other hosts reach this one at (default http://LISTEN; in Kubernetes
