@@ -256,28 +256,17 @@ fn run_command(cli: Cli) -> anyhow::Result<()> {
             service_runtime()?.block_on(run_cmd::run(home, a))
         }
         // With --cluster the registry is the bucket's, reached through the
-        // storage plugin, whose calls run on the runtime.
+        // storage plugin, whose calls run on the runtime (declared first,
+        // so it outlives the registry).
         Command::Tenant(c) => {
-            let rt = service_cmd::needs_runtime_tenant(&c)
-                .then(runtime)
-                .transpose()?;
-            service_cmd::tenant(
-                &home_dir(cli.home)?,
-                c,
-                rt.as_ref(),
-                &mut std::io::stdout().lock(),
-            )
+            let rt = runtime()?;
+            let reg = rt.block_on(service_cmd::open(&home_dir(cli.home)?, c.at()))?;
+            service_cmd::tenant(&reg, c, &mut std::io::stdout().lock())
         }
         Command::Key(c) => {
-            let rt = service_cmd::needs_runtime_key(&c)
-                .then(runtime)
-                .transpose()?;
-            service_cmd::key(
-                &home_dir(cli.home)?,
-                c,
-                rt.as_ref(),
-                &mut std::io::stdout().lock(),
-            )
+            let rt = runtime()?;
+            let reg = rt.block_on(service_cmd::open(&home_dir(cli.home)?, c.at()))?;
+            service_cmd::key(&reg, c, &mut std::io::stdout().lock())
         }
     }
 }

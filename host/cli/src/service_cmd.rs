@@ -22,14 +22,10 @@ fn map_err(e: ServiceError) -> anyhow::Error {
     }
 }
 
-/// The registry a command works on. `rt` is the async runtime `main`
-/// built for `--cluster` (the plugin's calls run on it; it outlives the
-/// registry); `None` without it.
-fn open(
-    home: &Path,
-    at: &RegistryArgs,
-    rt: Option<&tokio::runtime::Runtime>,
-) -> anyhow::Result<Registry> {
+/// The registry a command works on: the home's, or with `--cluster` the
+/// cluster's bucket. `main` runs this on its runtime, which must outlive
+/// the registry (the plugin's calls run on it).
+pub async fn open(home: &Path, at: &RegistryArgs) -> anyhow::Result<Registry> {
     let storage = crate::plugin_cmd::storage(&at.storage)?;
     if !at.cluster {
         if at.storage.plugin.is_some() || at.config.is_some() {
@@ -47,15 +43,10 @@ fn open(
     if let Some(c) = &at.config {
         sesshost_service::config::Config::load(c).map_err(map_err)?;
     }
-    let Some(rt) = rt else {
-        anyhow::bail!("internal error: --cluster without an async runtime");
-    };
-    rt.block_on(async {
-        let engine = sesshost_engine::Engine::open(home, sesshost_engine::HomeMode::Create)?;
-        Registry::open_cluster(&engine, &plugin, &grants)
-            .await
-            .map_err(map_err)
-    })
+    let engine = sesshost_engine::Engine::open(home, sesshost_engine::HomeMode::Create)?;
+    Registry::open_cluster(&engine, &plugin, &grants)
+        .await
+        .map_err(map_err)
 }
 
 /// What to add to a hint command so it works on the same registry.
@@ -67,24 +58,9 @@ fn suffix(at: &RegistryArgs) -> &'static str {
     }
 }
 
-/// Whether `cmd` needs the async runtime (`--cluster`).
-pub fn needs_runtime_tenant(cmd: &TenantCommand) -> bool {
-    cmd.at().cluster
-}
-
-/// Whether `cmd` needs the async runtime (`--cluster`).
-pub fn needs_runtime_key(cmd: &KeyCommand) -> bool {
-    cmd.at().cluster
-}
-
-pub fn tenant(
-    home: &Path,
-    cmd: TenantCommand,
-    rt: Option<&tokio::runtime::Runtime>,
-    out: &mut dyn Write,
-) -> anyhow::Result<()> {
+/// `host tenant …` on `reg` (from [`open`]).
+pub fn tenant(reg: &Registry, cmd: TenantCommand, out: &mut dyn Write) -> anyhow::Result<()> {
     let at = cmd.at();
-    let reg = open(home, at, rt)?;
     let more = suffix(at);
     let place = if at.cluster {
         " in the cluster's bucket"
@@ -125,14 +101,9 @@ pub fn tenant(
     Ok(())
 }
 
-pub fn key(
-    home: &Path,
-    cmd: KeyCommand,
-    rt: Option<&tokio::runtime::Runtime>,
-    out: &mut dyn Write,
-) -> anyhow::Result<()> {
+/// `host key …` on `reg` (from [`open`]).
+pub fn key(reg: &Registry, cmd: KeyCommand, out: &mut dyn Write) -> anyhow::Result<()> {
     let at = cmd.at();
-    let reg = open(home, at, rt)?;
     let more = suffix(at);
     match &cmd {
         KeyCommand::Create { tenant, .. } => {
