@@ -35,14 +35,19 @@ use sesshost_fixture::Fixture;
 
 const T: u64 = 3;
 
-struct Rgw {
-    script: PathBuf,
-    dir: PathBuf,
+/// Where a bucket is and how to sign for it.
+struct S3 {
     endpoint: String,
     port: u16,
     access_key: String,
     secret_key: String,
     bucket: String,
+}
+
+struct Rgw {
+    script: PathBuf,
+    dir: PathBuf,
+    s3: S3,
 }
 
 impl Drop for Rgw {
@@ -80,28 +85,22 @@ fn start_rgw() -> Rgw {
     Rgw {
         script,
         dir,
-        endpoint,
-        port,
-        access_key: get("access_key"),
-        secret_key: get("secret_key"),
-        bucket: get("bucket"),
+        s3: S3 {
+            endpoint,
+            port,
+            access_key: get("access_key"),
+            secret_key: get("secret_key"),
+            bucket: get("bucket"),
+        },
     }
 }
 
 /// `host run --cluster` flags for a bucket at `endpoint` (port `port`):
 /// `--cluster`, the lease, [`bucket_args`] and the repository key.
-fn cluster_args(
-    d: &common::Dir,
-    endpoint: &str,
-    port: u16,
-    ak: &str,
-    sk: &str,
-    bucket: &str,
-    prefix: &str,
-) -> Vec<String> {
+fn cluster_args(d: &common::Dir, s3: &S3, prefix: &str) -> Vec<String> {
     std::fs::write(d.p("repo-pass"), "correct horse battery staple").unwrap();
     let mut v: Vec<String> = vec!["--cluster".into(), "--lease-seconds".into(), T.to_string()];
-    v.extend(bucket_args(d, endpoint, port, ak, sk, bucket, prefix));
+    v.extend(bucket_args(d, s3, prefix));
     v.extend([
         "--passphrase-file".into(),
         d.p("repo-pass").display().to_string(),
@@ -112,15 +111,14 @@ fn cluster_args(
 /// The storage flags of the bucket (plugin, its config file, the host it
 /// may reach): what `host run --cluster` and `host tenant|key --cluster`
 /// both take.
-fn bucket_args(
-    d: &common::Dir,
-    endpoint: &str,
-    port: u16,
-    ak: &str,
-    sk: &str,
-    bucket: &str,
-    prefix: &str,
-) -> Vec<String> {
+fn bucket_args(d: &common::Dir, s3: &S3, prefix: &str) -> Vec<String> {
+    let S3 {
+        endpoint,
+        port,
+        access_key: ak,
+        secret_key: sk,
+        bucket,
+    } = s3;
     let secret = d.p("s3-secret");
     std::fs::write(&secret, sk).unwrap();
     let cfg = d.p("s3.toml");
@@ -230,15 +228,7 @@ fn three_hosts_share_one_rgw_bucket() {
     let rgw = start_rgw();
     let fx = Fixture::start();
     let d = common::Dir::new("cluster");
-    let args = cluster_args(
-        &d,
-        &rgw.endpoint,
-        rgw.port,
-        &rgw.access_key,
-        &rgw.secret_key,
-        &rgw.bucket,
-        "c1",
-    );
+    let args = cluster_args(&d, &rgw.s3, "c1");
     let mut a = start(&d.p("homeA"), &args, "a");
     let key = a.key().to_string();
     // 0. Tenants and keys live in the bucket: B and C make no default key
@@ -266,15 +256,7 @@ fn three_hosts_share_one_rgw_bucket() {
     // A key made by the CLI while the hosts run (the same storage flags,
     // plus a --plugin-config and host run's --config) works on every host
     // at once; revoked, every host refuses it within the cache TTL.
-    let mut bucket = bucket_args(
-        &d,
-        &rgw.endpoint,
-        rgw.port,
-        &rgw.access_key,
-        &rgw.secret_key,
-        &rgw.bucket,
-        "c1",
-    );
+    let mut bucket = bucket_args(&d, &rgw.s3, "c1");
     bucket.extend([
         "--plugin-config".into(),
         "prefix=c1/".into(),
@@ -525,15 +507,14 @@ fn cluster_refuses_a_bucket_without_atomic_conditional_writes() {
     wait_until("s3s-fs listens", Duration::from_secs(20), || {
         std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
     });
-    let args = cluster_args(
-        &d,
-        &format!("http://127.0.0.1:{port}"),
+    let s3 = S3 {
+        endpoint: format!("http://127.0.0.1:{port}"),
         port,
-        ak,
-        sk,
-        "sessions",
-        "p",
-    );
+        access_key: ak.into(),
+        secret_key: sk.into(),
+        bucket: "sessions".into(),
+    };
+    let args = cluster_args(&d, &s3, "p");
     let o = service::host()
         .args(["run", "--listen", "127.0.0.1:0"])
         .args(&args)
@@ -630,15 +611,7 @@ fn chaos_loses_no_acknowledged_commit() {
 
     let rgw = start_rgw();
     let d = common::Dir::new("cluster-chaos");
-    let args = cluster_args(
-        &d,
-        &rgw.endpoint,
-        rgw.port,
-        &rgw.access_key,
-        &rgw.secret_key,
-        &rgw.bucket,
-        "chaos",
-    );
+    let args = cluster_args(&d, &rgw.s3, "chaos");
     let names = ["a", "b", "c"];
     let homes: Vec<PathBuf> = names.iter().map(|n| d.p(&format!("home-{n}"))).collect();
     let first = start(&homes[0], &args, names[0]);
