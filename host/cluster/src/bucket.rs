@@ -44,19 +44,33 @@ pub fn put_resolved(
     };
     match e.kind {
         BackendErrorKind::PreconditionFailed | BackendErrorKind::Conflict => Ok(Outcome::Lost),
-        BackendErrorKind::UnknownOutcome => Ok(match (b.get_with_etag(key)?, pre) {
-            (Some((bytes, etag)), _) if nonce_of(&bytes).as_deref() == Some(nonce) => {
-                Outcome::Won(etag)
-            }
-            (None, Precondition::IfAbsent) => Outcome::NotApplied,
-            (Some((_, etag)), Precondition::IfMatch(e)) if etag == *e => Outcome::NotApplied,
-            _ => Outcome::Lost,
-        }),
+        BackendErrorKind::UnknownOutcome => resolve_unknown(b, key, pre, nonce),
         _ => Err(e),
     }
 }
 
-fn nonce_of(bytes: &[u8]) -> Option<String> {
+/// What a write whose outcome was unknown did, read back: our `nonce` in
+/// the object is a win; the version `pre` named (or still no object) is
+/// not applied; anything else is lost. For callers with their own retry
+/// policy around `put_if` (the service's tenant records).
+pub fn resolve_unknown(
+    b: &dyn Backend,
+    key: &str,
+    pre: &Precondition,
+    nonce: &str,
+) -> Result<Outcome, BackendError> {
+    Ok(match (b.get_with_etag(key)?, pre) {
+        (Some((bytes, etag)), _) if nonce_of(&bytes).as_deref() == Some(nonce) => {
+            Outcome::Won(etag)
+        }
+        (None, Precondition::IfAbsent) => Outcome::NotApplied,
+        (Some((_, etag)), Precondition::IfMatch(e)) if etag == *e => Outcome::NotApplied,
+        _ => Outcome::Lost,
+    })
+}
+
+/// The writer's nonce of a JSON record (its `nonce` field).
+pub fn nonce_of(bytes: &[u8]) -> Option<String> {
     serde_json::from_slice::<serde_json::Value>(bytes)
         .ok()?
         .get("nonce")?

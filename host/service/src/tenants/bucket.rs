@@ -32,6 +32,7 @@ use std::time::{Duration, Instant};
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
+use sesshost_cluster::bucket::{Outcome, nonce_of, resolve_unknown};
 use sesshost_store::{Backend, BackendError, BackendErrorKind, Capability, Etag, Precondition};
 
 use super::keys::{KeyRecord, nonce, now_rfc3339, valid_key_id, validate_tenant_name};
@@ -149,14 +150,6 @@ fn corrupt(key: &str, message: String) -> ServiceError {
         path: PathBuf::from(key),
         message,
     }
-}
-
-fn nonce_of(bytes: &[u8]) -> Option<String> {
-    serde_json::from_slice::<serde_json::Value>(bytes)
-        .ok()?
-        .get("nonce")?
-        .as_str()
-        .map(str::to_string)
 }
 
 struct Caches {
@@ -277,21 +270,13 @@ impl BucketRecords {
                 // Nothing written this round: try again.
                 BackendErrorKind::Conflict => {}
                 BackendErrorKind::UnknownOutcome => {
-                    let now = self.b.get_with_etag(key).map_err(bucket_err(format!(
-                        "cannot read {key} back from the bucket"
-                    )))?;
-                    let not_applied = match (&now, &pre) {
-                        (Some((bytes, _)), _) if nonce_of(bytes).as_deref() == Some(nonce) => {
-                            return Ok(true);
-                        }
-                        (None, Precondition::IfAbsent) => true,
-                        (Some((_, etag)), Precondition::IfMatch(want)) => etag == want,
-                        _ => false,
-                    };
-                    if !not_applied {
-                        return Ok(false);
+                    match resolve_unknown(&*self.b, key, &pre, nonce).map_err(bucket_err(
+                        format!("cannot read {key} back from the bucket"),
+                    ))? {
+                        Outcome::Won(_) => return Ok(true),
+                        Outcome::Lost => return Ok(false),
+                        Outcome::NotApplied => ambiguous = true,
                     }
-                    ambiguous = true;
                 }
                 _ => return Err(bucket_err(format!("cannot write {key} to the bucket"))(e)),
             }
