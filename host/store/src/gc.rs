@@ -40,10 +40,10 @@ use crate::store::Store;
 pub const DEFAULT_REMOTE_GC_GRACE: Duration = Duration::from_secs(3600);
 
 #[derive(Serialize, Deserialize)]
-struct Mark {
-    v: u32,
-    marked_at: i64,
-    candidates: Vec<Bytes>,
+pub(crate) struct Mark {
+    pub(crate) v: u32,
+    pub(crate) marked_at: i64,
+    pub(crate) candidates: Vec<Bytes>,
 }
 
 impl Store {
@@ -200,7 +200,14 @@ impl Store {
     /// where deleting one `gc/touched` marker per changed session (each
     /// delete fsyncs the directory) dominates; saves are not blocked during
     /// the mark.
+    ///
+    /// Without local locks (a repository other machines write) this is the
+    /// shared collection of `gc_shared.rs`: candidates go to `gc/trash/`
+    /// first and are deleted a grace later ([`Store::gc_while`]).
     pub fn gc(&self, grace: Duration) -> Result<GcReport> {
+        if self.locks.is_none() {
+            return self.gc_while(grace, &|| true);
+        }
         let _gc = self.locks.as_ref().map(|l| l.gc()).transpose()?;
         let mut report = GcReport::default();
         let now = now_ms();
@@ -230,11 +237,33 @@ impl Store {
 
     /// Phase 1. `None` (with `report.skipped` set) when a manifest cannot
     /// be read: collecting then might delete chunks it needs.
-    fn mark(&self, report: &mut GcReport) -> Result<Option<Mark>> {
+    pub(crate) fn mark(&self, report: &mut GcReport) -> Result<Option<Mark>> {
         let marked_at = now_ms();
         for k in self.b_list(TOUCHED_PREFIX)? {
             self.b_delete(&k)?;
         }
+        let Some(live) = self.scan_live(report)? else {
+            return Ok(None);
+        };
+        let mut candidates = Vec::new();
+        for k in self.b_list("chunks/")? {
+            match k.rsplit('/').next().and_then(ChunkId::from_hex) {
+                Some(id) if live.contains(&id) => {}
+                Some(id) => candidates.push(Bytes(id.0.to_vec())),
+                // Not a chunk name: nothing references it.
+                None => self.b_delete(&k)?,
+            }
+        }
+        Ok(Some(Mark {
+            v: 1,
+            marked_at,
+            candidates,
+        }))
+    }
+
+    /// The chunks every manifest in the store references. `None` (with
+    /// `report.skipped` set) when one cannot be read.
+    pub(crate) fn scan_live(&self, report: &mut GcReport) -> Result<Option<HashSet<ChunkId>>> {
         let mut live: HashSet<ChunkId> = HashSet::new();
         for k in self.b_list("snapshots/")? {
             let parsed = k
@@ -255,30 +284,13 @@ impl Store {
                 }
             }
         }
-        let mut candidates = Vec::new();
-        for k in self.b_list("chunks/")? {
-            match k.rsplit('/').next().and_then(ChunkId::from_hex) {
-                Some(id) if live.contains(&id) => {}
-                Some(id) => candidates.push(Bytes(id.0.to_vec())),
-                // Not a chunk name: nothing references it.
-                None => self.b_delete(&k)?,
-            }
-        }
-        Ok(Some(Mark {
-            v: 1,
-            marked_at,
-            candidates,
-        }))
+        Ok(Some(live))
     }
 
-    /// Phase 2: deletes the candidates of `mark` that no manifest written
-    /// since references. Returns how many were deleted.
-    fn sweep(&self, mark: &Mark, report: &mut GcReport) -> Result<u64> {
-        let _store = self
-            .locks
-            .as_ref()
-            .map(|l| l.store_exclusive())
-            .transpose()?;
+    /// The chunks the manifests of sessions with a `gc/touched/<name>`
+    /// marker (changed since the mark) reference; `None` as in
+    /// [`Store::scan_live`].
+    pub(crate) fn touched_live(&self, report: &mut GcReport) -> Result<Option<HashSet<ChunkId>>> {
         let mut live: HashSet<ChunkId> = HashSet::new();
         for k in self.b_list(TOUCHED_PREFIX)? {
             let Some(name) = k.strip_prefix(TOUCHED_PREFIX) else {
@@ -291,11 +303,25 @@ impl Store {
                     Err(e @ StoreError::Backend { .. }) => return Err(e),
                     Err(e) => {
                         report.skipped = Some(e.to_string());
-                        return Ok(0);
+                        return Ok(None);
                     }
                 }
             }
         }
+        Ok(Some(live))
+    }
+
+    /// Phase 2: deletes the candidates of `mark` that no manifest written
+    /// since references. Returns how many were deleted.
+    fn sweep(&self, mark: &Mark, report: &mut GcReport) -> Result<u64> {
+        let _store = self
+            .locks
+            .as_ref()
+            .map(|l| l.store_exclusive())
+            .transpose()?;
+        let Some(live) = self.touched_live(report)? else {
+            return Ok(0);
+        };
         let mut n = 0;
         for c in &mark.candidates {
             let Ok(id) = <[u8; 32]>::try_from(c.0.as_slice()).map(ChunkId) else {
@@ -309,7 +335,7 @@ impl Store {
         Ok(n)
     }
 
-    fn read_mark(&self) -> Result<Option<Mark>> {
+    pub(crate) fn read_mark(&self) -> Result<Option<Mark>> {
         let Some(obj) = self.b_get(MARK_KEY)? else {
             return Ok(None);
         };

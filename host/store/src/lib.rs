@@ -28,6 +28,11 @@
 //! - [`lifecycle`]: create, [`ImportMode`] import, touch, extend, delete,
 //!   history, rollback.
 //! - [`gc`]: cleanup and two-phase garbage collection with a grace period.
+//! - `gc_shared`: the collection of a repository without local locks
+//!   (other machines write while it runs): chunks go to `gc/trash/` and
+//!   are deleted only after every manifest was read again; saves re-check
+//!   their deduplicated chunks when a collection moved some meanwhile
+//!   ([`Store::gc_while`]).
 //! - [`index`]: `index/<name>` summaries so `list` reads one object per
 //!   session; `show`/`info`.
 //! - [`lock`]: per-session and store `flock`s with a timeout that name
@@ -50,6 +55,7 @@ pub mod store;
 
 mod exact;
 pub mod gc;
+mod gc_shared;
 pub mod index;
 mod layout;
 pub mod lifecycle;

@@ -171,7 +171,7 @@ impl Store {
                 let id = c
                     .chunk_id()
                     .ok_or_else(|| StoreError::corrupt(what(), "malformed chunk id"))?;
-                let obj = self.b_get(&id.object_key())?.ok_or_else(|| {
+                let obj = self.read_chunk_object(&id)?.ok_or_else(|| {
                     StoreError::corrupt(
                         format!("chunk {}", id.to_hex()),
                         format!("missing (needed by {})", what()),

@@ -145,6 +145,14 @@ pub struct GcReport {
     /// by a later run once the grace period has passed (at once with a
     /// zero grace) unless a save references them again.
     pub chunks_marked: u64,
+    /// Chunks moved to `gc/trash/` by this run (a repository without local
+    /// locks: they are deleted for good by a later run, or put back if a
+    /// manifest written meanwhile needs them).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub chunks_trashed: u64,
+    /// Trashed chunks put back because a manifest written since needs them.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub chunks_restored: u64,
     /// Age of the previous mark when it was too young to sweep (ms).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub waiting_for_grace_ms: Option<i64>,
@@ -170,4 +178,8 @@ pub struct CleanupReport {
     /// Sessions left alone because a process has them open.
     pub skipped_open: Vec<String>,
     pub gc: GcReport,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }

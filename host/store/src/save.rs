@@ -114,6 +114,11 @@ impl Store {
             );
         }
 
+        // A repository other machines write: what its collection was doing
+        // before the dedup checks (gc_shared.rs).
+        let shared = self.locks.is_none();
+        let gc_before = if shared { Some(self.gc_seen()?) } else { None };
+
         let mut recs = records::split(state);
         // Lifecycle facts live in the session record and are applied on
         // load; the meta record holds fixed values for them so that it
@@ -148,6 +153,10 @@ impl Store {
         let mut plan: Vec<Vec<(ChunkId, std::ops::Range<usize>)>> = Vec::with_capacity(recs.len());
         let mut todo: Vec<(ChunkId, RecordKind, &[u8], bool)> = Vec::new();
         let mut seen: BTreeSet<ChunkId> = BTreeSet::new();
+        // Every chunk the manifest will name: a collection running before
+        // the manifest exists may move those found present and those
+        // uploaded alike (both look unreferenced to its mark).
+        let mut named: Vec<(ChunkId, RecordKind, &[u8])> = Vec::new();
         for r in &recs {
             let mut chunks = Vec::new();
             for range in records::chunk_bounds(&r.body) {
@@ -159,6 +168,9 @@ impl Store {
                     let exists = self.b_has(&id.object_key())?;
                     if !exists || !known.contains_key(&id) {
                         todo.push((id, r.kind, plain, !exists));
+                    }
+                    if shared {
+                        named.push((id, r.kind, plain));
                     }
                 }
                 chunks.push((id, range));
@@ -237,6 +249,23 @@ impl Store {
         } else {
             self.write_manifest(&m)?
         };
+        // Pass 4 (shared repositories): if a collection may have moved
+        // chunks since pass 1, check every chunk the manifest names again
+        // and upload the missing ones, before the snapshot counts as
+        // written. Cost: two reads of `gc/state` per save, plus one check
+        // per chunk only when a collection ran meanwhile.
+        if let Some(before) = gc_before
+            && before.must_recheck(self.gc_seen()?)
+        {
+            for (id, kind, plain) in named {
+                if !self.b_has(&id.object_key())? {
+                    let sealed = self.keys.seal_chunk(kind, plain, Some(id));
+                    self.b_put(&id.object_key(), &sealed.object)?;
+                    report.chunks_written += 1;
+                    report.bytes_written += sealed.object.len() as u64;
+                }
+            }
+        }
         Ok(Some(report))
     }
 
