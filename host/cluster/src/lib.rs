@@ -23,6 +23,8 @@
 //!   dead holder's, the epoch rising each time), fence the head with the
 //!   new epoch, commit by compare-and-swap of the head (refused once a
 //!   higher epoch fenced it), release.
+//! - [`gclease`]: `cluster/gc`, the lease that makes one host at a time
+//!   the collector of the shared repository (taken like a claim, no head).
 //!
 //! # Safety argument, in one paragraph
 //! Every acquisition raises the session's epoch and then writes the epoch
@@ -41,6 +43,7 @@
 pub mod bucket;
 pub mod claims;
 pub mod clock;
+pub mod gclease;
 pub mod liveness;
 pub mod records;
 

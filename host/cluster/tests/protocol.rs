@@ -321,3 +321,63 @@ fn an_observer_that_stopped_listing_judges_no_one() {
         }
     );
 }
+
+#[test]
+fn one_collector_at_a_time_and_a_dead_ones_lease_is_taken_after_one_and_a_half_ttl() {
+    use sesshost_cluster::gclease::{self, GcTurn};
+    let (b, c) = (MemoryBackend::default(), FakeClock::default());
+    let mut a = Host::new("a", &b, &c);
+    let mut h = Host::new("b", &b, &c);
+    let now = |c: &FakeClock| sesshost_cluster::Clock::now(c);
+    let turn = |host: &mut Host, c: &FakeClock| {
+        host.fleet.observe(&b, c).unwrap();
+        gclease::take(&b, &mut host.fleet, &host.lease.id.clone(), now(c)).unwrap()
+    };
+    assert_eq!(
+        turn(&mut a, &c),
+        GcTurn::Mine {
+            epoch: 1,
+            took_over: None
+        }
+    );
+    // Taking it again is a no-op for the holder; the other host waits.
+    assert!(matches!(turn(&mut a, &c), GcTurn::Mine { epoch: 1, .. }));
+    assert_eq!(
+        turn(&mut h, &c),
+        GcTurn::HeldBy {
+            host: "a".into(),
+            epoch: 1
+        }
+    );
+    // A stops renewing: B does not take the lease before 1.5 T, then does.
+    for _ in 0..14 {
+        c.advance(T / 10);
+        h.lease.tick(&b, &c);
+        assert!(
+            matches!(turn(&mut h, &c), GcTurn::HeldBy { .. }),
+            "taken early"
+        );
+    }
+    c.advance(T / 10 + Duration::from_millis(1));
+    assert_eq!(
+        turn(&mut h, &c),
+        GcTurn::Mine {
+            epoch: 2,
+            took_over: Some("a".into())
+        }
+    );
+    // A, back, finds it no longer holds the lease, and its release changes nothing.
+    assert!(!gclease::holds(&b, "a", 1).unwrap());
+    gclease::release(&b, "a", 1).unwrap();
+    assert!(gclease::holds(&b, "b", 2).unwrap());
+    // B's release lets the next host take it at once, at a higher epoch.
+    gclease::release(&b, "b", 2).unwrap();
+    a.lease.renew(&b, &c);
+    assert_eq!(
+        turn(&mut a, &c),
+        GcTurn::Mine {
+            epoch: 3,
+            took_over: None
+        }
+    );
+}

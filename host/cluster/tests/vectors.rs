@@ -4,6 +4,7 @@
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use sesshost_cluster::gclease::GcLeaseRecord;
 use sesshost_cluster::records::{ClaimRecord, HeadRecord, HostRecord};
 
 fn vector(name: &str) -> String {
@@ -36,6 +37,8 @@ fn cluster_vectors_parse_and_round_trip() {
     assert_eq!((c.holder.as_deref(), c.epoch), (Some("host-7f3a"), 3));
     let r: ClaimRecord = round_trip("claim-released.json");
     assert_eq!(r.holder, None);
+    let g: GcLeaseRecord = round_trip("gc.json");
+    assert_eq!((g.holder.as_deref(), g.epoch), (Some("host-7f3a"), 4));
     let hd: HeadRecord = round_trip("head.json");
     assert_eq!(
         (hd.epoch, hd.seq, hd.prev.as_deref()),
