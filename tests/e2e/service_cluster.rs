@@ -161,7 +161,14 @@ fn cluster_cli(d: &common::Dir, args: &[&str], bucket: &[String]) -> String {
 fn start(home: &Path, args: &[String], name: &str) -> Service {
     let mut a: Vec<&str> = args.iter().map(String::as_str).collect();
     a.extend(["--host-id", name]);
-    Service::start_with(home, &config(""), &a)
+    // The bucket is collected every 2 s with no grace (the strictest
+    // setting: every step of a collection runs in one go while the hosts
+    // commit), by whichever host holds cluster/gc.
+    Service::start_with(
+        home,
+        &config("gc_interval_seconds = 2\ngc_grace_seconds = 0\n"),
+        &a,
+    )
 }
 
 fn session(s: &Service, key: &str, id: &str) -> Value {
@@ -461,6 +468,37 @@ fn three_hosts_share_one_rgw_bucket() {
     release(&a, &key, &id, &lease);
     let m = request(&a.addr, "GET", "/metrics", None, None).body;
     assert!(m.contains("sesshost_cluster_takeovers_total 1"), "{m}");
+
+    // 6. One collector at a time: the GC lease changed hands (A was
+    // frozen, B left, C died) and is now A's, the only live host, whose
+    // collections (every 2 s, grace 0) ran without error; the session's
+    // committed state still restores from the bucket after them.
+    let mut gc = Value::Null;
+    wait_until("A holds cluster/gc", Duration::from_secs(4 * T), || {
+        gc = a.req("GET", "/v1/cluster", Some(&key), None).json()["gc"].clone();
+        gc["epoch"].is_u64() && gc["runs"].as_u64() >= Some(1)
+    });
+    assert!(gc["holder"].as_str().unwrap().starts_with("a-"), "{gc}");
+    assert!(
+        gc["epoch"].as_u64().unwrap() >= 2,
+        "the lease never moved: {gc}"
+    );
+    assert!(gc["last_report"].get("error").is_none(), "{gc}");
+    eprintln!("figure: collection on A after the lease moved: {gc}");
+    let m = request(&a.addr, "GET", "/metrics", None, None).body;
+    assert!(
+        !m.contains("sesshost_cluster_gc_runs_total{result=\"error\"}"),
+        "{m}"
+    );
+    let lease = acquire(&a, &key, &id, 0);
+    let r = a.req(
+        "GET",
+        &format!("/v1/sessions/{id}/context"),
+        Some(&key),
+        None,
+    );
+    assert_eq!(r.json()["by"], "b", "{}", r.body);
+    release(&a, &key, &id, &lease);
     assert_eq!(
         a.terminate(Duration::from_secs(40)).code(),
         Some(0),

@@ -11,15 +11,12 @@
 //! another host takes the lease only after 1.5 T of unchanged record.
 //! The holder keeps it while it lives and gives it up on SIGTERM.
 
-use std::time::Duration;
-
 use serde::{Deserialize, Serialize};
 use sesshost_store::{Backend, Precondition};
 
 use crate::ClaimError;
 use crate::bucket::{Outcome, put_resolved};
 use crate::claims::MAX_ROUNDS;
-use crate::liveness::Fleet;
 
 /// The lease's object name.
 pub const GC_LEASE: &str = "cluster/gc";
@@ -83,11 +80,12 @@ fn write(
 
 /// Take the lease for `me` if it is free or its holder is dead (see the
 /// module doc); report the live holder otherwise.
+/// `is_dead` judges a holder (the caller's fleet view: `Fleet::is_dead`
+/// at its clock's now; asked between bucket calls, never over one).
 pub fn take(
     b: &dyn Backend,
-    fleet: &mut Fleet,
     me: &str,
-    now: Duration,
+    is_dead: &mut dyn FnMut(&str) -> bool,
 ) -> Result<GcTurn, ClaimError> {
     for _ in 0..MAX_ROUNDS {
         let cur = read(b)?;
@@ -100,7 +98,7 @@ pub fn take(
                         took_over: None,
                     });
                 }
-                Some(h) if !fleet.is_dead(h, now) => {
+                Some(h) if !is_dead(h) => {
                     return Ok(GcTurn::HeldBy {
                         host: h.clone(),
                         epoch: r.epoch,

@@ -331,7 +331,8 @@ fn one_collector_at_a_time_and_a_dead_ones_lease_is_taken_after_one_and_a_half_t
     let now = |c: &FakeClock| sesshost_cluster::Clock::now(c);
     let turn = |host: &mut Host, c: &FakeClock| {
         host.fleet.observe(&b, c).unwrap();
-        gclease::take(&b, &mut host.fleet, &host.lease.id.clone(), now(c)).unwrap()
+        let (id, t) = (host.lease.id.clone(), now(c));
+        gclease::take(&b, &id, &mut |h| host.fleet.is_dead(h, t)).unwrap()
     };
     assert_eq!(
         turn(&mut a, &c),

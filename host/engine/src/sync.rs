@@ -207,6 +207,20 @@ impl RemoteTier {
         blocking(move || Ok(f(remote.backend()))).await
     }
 
+    /// Collect the repository's garbage as one of several writers
+    /// ([`Store::gc_while`]: a chunk is moved to the trash before it is
+    /// deleted, and writers re-check theirs). `go_on` is asked before every
+    /// chunk moved or deleted; the cluster passes "this host still holds
+    /// the GC lease and serves".
+    pub async fn gc_while(
+        &self,
+        grace: std::time::Duration,
+        go_on: impl Fn() -> bool + Send + 'static,
+    ) -> Result<sesshost_store::GcReport> {
+        let remote = self.store.clone();
+        blocking(move || Ok(remote.gc_while(grace, &go_on)?)).await
+    }
+
     /// Names of every session in the repository.
     pub async fn names(&self) -> Result<Vec<String>> {
         let remote = self.store.clone();

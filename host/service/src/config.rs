@@ -22,6 +22,8 @@
 //! | `lifecycle.autosave_seconds` | `30` | Live sessions are captured to the store this often (one CDP capture each). |
 //! | `lifecycle.check_interval_seconds` | `600` | Sessions with an `auth_check` are checked this often (and after each release); a failure sets `needs_auth`. |
 //! | `lifecycle.cleanup_interval_seconds` | `60` | Expired sessions are removed this often. |
+//! | `lifecycle.gc_interval_seconds` | `3600` | `--cluster`: the bucket is collected this often, by one host (the holder of `cluster/gc`). |
+//! | `lifecycle.gc_grace_seconds` | `3600` | `--cluster`: age a GC mark or trash must reach before the next step (safety does not depend on it). |
 //! | `lifecycle.lease_seconds` | `300` | Lease length when the acquire names none; heartbeats and CDP traffic renew it, an unrenewed lease is reclaimed (saved, ended). |
 //! | `lifecycle.shutdown_seconds` | `30` | On SIGTERM, time given to save live sessions before exit. |
 //! | `security.trusted_keys` | `[]` | Signer `.pub` files; when non-empty, imported bundles must be signed by one. |
@@ -143,6 +145,16 @@ pub struct Lifecycle {
     pub lease_seconds: u64,
     /// Time to save live sessions on shutdown. Default 30 s.
     pub shutdown_seconds: u64,
+    /// `--cluster`: the holder of the GC lease collects the bucket this
+    /// often. Default 3600 s. Cost per run: one listing of every manifest
+    /// and chunk plus a read of every manifest (the mark, and again when
+    /// the trash is emptied).
+    pub gc_interval_seconds: u64,
+    /// `--cluster`: how old a mark (or a trash) must be before the next
+    /// step. Default 3600 s. Safety does not depend on it (STORE.md); a
+    /// longer grace makes it rarer for a commit to meet a collection and
+    /// keeps freed chunks that long.
+    pub gc_grace_seconds: u64,
 }
 
 impl Default for Lifecycle {
@@ -154,6 +166,8 @@ impl Default for Lifecycle {
             cleanup_interval_seconds: 60,
             lease_seconds: 300,
             shutdown_seconds: 30,
+            gc_interval_seconds: 3600,
+            gc_grace_seconds: 3600,
         }
     }
 }

@@ -348,6 +348,11 @@ pub struct Metrics {
     pub cluster_takeovers_total: Counter,
     /// `--cluster`: commits by `result` = `ok` | `fenced` | `error`.
     pub cluster_commits_total: CounterVec,
+    /// `--cluster`: collections of the bucket run by this host (the holder
+    /// of `cluster/gc`) by `result` = `ok` | `stopped` | `error`.
+    pub cluster_gc_runs_total: CounterVec,
+    /// `--cluster`: chunks this host's collections deleted from the bucket.
+    pub cluster_gc_chunks_deleted_total: Counter,
 }
 
 impl Default for Metrics {
@@ -380,6 +385,8 @@ impl Metrics {
             cluster_forwarded_total: Counter::default(),
             cluster_takeovers_total: Counter::default(),
             cluster_commits_total: CounterVec::counter(&["result"]),
+            cluster_gc_runs_total: CounterVec::counter(&["result"]),
+            cluster_gc_chunks_deleted_total: Counter::default(),
         }
     }
 
@@ -547,6 +554,18 @@ impl Metrics {
             "cluster_commits_total",
             "Commits to the cluster's bucket by result: ok, fenced (a newer epoch owns the session), error (--cluster).",
             &self.cluster_commits_total,
+        );
+        counter_vec(
+            &mut o,
+            "cluster_gc_runs_total",
+            "Collections of the bucket this host ran as holder of the GC lease, by result: ok, stopped (lost the lease or shutting down), error (--cluster).",
+            &self.cluster_gc_runs_total,
+        );
+        counter(
+            &mut o,
+            "cluster_gc_chunks_deleted_total",
+            "Chunks this host's collections deleted from the bucket (--cluster).",
+            &self.cluster_gc_chunks_deleted_total,
         );
         o
     }

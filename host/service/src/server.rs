@@ -188,6 +188,7 @@ pub async fn run(
         c.attach(&app);
         tokio::spawn(c.clone().run(app.clone()));
         tokio::spawn(c.clone().autosave(app.clone()));
+        tokio::spawn(c.clone().collect(app.clone()));
     }
     tokio::spawn(pool.clone().refill());
     crate::background::spawn_all(&app);

@@ -10,6 +10,8 @@
 //! - [`sessions`]: a session's claim, fence, restore from the head,
 //!   commit (create-only snapshot + compare-and-swap of the head), release,
 //!   publish (new sessions), delete;
+//! - [`gc`]: the bucket's garbage collection, by the holder of
+//!   `cluster/gc` only;
 //! - [`forward`]: the middleware that sends a request for a session held
 //!   by another live host there (REST and the CDP websocket), waiting for
 //!   a frozen holder to be judged dead and then taking over.
@@ -19,6 +21,7 @@
 //! head before it serves a session it does not hold.
 
 pub mod forward;
+pub mod gc;
 pub mod listing;
 pub mod sessions;
 
@@ -83,6 +86,8 @@ pub struct Cluster {
     locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     /// Claims read for lists, by session (`listing.rs`).
     pub(crate) claims_seen: Mutex<HashMap<String, listing::CachedClaim>>,
+    /// This host's part in collecting the bucket (`gc.rs`).
+    pub(crate) gc: Mutex<gc::GcView>,
     /// The bucket probe's report (it passed, or the host did not start).
     pub probe: String,
     serving: AtomicBool,
@@ -184,6 +189,7 @@ impl Cluster {
             local: Mutex::new(Local::default()),
             locks: Mutex::new(HashMap::new()),
             claims_seen: Mutex::new(HashMap::new()),
+            gc: Mutex::new(gc::GcView::default()),
             probe,
             serving: AtomicBool::new(false),
             good_until_ns: AtomicU64::new(0),
@@ -483,6 +489,7 @@ impl Cluster {
         for id in ids {
             sessions::release_claim(self, app, &id, true).await;
         }
+        self.release_gc().await;
         let key = host_key(&self.id);
         let _ = self.tier.with_backend(move |b| b.delete(&key)).await;
         tracing::info!("cluster: host {} left the cluster", self.id);

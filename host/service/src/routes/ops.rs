@@ -204,6 +204,7 @@ pub async fn cluster(State(app): State<Arc<App>>, Auth(_p): Auth) -> Response {
         "serving": c.serving(),
         "held": c.held_sessions(),
         "hosts": hosts,
+        "gc": c.gc_json(),
     }))
     .into_response()
 }
