@@ -881,6 +881,59 @@ fn chaos_loses_no_acknowledged_commit() {
     assert_eq!(lost, 0, "acknowledged commits were lost");
     assert!(acked >= 3, "the workers made no progress: {ledgers:?}");
 
+    // Cost: bucket calls (one S3 request each; list pages) from the hosts'
+    // sesshost_bucket_calls_total, over three quiet windows of the same
+    // length: idle hosts; one session held live (leased, autosaving, no
+    // change); one session used in a loop (acquire, PUT context, release).
+    let window = Duration::from_secs(env_num("SESSHOST_COST_SECONDS", 30));
+    let calls = |hosts: &[Service]| -> u64 {
+        hosts
+            .iter()
+            .map(|h| {
+                request(&h.addr, "GET", "/metrics", None, None)
+                    .body
+                    .lines()
+                    .filter(|l| l.starts_with("sesshost_bucket_calls_total{"))
+                    .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+                    .sum::<u64>()
+            })
+            .sum()
+    };
+    let per_hour = |n: u64| n as f64 * 3600.0 / window.as_secs_f64();
+    let c0 = calls(&hosts);
+    std::thread::sleep(window);
+    let idle = calls(&hosts) - c0;
+    let lease = acquire(&hosts[1], &key, &sessions[0], 30);
+    let c0 = calls(&hosts);
+    std::thread::sleep(window);
+    let live = (calls(&hosts) - c0).saturating_sub(idle);
+    release(&hosts[1], &key, &sessions[0], &lease);
+    let c0 = calls(&hosts);
+    let t0 = Instant::now();
+    let mut cycles = 0u64;
+    while t0.elapsed() < window {
+        let h = &hosts[cycles as usize % 3];
+        let lease = acquire(h, &key, &sessions[1], 30);
+        let r = h.req(
+            "PUT",
+            &format!("/v1/sessions/{}/context", sessions[1]),
+            Some(&key),
+            Some(&json!({"n": 1_000_000 + cycles})),
+        );
+        assert_eq!(r.status, 200, "{}", r.body);
+        release(h, &key, &sessions[1], &lease);
+        cycles += 1;
+    }
+    let used = (calls(&hosts) - c0).saturating_sub(idle);
+    eprintln!(
+        "figure: bucket calls (S3 requests): idle cluster {:.0}/host-hour (T = {T} s; renewals, listings, collection); a session held live and unchanged {:.0}/session-hour; a session used in a loop {:.0}/session-hour ({cycles} acquire+write+release cycles in {} s through 3 hosts, {:.0} calls per cycle)",
+        per_hour(idle) / 3.0,
+        per_hour(live),
+        per_hour(used),
+        window.as_secs(),
+        used as f64 / cycles.max(1) as f64
+    );
+
     for h in hosts.iter_mut() {
         assert_eq!(
             h.terminate(Duration::from_secs(60)).code(),

@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use sessbundle::SessionState;
 use sesshost_plugin::Grants;
+use sesshost_store::backend::counting::{CallCounts, Counting};
 use sesshost_store::repo::{RepoUnlock, open_repo_key};
 use sesshost_store::{ImportMode, SaveReport, Store, now_ms};
 
@@ -43,6 +44,16 @@ impl Engine {
     /// A store over the remote repository (`create`: make its `config` if
     /// the backend holds none).
     async fn remote_store(&self, r: Remote, create: bool) -> Result<Arc<Store>> {
+        Ok(self.remote_store_counted(r, create).await?.0)
+    }
+
+    /// [`Engine::remote_store`], with the count of calls made to its
+    /// backend (`sesshost_store::backend::counting`).
+    async fn remote_store_counted(
+        &self,
+        r: Remote,
+        create: bool,
+    ) -> Result<(Arc<Store>, Arc<CallCounts>)> {
         let backend = self.plugins()?.load_storage(&r.plugin, &r.grants)?;
         let handle = tokio::runtime::Handle::current();
         blocking(move || {
@@ -56,8 +67,10 @@ impl Engine {
                     ));
                 }
             };
+            let pb = Counting::new(pb);
+            let counts = pb.counts();
             let key = open_repo_key(&pb, unlock, create)?;
-            Ok(Arc::new(Store::new(Box::new(pb), &key)))
+            Ok((Arc::new(Store::new(Box::new(pb), &key)), counts))
         })
         .await
     }
@@ -66,10 +79,8 @@ impl Engine {
     pub async fn push(&self, req: PushRequest) -> Result<SaveReport> {
         let name = req.name.clone();
         let state = self.with_store(move |s| Ok(s.load(&name)?)).await?;
-        let tier = RemoteTier {
-            store: self.remote_store(req.remote, true).await?,
-        };
-        tier.put(&req.name, state).await
+        let (store, calls) = self.remote_store_counted(req.remote, true).await?;
+        RemoteTier { store, calls }.put(&req.name, state).await
     }
 
     /// Fetch session `req.name` from the remote repository into the home.
@@ -96,15 +107,15 @@ impl Engine {
 #[derive(Clone)]
 pub struct RemoteTier {
     store: Arc<Store>,
+    calls: Arc<CallCounts>,
 }
 
 impl Engine {
     /// Open (or, when the backend holds none, create) the repository behind
     /// `r` once, for [`RemoteTier`] calls.
     pub async fn remote_tier(&self, r: Remote) -> Result<RemoteTier> {
-        Ok(RemoteTier {
-            store: self.remote_store(r, true).await?,
-        })
+        let (store, calls) = self.remote_store_counted(r, true).await?;
+        Ok(RemoteTier { store, calls })
     }
 
     /// The raw backend of a storage plugin (the cluster's bucket: records
@@ -219,6 +230,12 @@ impl RemoteTier {
     ) -> Result<sesshost_store::GcReport> {
         let remote = self.store.clone();
         blocking(move || Ok(remote.gc_while(grace, &go_on)?)).await
+    }
+
+    /// Calls made to the repository's backend so far, by kind (over a
+    /// storage plugin, one S3 request each; `list` pages).
+    pub fn calls(&self) -> Arc<CallCounts> {
+        self.calls.clone()
     }
 
     /// Names of every session in the repository.

@@ -353,6 +353,10 @@ pub struct Metrics {
     pub cluster_gc_runs_total: CounterVec,
     /// `--cluster`: chunks this host's collections deleted from the bucket.
     pub cluster_gc_chunks_deleted_total: Counter,
+    /// Calls to the bucket (the durable tier, or the cluster's bucket), by
+    /// kind; set once at start when there is one.
+    pub bucket_calls:
+        std::sync::OnceLock<std::sync::Arc<sesshost_store::backend::counting::CallCounts>>,
 }
 
 impl Default for Metrics {
@@ -387,6 +391,7 @@ impl Metrics {
             cluster_commits_total: CounterVec::counter(&["result"]),
             cluster_gc_runs_total: CounterVec::counter(&["result"]),
             cluster_gc_chunks_deleted_total: Counter::default(),
+            bucket_calls: std::sync::OnceLock::new(),
         }
     }
 
@@ -567,6 +572,17 @@ impl Metrics {
             "Chunks this host's collections deleted from the bucket (--cluster).",
             &self.cluster_gc_chunks_deleted_total,
         );
+        if let Some(calls) = self.bucket_calls.get() {
+            header(
+                &mut o,
+                "bucket_calls_total",
+                "Calls to the bucket (durable tier or --cluster) by op; over the s3 plugin each is one S3 request, except list, which pages by 1000 keys.",
+                "counter",
+            );
+            for (op, n) in calls.snapshot() {
+                let _ = writeln!(o, "{PREFIX}bucket_calls_total{{op=\"{op}\"}} {n}");
+            }
+        }
         o
     }
 }

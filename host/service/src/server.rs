@@ -155,6 +155,7 @@ pub async fn run(
     let addr = listener
         .local_addr()
         .map_err(|e| io("no local address", e))?;
+    let bucket_calls = tier.as_ref().map(|(_, t)| t.calls());
     let cluster = match (&opts.cluster, tier) {
         (Some(o), Some((_, t))) => Some(crate::cluster::Cluster::start(t, o, addr).await?),
         _ => None,
@@ -181,6 +182,9 @@ pub async fn run(
         cluster: cluster.clone(),
         history: Default::default(),
     });
+    if let Some(calls) = bucket_calls {
+        let _ = app.metrics.bucket_calls.set(calls);
+    }
     if let Some(d) = durable {
         tokio::spawn(d.run(app.clone()));
     }

@@ -12,6 +12,8 @@
 //! [`crate::probe`] for the check that does not take its word for it).
 //!
 //! Submodules:
+//! - [`counting`]: [`counting::Counting`], a wrapper that counts calls by
+//!   kind (metrics, cost figures).
 //! - [`local`]: [`LocalDirBackend`], a directory (create-only by `link(2)`,
 //!   compare-and-swap under a per-key `flock`), safe for several processes.
 //! - [`memory`]: [`memory::MemoryBackend`], an in-memory atomic backend
@@ -20,6 +22,7 @@
 
 use std::io;
 
+pub mod counting;
 pub mod local;
 pub mod memory;
 
