@@ -14,6 +14,26 @@
 
 use sesshost_store::{Backend, BackendError, BackendErrorKind, Etag, Precondition};
 
+/// Reads of one object, in all, while each finds it replaced mid-way.
+pub const READ_ATTEMPTS: u32 = 5;
+
+/// `get_with_etag`, read again when the object was replaced while being
+/// read (the s3 plugin's ranged reads saw its ETag change:
+/// [`BackendErrorKind::Conflict`]); claims, heads and host records are
+/// replaced all the time while others read them.
+pub fn read_with_etag(b: &dyn Backend, key: &str) -> Result<Option<(Vec<u8>, Etag)>, BackendError> {
+    let mut tries = 1;
+    loop {
+        match b.get_with_etag(key) {
+            Err(e) if e.kind == BackendErrorKind::Conflict && tries < READ_ATTEMPTS => {
+                tries += 1;
+                std::thread::sleep(std::time::Duration::from_millis(5 * u64::from(tries)));
+            }
+            r => return r,
+        }
+    }
+}
+
 /// A conditional write's outcome once the ambiguity is resolved.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
@@ -59,7 +79,7 @@ pub fn resolve_unknown(
     pre: &Precondition,
     nonce: &str,
 ) -> Result<Outcome, BackendError> {
-    Ok(match (b.get_with_etag(key)?, pre) {
+    Ok(match (read_with_etag(b, key)?, pre) {
         (Some((bytes, etag)), _) if nonce_of(&bytes).as_deref() == Some(nonce) => {
             Outcome::Won(etag)
         }

@@ -83,7 +83,7 @@ pub struct Claims<'a> {
 }
 
 fn read<T: DeserializeOwned>(b: &dyn Backend, key: &str) -> Result<Option<(T, Etag)>, ClaimError> {
-    match b.get_with_etag(key)? {
+    match crate::bucket::read_with_etag(b, key)? {
         None => Ok(None),
         Some((bytes, etag)) => serde_json::from_slice(&bytes)
             .map(|r| Some((r, etag)))

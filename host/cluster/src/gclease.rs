@@ -47,7 +47,7 @@ pub enum GcTurn {
 }
 
 fn read(b: &dyn Backend) -> Result<Option<(GcLeaseRecord, sesshost_store::Etag)>, ClaimError> {
-    match b.get_with_etag(GC_LEASE)? {
+    match crate::bucket::read_with_etag(b, GC_LEASE)? {
         None => Ok(None),
         Some((bytes, etag)) => serde_json::from_slice(&bytes)
             .map(|r| Some((r, etag)))

@@ -17,8 +17,10 @@
 //! is older than the grace, and no manifest written since references it: a
 //! save that deduplicates against an old unreferenced chunk while GC runs
 //! keeps it. One GC at a time (`gc.lock`). Without local locks (a remote
-//! repository) the sweep cannot exclude a push in flight on another
-//! machine; the grace ([`DEFAULT_REMOTE_GC_GRACE`]) is the protection there.
+//! repository other machines write) the sweep cannot exclude a save in
+//! flight elsewhere, so that case is `gc_shared.rs`: candidates are moved
+//! to a trash and deleted only after every manifest was read again, and
+//! saves re-check their chunks when a collection ran meanwhile.
 
 use std::collections::{BTreeSet, HashSet};
 use std::time::Duration;
@@ -35,8 +37,11 @@ use crate::objects::*;
 use crate::report::*;
 use crate::store::Store;
 
-/// The grace `cleanup` uses on a store without local locks. Cost: chunks
-/// of deleted or pruned snapshots stay on the backend this long longer.
+/// The grace `cleanup` uses on a store without local locks (each step of
+/// the shared collection waits this long after the one before). Safety
+/// does not depend on it (`gc_shared.rs`); it makes it rare for a save to
+/// meet a collection. Cost: chunks of deleted or pruned snapshots stay on
+/// the backend up to two graces longer.
 pub const DEFAULT_REMOTE_GC_GRACE: Duration = Duration::from_secs(3600);
 
 #[derive(Serialize, Deserialize)]

@@ -49,7 +49,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::crypto::ChunkId;
-use crate::error::Result;
+use crate::error::{Result, StoreError};
 use crate::gc::Mark;
 use crate::layout::*;
 use crate::report::GcReport;
@@ -105,8 +105,18 @@ impl GcSeen {
 
 impl Store {
     /// What a save reads before its dedup checks and after its manifest.
+    /// A read that keeps failing because the state keeps being replaced
+    /// counts as `Busy` (a collection is at work: the save re-checks).
     pub(crate) fn gc_seen(&self) -> Result<GcSeen> {
-        Ok(match self.read_gc_state()? {
+        let st = match self.read_gc_state() {
+            Err(StoreError::Backend { source, .. })
+                if source.kind == crate::backend::BackendErrorKind::Conflict =>
+            {
+                return Ok(GcSeen::Busy);
+            }
+            r => r?,
+        };
+        Ok(match st {
             Ok(None) => GcSeen::Quiet(0),
             Ok(Some(s)) if s.phase == Phase::Idle => GcSeen::Quiet(s.generation),
             _ => GcSeen::Busy,

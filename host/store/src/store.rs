@@ -5,7 +5,10 @@ use std::path::PathBuf;
 
 use sessbundle::state::SessionState;
 
-use crate::backend::{Backend, BackendError};
+use crate::backend::{Backend, BackendError, BackendErrorKind};
+
+/// Reads of one object, in all, when each finds it replaced mid-way.
+pub(crate) const READ_ATTEMPTS: u32 = 5;
 use crate::crypto::{Keys, RepoKey};
 use crate::error::{Result, StoreError};
 use crate::gc::DEFAULT_REMOTE_GC_GRACE;
@@ -130,8 +133,21 @@ impl Store {
     pub(crate) fn b_put(&self, key: &str, bytes: &[u8]) -> Result<()> {
         self.backend.put(key, bytes).map_err(berr("write", key))
     }
+    /// A read; one that found the object replaced mid-way (S3: a ranged
+    /// read whose ETag changed, [`BackendErrorKind::Conflict`]) is read
+    /// again, up to [`READ_ATTEMPTS`] times in all: objects such as
+    /// `gc/state` and session records are replaced while others read them.
     pub(crate) fn b_get(&self, key: &str) -> Result<Option<Vec<u8>>> {
-        self.backend.get(key).map_err(berr("read", key))
+        let mut tries = 1;
+        loop {
+            match self.backend.get(key) {
+                Err(e) if e.kind == BackendErrorKind::Conflict && tries < READ_ATTEMPTS => {
+                    tries += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(5 * tries as u64));
+                }
+                r => return r.map_err(berr("read", key)),
+            }
+        }
     }
     pub(crate) fn b_has(&self, key: &str) -> Result<bool> {
         self.backend.has(key).map_err(berr("check", key))

@@ -25,6 +25,10 @@ type Trigger = (
 struct Shared {
     mem: Arc<MemoryBackend>,
     hooks: Arc<Mutex<Vec<Option<Trigger>>>>,
+    /// Reads of a key still to fail as "replaced while being read" (what
+    /// the s3 plugin reports when an object's ETag changes between the
+    /// ranged reads of one get).
+    replaced: Arc<Mutex<std::collections::HashMap<String, u32>>>,
 }
 
 impl Shared {
@@ -58,6 +62,7 @@ impl Shared {
         Shared {
             mem: self.mem.clone(),
             hooks: Arc::default(),
+            replaced: Arc::default(),
         }
     }
 
@@ -77,6 +82,15 @@ impl Backend for Shared {
     }
     fn get(&self, key: &str) -> Result<Option<Vec<u8>>, BackendError> {
         self.fire("get", key);
+        if let Some(n) = self.replaced.lock().unwrap().get_mut(key)
+            && *n > 0
+        {
+            *n -= 1;
+            return Err(BackendError::new(
+                BackendErrorKind::Conflict,
+                format!("get {key}: the object was replaced while being read; read it again"),
+            ));
+        }
         self.mem.get(key)
     }
     fn has(&self, key: &str) -> Result<bool, BackendError> {
@@ -258,4 +272,35 @@ fn a_stopped_collection_waits_a_grace_before_anyone_empties_its_trash() {
     assert_eq!(freed as usize, orphans);
     assert!(b.keys("chunks/").is_empty());
     assert!(b.keys("gc/trash/").is_empty());
+}
+
+#[test]
+fn reads_of_objects_replaced_mid_way_are_retried_and_never_fail_a_save() {
+    let b = Shared::default();
+    orphan_chunks(&b);
+    let st = store(&b);
+    st.gc_while(Duration::ZERO, &|| true).unwrap(); // gc/state exists now
+    let replaced = |key: &str, n: u32| {
+        b.replaced.lock().unwrap().insert(key.into(), n);
+    };
+    // A few replaced reads of gc/state: read again, the save goes on.
+    replaced("gc/state", 3);
+    let r = st.import("b", &state("x"), ImportMode::New, T0).unwrap();
+    assert_eq!(b.replaced.lock().unwrap()["gc/state"], 0);
+    assert_eq!(r.chunks_written, 7, "{r:?}");
+    // gc/state replaced on every read: the save takes a collection to be
+    // at work, checks its chunks again, and still succeeds.
+    replaced("gc/state", 1000);
+    st.save("b", &state("y"), T0 + 1).unwrap();
+    b.replaced.lock().unwrap().clear();
+    // A session record replaced while read is read again too.
+    replaced("sessions/b", 2);
+    assert!(same_data(&st.load("b").unwrap(), &state("y")));
+    // Past the attempts, the error names the object and says what to do.
+    replaced("sessions/b", 1000);
+    let e = st.load("b").unwrap_err().to_string();
+    assert!(
+        e.contains("sessions/b") && e.contains("read it again"),
+        "{e}"
+    );
 }

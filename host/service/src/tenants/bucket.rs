@@ -200,9 +200,7 @@ impl BucketRecords {
 
     /// A small JSON object and its ETag; `Ok(None)` when absent.
     fn read<T: Object>(&self, key: &str) -> Result<Option<(T, Etag)>> {
-        let got = self
-            .b
-            .get_with_etag(key)
+        let got = sesshost_cluster::bucket::read_with_etag(self.b.as_ref(), key)
             .map_err(bucket_err(format!("cannot read {key} from the bucket")))?;
         let Some((bytes, etag)) = got else {
             return Ok(None);
