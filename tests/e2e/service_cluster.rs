@@ -329,6 +329,22 @@ fn three_hosts_share_one_rgw_bucket() {
     assert!(holder(&item).starts_with("a-"), "{item}");
     assert_eq!(item["epoch"], v["epoch"], "{item}");
     assert_eq!(l["hosts"].as_array().map(Vec::len), Some(3), "{l}");
+    // So does `host session list --cluster`, a CLI on the bucket alone.
+    let flags = bucket_args(&d, &rgw.s3, "c1");
+    let out = cluster_cli(&d, &["session", "list", "--json"], &flags);
+    let fl: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
+    let s = fl["sessions"]
+        .as_array()
+        .and_then(|v| v.iter().find(|s| s["id"] == id.as_str()).cloned())
+        .unwrap_or_else(|| panic!("the CLI's fleet lacks {id}: {fl}"));
+    assert!(s["holder"].as_str().unwrap_or("").starts_with("a-"), "{s}");
+    assert_eq!(s["epoch"], v["epoch"], "{s}");
+    assert_eq!(fl["hosts"].as_array().map(Vec::len), Some(3), "{fl}");
+    let table = cluster_cli(&d, &["session", "list"], &flags);
+    assert!(
+        table.contains(&id) && table.contains("garbage collection:"),
+        "{table}"
+    );
     let epoch1 = v["epoch"].as_u64().unwrap();
     // The CDP websocket through B reaches A's browser.
     let cdp_b = lease["cdp_url"].as_str().unwrap().replace(&a.addr, &b.addr);

@@ -18,6 +18,7 @@
 
 mod args;
 mod bundle_cmd;
+mod fleet;
 mod open_cmd;
 mod plugin_cmd;
 mod print;

@@ -14,8 +14,10 @@ use crate::print::{expiry_text, print_history, print_list, print_show};
 pub fn reads_only(cmd: &SessionCommand) -> bool {
     matches!(
         cmd,
-        SessionCommand::List { .. }
-            | SessionCommand::Show { .. }
+        SessionCommand::List {
+            fleet: crate::args::session::FleetArgs { cluster: false, .. },
+            ..
+        } | SessionCommand::Show { .. }
             | SessionCommand::History { .. }
             | SessionCommand::Open(_)
             | SessionCommand::Extend { .. }
@@ -48,7 +50,15 @@ pub async fn run(engine: &Engine, cmd: SessionCommand, out: &mut dyn Write) -> R
                 expiry_text(&info, now)
             )?;
         }
-        SessionCommand::List { json } => {
+        SessionCommand::List { json, fleet } if fleet.cluster => {
+            crate::fleet::list(engine, &fleet, json, out).await?;
+        }
+        SessionCommand::List { json, fleet } => {
+            if fleet.storage.plugin.is_some() {
+                crate::usage!(
+                    "--plugin works with --cluster here (the fleet in the cluster's bucket): add --cluster, or drop --plugin to list this home"
+                );
+            }
             let list = engine.list().await?;
             if json {
                 serde_json::to_writer_pretty(&mut *out, &list)?;

@@ -23,6 +23,8 @@
 //!   dead holder's, the epoch rising each time), fence the head with the
 //!   new epoch, commit by compare-and-swap of the head (refused once a
 //!   higher epoch fenced it), release.
+//! - [`view`]: the fleet as the bucket records it (hosts, claims, heads,
+//!   the GC lease), read once, for `host session list --cluster`.
 //! - [`gclease`]: `cluster/gc`, the lease that makes one host at a time
 //!   the collector of the shared repository (taken like a claim, no head).
 //!
@@ -46,6 +48,7 @@ pub mod clock;
 pub mod gclease;
 pub mod liveness;
 pub mod records;
+pub mod view;
 
 pub use claims::{Acquired, ClaimError, Claims};
 pub use clock::Clock;

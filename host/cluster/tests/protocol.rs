@@ -382,3 +382,34 @@ fn one_collector_at_a_time_and_a_dead_ones_lease_is_taken_after_one_and_a_half_t
         }
     );
 }
+
+#[test]
+fn the_fleet_view_shows_holders_epochs_commits_and_the_collector() {
+    use sesshost_cluster::view;
+    let (b, c) = (MemoryBackend::default(), FakeClock::default());
+    let mut a = Host::new("a", &b, &c);
+    let mut h = Host::new("b", &b, &c);
+    assert_eq!(a.acquire(&b, &c, "s1"), mine(1));
+    a.claims(&b).commit("s1", 1, "1").unwrap();
+    a.claims(&b).commit("s1", 1, "2").unwrap();
+    assert_eq!(h.acquire(&b, &c, "s2"), mine(1));
+    h.claims(&b).release("s2", 1).unwrap();
+    sesshost_cluster::gclease::take(&b, "b", &mut |_| false).unwrap();
+    b.put("cluster/claims/junk", b"not json").unwrap();
+    let v = view::read(&b).unwrap();
+    let hosts: Vec<&str> = v.hosts.iter().map(|r| r.host_id.as_str()).collect();
+    assert_eq!(hosts, ["a", "b"]);
+    let s: Vec<String> = v
+        .sessions
+        .iter()
+        .map(|s| {
+            format!(
+                "{} {:?} {} {} {:?}",
+                s.id, s.holder, s.epoch, s.commits, s.snapshot
+            )
+        })
+        .collect();
+    assert_eq!(s, [r#"s1 Some("a") 1 2 Some("2")"#, "s2 None 1 0 None"]);
+    assert_eq!(v.gc.as_ref().and_then(|g| g.holder.as_deref()), Some("b"));
+    assert_eq!(v.unreadable, ["cluster/claims/junk"]);
+}

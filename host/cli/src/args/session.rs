@@ -7,6 +7,20 @@ use clap::{Args, Subcommand};
 use sessbundle::state::Viewport;
 
 use super::parse::{parse_duration, parse_token, parse_viewport};
+use super::plugin::StorageArgs;
+
+/// `host session list --cluster`: the bucket of `host run --cluster`.
+#[derive(Debug, Clone, Args, Default)]
+pub struct FleetArgs {
+    /// List the sessions of every `host run --cluster` on the cluster's bucket (holder, epoch,
+    /// commits; the hosts and their last renewals; who collects garbage) instead of this home's.
+    /// Give the same --plugin, --plugin-config / --plugin-config-file and --allow-host as to
+    /// `host run --cluster`; no repository key needed (these records hold no secret).
+    #[arg(long)]
+    pub cluster: bool,
+    #[command(flatten)]
+    pub storage: StorageArgs,
+}
 
 #[derive(Debug, Clone, Subcommand)]
 pub enum SessionCommand {
@@ -14,11 +28,14 @@ pub enum SessionCommand {
     Create(CreateArgs),
     /// Restore a session into its own Chromium and keep it open; print the CDP URL; save on exit.
     Open(OpenArgs),
-    /// List the sessions in this home.
+    /// List the sessions in this home; with --cluster, the whole fleet in the cluster's bucket (who
+    /// holds what, at which epoch, and the hosts).
     List {
         /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
+        #[command(flatten)]
+        fleet: FleetArgs,
     },
     /// Show one session: times, expiry, sizes, contents, snapshots.
     Show {
