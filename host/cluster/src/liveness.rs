@@ -4,8 +4,10 @@
 //!   counts from the moment it was *sent*. Past 0.8 T without a good
 //!   renewal the host is no longer serving (it must stop its browsers and
 //!   refuse its sessions' commands), before anyone may judge it dead at
-//!   1.5 T. A renewal that loses its compare-and-swap means another
-//!   process replaced or removed the record: demoted for good.
+//!   1.5 T. A renewal that loses its compare-and-swap is read back: if
+//!   the record is still this host's last version (a 409, a spurious 412)
+//!   it is retried at the next tick; if another process replaced or
+//!   removed the record, the host is demoted for good.
 //! - [`Fleet`]: the other hosts as observed by listing `cluster/hosts/`
 //!   (one request; listings carry ETags). A host is dead once its record
 //!   has not changed for 1.5 T on the observer's clock, or has been absent
@@ -21,7 +23,7 @@ use std::time::Duration;
 
 use sesshost_store::{Backend, BackendError, Etag, Precondition};
 
-use crate::bucket::{Outcome, list_with_etags, put_resolved};
+use crate::bucket::{Outcome, list_with_etags, put_resolved, resolve_unknown};
 use crate::clock::Clock;
 use crate::records::{HOSTS, HostRecord, host_key, now_wall_ms};
 
@@ -87,7 +89,16 @@ impl HostLease {
             None => Precondition::IfAbsent,
             Some(e) => Precondition::IfMatch(e.clone()),
         };
-        match put_resolved(b, &host_key(&self.id), &self.record(&nonce), &pre, &nonce) {
+        let key = host_key(&self.id);
+        let mut outcome = put_resolved(b, &key, &self.record(&nonce), &pre, &nonce);
+        if let Ok(Outcome::Lost) = outcome {
+            // Only this host writes its record, so a lost renewal is
+            // suspect (RGW answers 409 to a conditional write that merely
+            // overlapped another request, and a 412 can be spurious): read
+            // it back, and demote only if someone else's version is there.
+            outcome = resolve_unknown(b, &key, &pre, &nonce);
+        }
+        match outcome {
             Ok(Outcome::Won(e)) => {
                 self.etag = Some(e);
                 self.last_good = Some(sent);
