@@ -371,6 +371,20 @@ fn three_hosts_share_one_rgw_bucket() {
         "figure: GET {path}: direct on the holder {direct:.2} ms, forwarded through another host {via:.2} ms (overhead {:.2} ms, p50 of 200)",
         via - direct
     );
+    // And on a CDP round trip (Runtime.evaluate on a page), through B's
+    // websocket proxy vs A's own CDP URL.
+    let rtt = |url: &str| {
+        let out = client("puppeteer", url, "rtt", &fx.a("/app"), Some("300")).unwrap();
+        out["rtt_p50_ms"]
+            .as_f64()
+            .unwrap_or_else(|| panic!("{out}"))
+    };
+    let cdp_a = lease["cdp_url"].as_str().unwrap();
+    let (direct, via) = (rtt(cdp_a), rtt(&cdp_b));
+    eprintln!(
+        "figure: CDP round trip: on the holder {direct:.3} ms, forwarded through another host {via:.3} ms (overhead {:.3} ms, p50 of 300)",
+        via - direct
+    );
     release(&b, &key, &id, &lease);
     // A keeps the browser (idle) and the claim.
     let lease = acquire(&a, &key, &id, 0);

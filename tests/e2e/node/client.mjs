@@ -5,6 +5,8 @@
 //   login URL USER   open URL (the fixture's /login), log in as USER, wait for /app
 //   app URL [N]      open URL (the fixture's /app); with N, store localStorage.counter = N
 //   hog URL MB       open URL, hold MB MiB of JS heap in it, leave the tab open
+//   rtt URL N        open URL, then N sequential CDP round trips
+//                    (Runtime.evaluate "1" on the page's session); adds rtt_p50_ms
 // Prints one JSON line {url, title, status, counter} and disconnects
 // (never closes the browser: the service owns it). Exits 1 on failure.
 import { chromium } from 'playwright-core';
@@ -44,6 +46,17 @@ try {
       window.hog = [];
       for (let i = 0; i < mb; i++) window.hog.push(new Array(131072).fill(i + 0.5));
     }, Number(arg));
+  } else if (op === 'rtt') {
+    await page.goto(url);
+    const session = lib === 'playwright' ? await page.context().newCDPSession(page) : await page.createCDPSession();
+    const times = [];
+    for (let i = 0; i < Number(arg); i++) {
+      const t = performance.now();
+      await session.send('Runtime.evaluate', { expression: '1' });
+      times.push(performance.now() - t);
+    }
+    times.sort((a, b) => a - b);
+    var rtt = Math.round(times[Math.floor(times.length / 2)] * 1000) / 1000;
   } else {
     throw new Error(`unknown OP ${op}`);
   }
@@ -54,6 +67,7 @@ try {
     counter: localStorage.getItem('counter'),
   }));
   out.connect_ms = Math.round(connected - t0);
+  if (op === 'rtt') out.rtt_p50_ms = rtt;
   out.total_ms = Math.round(performance.now() - t0);
   if (op !== 'hog') await page.close();
   console.log(JSON.stringify(out));
