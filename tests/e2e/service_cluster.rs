@@ -177,6 +177,18 @@ fn session(s: &Service, key: &str, id: &str) -> Value {
     r.json()
 }
 
+/// `GET /v1/sessions/{id}/context` on `s`, checked 200.
+fn context(s: &Service, key: &str, id: &str) -> Value {
+    let r = s.req(
+        "GET",
+        &format!("/v1/sessions/{id}/context"),
+        Some(key),
+        None,
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    r.json()
+}
+
 fn holder(v: &Value) -> String {
     v["holder"]["host_id"].as_str().unwrap_or("").to_string()
 }
@@ -442,13 +454,8 @@ fn three_hosts_share_one_rgw_bucket() {
     wait_until("A closes its Chromium", Duration::from_secs(4 * T), || {
         chromium_pids(&d.p("homeA")).is_empty()
     });
-    let r = c.req(
-        "GET",
-        &format!("/v1/sessions/{id}/context"),
-        Some(&key),
-        None,
-    );
-    assert_eq!(r.json()["by"], "b", "B's state is intact: {}", r.body);
+    let v = context(&c, &key, &id);
+    assert_eq!(v["by"], "b", "B's state is intact: {v}");
 
     // 4. SIGTERM B: it commits and releases; C acquires at once.
     assert_eq!(
@@ -488,13 +495,7 @@ fn three_hosts_share_one_rgw_bucket() {
     );
     let v = session(&a, &key, &id);
     assert!(holder(&v).starts_with("a-"), "{v}");
-    let r = a.req(
-        "GET",
-        &format!("/v1/sessions/{id}/context"),
-        Some(&key),
-        None,
-    );
-    assert_eq!(r.json()["by"], "b", "{}", r.body);
+    assert_eq!(context(&a, &key, &id)["by"], "b");
     release(&a, &key, &id, &lease);
     let m = request(&a.addr, "GET", "/metrics", None, None).body;
     assert!(m.contains("sesshost_cluster_takeovers_total 1"), "{m}");
@@ -520,20 +521,56 @@ fn three_hosts_share_one_rgw_bucket() {
         !m.contains("sesshost_cluster_gc_runs_total{result=\"error\"}"),
         "{m}"
     );
-    let lease = acquire(&a, &key, &id, 0);
+    // A session deleted from the bucket frees its own chunks: the next
+    // collections delete them (the metric counts what A's deleted).
+    let deleted = |m: &str| {
+        m.lines()
+            .find_map(|l| l.strip_prefix("sesshost_cluster_gc_chunks_deleted_total "))
+            .and_then(|n| n.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    let before = deleted(&request(&a.addr, "GET", "/metrics", None, None).body);
     let r = a.req(
-        "GET",
-        &format!("/v1/sessions/{id}/context"),
+        "POST",
+        "/v1/sessions",
         Some(&key),
-        None,
+        Some(&json!({"name": "scratch"})),
     );
-    assert_eq!(r.json()["by"], "b", "{}", r.body);
-    release(&a, &key, &id, &lease);
+    assert_eq!(r.status, 201, "{}", r.body);
+    let tmp = r.json()["id"].as_str().unwrap().to_string();
+    let l = acquire(&a, &key, &tmp, 0);
+    let r = a.req(
+        "PUT",
+        &format!("/v1/sessions/{tmp}/context"),
+        Some(&key),
+        Some(&json!({"scratch": "x".repeat(4096)})),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    release(&a, &key, &tmp, &l);
+    let r = a.req("DELETE", &format!("/v1/sessions/{tmp}"), Some(&key), None);
+    assert!(r.status == 200 || r.status == 204, "{}", r.body);
+    wait_until(
+        "A's collection deletes the deleted session's chunks",
+        Duration::from_secs(20),
+        || deleted(&request(&a.addr, "GET", "/metrics", None, None).body) > before,
+    );
     assert_eq!(
         a.terminate(Duration::from_secs(40)).code(),
         Some(0),
         "{}",
         a.log()
+    );
+    // What the kept session needs survived every collection: a new host
+    // with an empty home restores it from the bucket alone.
+    let mut e = start(&d.p("homeE"), &args, "e");
+    let lease = acquire(&e, &key, &id, 0);
+    assert_eq!(context(&e, &key, &id)["by"], "b");
+    release(&e, &key, &id, &lease);
+    assert_eq!(
+        e.terminate(Duration::from_secs(40)).code(),
+        Some(0),
+        "{}",
+        e.log()
     );
     drop(rgw);
 }

@@ -19,13 +19,21 @@ pub const READ_ATTEMPTS: u32 = 5;
 
 /// `get_with_etag`, read again when the object was replaced while being
 /// read (the s3 plugin's ranged reads saw its ETag change:
-/// [`BackendErrorKind::Conflict`]); claims, heads and host records are
-/// replaced all the time while others read them.
+/// [`BackendErrorKind::Conflict`]) or the server failed the read
+/// ([`BackendErrorKind::Unavailable`]: RGW answers 500 to some reads that
+/// race a write); claims, heads and host records are replaced all the
+/// time while others read them. A read changes nothing, so retrying it
+/// is always safe.
 pub fn read_with_etag(b: &dyn Backend, key: &str) -> Result<Option<(Vec<u8>, Etag)>, BackendError> {
     let mut tries = 1;
     loop {
         match b.get_with_etag(key) {
-            Err(e) if e.kind == BackendErrorKind::Conflict && tries < READ_ATTEMPTS => {
+            Err(e)
+                if matches!(
+                    e.kind,
+                    BackendErrorKind::Conflict | BackendErrorKind::Unavailable
+                ) && tries < READ_ATTEMPTS =>
+            {
                 tries += 1;
                 std::thread::sleep(std::time::Duration::from_millis(5 * u64::from(tries)));
             }

@@ -105,15 +105,12 @@ impl GcSeen {
 
 impl Store {
     /// What a save reads before its dedup checks and after its manifest.
-    /// A read that keeps failing because the state keeps being replaced
-    /// counts as `Busy` (a collection is at work: the save re-checks).
+    /// A read that keeps failing (the state keeps being replaced, the
+    /// server keeps failing it) counts as `Busy`: the save re-checks its
+    /// chunks, which is always safe, instead of failing.
     pub(crate) fn gc_seen(&self) -> Result<GcSeen> {
         let st = match self.read_gc_state() {
-            Err(StoreError::Backend { source, .. })
-                if source.kind == crate::backend::BackendErrorKind::Conflict =>
-            {
-                return Ok(GcSeen::Busy);
-            }
+            Err(StoreError::Backend { .. }) => return Ok(GcSeen::Busy),
             r => r?,
         };
         Ok(match st {
@@ -234,6 +231,12 @@ impl Store {
                 m
             }
         };
+        if mark.candidates.is_empty() {
+            // Nothing to move: no state change, so saves meanwhile need no
+            // re-check.
+            self.b_delete(MARK_KEY)?;
+            return Ok(report);
+        }
         let generation = self.write_gc_state(generation + 1, Phase::Trashing)?;
         let finished = self.trash(&mark, &mut report, go_on)?;
         self.b_delete(MARK_KEY)?;

@@ -134,14 +134,23 @@ impl Store {
         self.backend.put(key, bytes).map_err(berr("write", key))
     }
     /// A read; one that found the object replaced mid-way (S3: a ranged
-    /// read whose ETag changed, [`BackendErrorKind::Conflict`]) is read
-    /// again, up to [`READ_ATTEMPTS`] times in all: objects such as
-    /// `gc/state` and session records are replaced while others read them.
+    /// read whose ETag changed, [`BackendErrorKind::Conflict`]) or failed
+    /// on the server's side ([`BackendErrorKind::Unavailable`]: Ceph RGW
+    /// answers 500 to some reads that race a write of the same object) is
+    /// read again, up to [`READ_ATTEMPTS`] times in all (backing off 10,
+    /// 15, 20, 25 ms): objects such as `gc/state` and session records are
+    /// replaced while others read them. Cost: an unreachable backend fails
+    /// a read 70 ms later.
     pub(crate) fn b_get(&self, key: &str) -> Result<Option<Vec<u8>>> {
         let mut tries = 1;
         loop {
             match self.backend.get(key) {
-                Err(e) if e.kind == BackendErrorKind::Conflict && tries < READ_ATTEMPTS => {
+                Err(e)
+                    if matches!(
+                        e.kind,
+                        BackendErrorKind::Conflict | BackendErrorKind::Unavailable
+                    ) && tries < READ_ATTEMPTS =>
+                {
                     tries += 1;
                     std::thread::sleep(std::time::Duration::from_millis(5 * tries as u64));
                 }

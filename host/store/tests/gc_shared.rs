@@ -29,6 +29,9 @@ struct Shared {
     /// the s3 plugin reports when an object's ETag changes between the
     /// ranged reads of one get).
     replaced: Arc<Mutex<std::collections::HashMap<String, u32>>>,
+    /// Reads of a key still to fail as a server error (RGW's 500 on a read
+    /// that races a write).
+    failing: Arc<Mutex<std::collections::HashMap<String, u32>>>,
 }
 
 impl Shared {
@@ -63,6 +66,7 @@ impl Shared {
             mem: self.mem.clone(),
             hooks: Arc::default(),
             replaced: Arc::default(),
+            failing: Arc::default(),
         }
     }
 
@@ -89,6 +93,15 @@ impl Backend for Shared {
             return Err(BackendError::new(
                 BackendErrorKind::Conflict,
                 format!("get {key}: the object was replaced while being read; read it again"),
+            ));
+        }
+        if let Some(n) = self.failing.lock().unwrap().get_mut(key)
+            && *n > 0
+        {
+            *n -= 1;
+            return Err(BackendError::new(
+                BackendErrorKind::Unavailable,
+                format!("get {key}: HTTP 500 UnknownError"),
             ));
         }
         self.mem.get(key)
@@ -293,6 +306,10 @@ fn reads_of_objects_replaced_mid_way_are_retried_and_never_fail_a_save() {
     replaced("gc/state", 1000);
     st.save("b", &state("y"), T0 + 1).unwrap();
     b.replaced.lock().unwrap().clear();
+    // So is one the server fails (RGW's 500 on a read racing a write).
+    b.failing.lock().unwrap().insert("gc/state".into(), 2);
+    st.save("b", &state("y"), T0 + 2).unwrap();
+    assert_eq!(b.failing.lock().unwrap()["gc/state"], 0);
     // A session record replaced while read is read again too.
     replaced("sessions/b", 2);
     assert!(same_data(&st.load("b").unwrap(), &state("y")));
@@ -302,5 +319,22 @@ fn reads_of_objects_replaced_mid_way_are_retried_and_never_fail_a_save() {
     assert!(
         e.contains("sessions/b") && e.contains("read it again"),
         "{e}"
+    );
+}
+
+#[test]
+fn a_collection_with_nothing_to_free_leaves_the_state_alone() {
+    let b = Shared::default();
+    let st = store(&b);
+    st.import("a", &state("x"), ImportMode::New, T0).unwrap();
+    for _ in 0..3 {
+        let r = st.gc_while(Duration::ZERO, &|| true).unwrap();
+        assert_eq!((r.chunks_marked, r.chunks_deleted), (0, 0), "{r:?}");
+    }
+    // No gc/state write: saves meanwhile saw nothing change.
+    assert!(
+        b.keys("gc/").iter().all(|k| k.starts_with("gc/touched/")),
+        "{:?}",
+        b.keys("gc/")
     );
 }
