@@ -293,8 +293,10 @@ async fn forward_or_take(
     let (mut host, mut addr) = (host.to_string(), addr.to_string());
     loop {
         let mut fwd = Box::pin(forward_once(c, &addr, &parts, bytes.clone()));
-        let mut check = tokio::time::interval(c.ttl / 6);
-        check.tick().await;
+        // Checked from T/6 on: an interval's immediate first tick would
+        // cost a trip through the timer wheel (~1 ms) on every request.
+        let every = c.ttl / 6;
+        let mut check = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
         let outcome = loop {
             tokio::select! {
                 r = &mut fwd => break Some(r),
