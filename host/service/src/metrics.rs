@@ -663,6 +663,31 @@ mod tests {
     }
 
     #[test]
+    fn bucket_calls_render_once_set() {
+        let m = Metrics::new();
+        let backend = sesshost_store::backend::counting::Counting::new(
+            sesshost_store::backend::memory::MemoryBackend::new(),
+        );
+        let _ = m.bucket_calls.set(backend.counts());
+        use sesshost_store::backend::Backend;
+        let _ = backend.get("x");
+        let _ = backend.get("y");
+        let text = m.render();
+        assert!(
+            text.contains("# TYPE sesshost_bucket_calls_total counter"),
+            "{text}"
+        );
+        assert!(
+            text.contains("sesshost_bucket_calls_total{op=\"get\"} 2"),
+            "{text}"
+        );
+        assert!(
+            text.contains("sesshost_bucket_calls_total{op=\"put_if\"} 0"),
+            "{text}"
+        );
+    }
+
+    #[test]
     fn render_is_valid_text_format() {
         let m = Metrics::new();
         m.created_total.inc_by(3);
@@ -711,7 +736,9 @@ mod tests {
                 samples.push((name, labels, value));
             }
         }
-        assert_eq!(types.len(), 21); // 18 + the three cluster families
+        // 18 + the five cluster families; bucket_calls_total only once set.
+        assert_eq!(types.len(), 23, "{types:?}");
+        assert!(!types.contains_key("sesshost_bucket_calls_total"));
         let get = |n: &str, l: &[(&str, &str)]| {
             samples
                 .iter()
