@@ -49,7 +49,13 @@ fn main() {
         let w = BundleWriter::new(
             Vec::with_capacity(json.len() / 2),
             std::slice::from_ref(&u),
-            SealOptions::default(),
+            SealOptions {
+                zstd_level: std::env::var("ZSTD_LEVEL")
+                    .ok()
+                    .and_then(|l| l.parse().ok())
+                    .unwrap_or(SealOptions::default().zstd_level),
+                ..SealOptions::default()
+            },
             &mut OsRandom,
         )
         .expect("writer");
@@ -57,10 +63,11 @@ fn main() {
             .expect("seal")
             .0;
         println!(
-            "seal   {:>7.1} MB/s, {:.2} CPU s ({} MB JSON)",
+            "seal   {:>7.1} MB/s, {:.2} CPU s ({} MB JSON -> {:.1} MB bundle)",
             mbs(s.elapsed().as_secs_f64()),
             cpu() - c,
-            json.len() / 1_000_000
+            json.len() / 1_000_000,
+            bundle.len() as f64 / 1e6
         );
     }
     if only == "seal" {

@@ -14,32 +14,12 @@
 
 use sesshost_store::{Backend, BackendError, BackendErrorKind, Etag, Precondition};
 
-/// Reads of one object, in all, while each finds it replaced mid-way.
-pub const READ_ATTEMPTS: u32 = 5;
-
-/// `get_with_etag`, read again when the object was replaced while being
-/// read (the s3 plugin's ranged reads saw its ETag change:
-/// [`BackendErrorKind::Conflict`]) or the server failed the read
-/// ([`BackendErrorKind::Unavailable`]: RGW answers 500 to some reads that
-/// race a write); claims, heads and host records are replaced all the
-/// time while others read them. A read changes nothing, so retrying it
-/// is always safe.
+/// `get_with_etag`, retried by `sesshost_store::backend::retry_read` when
+/// the object was replaced mid-way or the server failed the read: claims,
+/// heads and host records are replaced all the time while others read
+/// them.
 pub fn read_with_etag(b: &dyn Backend, key: &str) -> Result<Option<(Vec<u8>, Etag)>, BackendError> {
-    let mut tries = 1;
-    loop {
-        match b.get_with_etag(key) {
-            Err(e)
-                if matches!(
-                    e.kind,
-                    BackendErrorKind::Conflict | BackendErrorKind::Unavailable
-                ) && tries < READ_ATTEMPTS =>
-            {
-                tries += 1;
-                std::thread::sleep(std::time::Duration::from_millis(5 * u64::from(tries)));
-            }
-            r => return r,
-        }
-    }
+    sesshost_store::backend::retry_read(|| b.get_with_etag(key))
 }
 
 /// A conditional write's outcome once the ambiguity is resolved.

@@ -268,6 +268,35 @@ pub trait Backend: Send + Sync {
     }
 }
 
+/// Reads of one object, in all, while each finds it replaced mid-way or
+/// the server fails it.
+pub const READ_ATTEMPTS: u32 = 5;
+
+/// Run the read `read` again when the object was replaced while being
+/// read (the s3 plugin's ranged reads saw its ETag change:
+/// [`BackendErrorKind::Conflict`]) or the server failed the read
+/// ([`BackendErrorKind::Unavailable`]: Ceph RGW answers 500 to some reads
+/// that race a write), up to [`READ_ATTEMPTS`] times in all, backing off
+/// 10, 15, 20, 25 ms. A read changes nothing, so retrying it is always
+/// safe. Cost: an unreachable backend fails a read 70 ms later.
+pub fn retry_read<T>(mut read: impl FnMut() -> Result<T, BackendError>) -> Result<T, BackendError> {
+    let mut tries = 1;
+    loop {
+        match read() {
+            Err(e)
+                if matches!(
+                    e.kind,
+                    BackendErrorKind::Conflict | BackendErrorKind::Unavailable
+                ) && tries < READ_ATTEMPTS =>
+            {
+                tries += 1;
+                std::thread::sleep(std::time::Duration::from_millis(5 * u64::from(tries)));
+            }
+            r => return r,
+        }
+    }
+}
+
 /// Checks a key against the rules in [`Backend`].
 pub fn validate_key(key: &str) -> Result<(), BackendError> {
     let ok = !key.is_empty()

@@ -5,10 +5,8 @@ use std::path::PathBuf;
 
 use sessbundle::state::SessionState;
 
-use crate::backend::{Backend, BackendError, BackendErrorKind};
+use crate::backend::{Backend, BackendError};
 
-/// Reads of one object, in all, when each finds it replaced mid-way.
-pub(crate) const READ_ATTEMPTS: u32 = 5;
 use crate::crypto::{Keys, RepoKey};
 use crate::error::{Result, StoreError};
 use crate::gc::DEFAULT_REMOTE_GC_GRACE;
@@ -133,30 +131,11 @@ impl Store {
     pub(crate) fn b_put(&self, key: &str, bytes: &[u8]) -> Result<()> {
         self.backend.put(key, bytes).map_err(berr("write", key))
     }
-    /// A read; one that found the object replaced mid-way (S3: a ranged
-    /// read whose ETag changed, [`BackendErrorKind::Conflict`]) or failed
-    /// on the server's side ([`BackendErrorKind::Unavailable`]: Ceph RGW
-    /// answers 500 to some reads that race a write of the same object) is
-    /// read again, up to [`READ_ATTEMPTS`] times in all (backing off 10,
-    /// 15, 20, 25 ms): objects such as `gc/state` and session records are
-    /// replaced while others read them. Cost: an unreachable backend fails
-    /// a read 70 ms later.
+    /// A read, retried by [`crate::backend::retry_read`] when the object
+    /// was replaced mid-way or the server failed it: objects such as
+    /// `gc/state` and session records are replaced while others read them.
     pub(crate) fn b_get(&self, key: &str) -> Result<Option<Vec<u8>>> {
-        let mut tries = 1;
-        loop {
-            match self.backend.get(key) {
-                Err(e)
-                    if matches!(
-                        e.kind,
-                        BackendErrorKind::Conflict | BackendErrorKind::Unavailable
-                    ) && tries < READ_ATTEMPTS =>
-                {
-                    tries += 1;
-                    std::thread::sleep(std::time::Duration::from_millis(5 * tries as u64));
-                }
-                r => return r.map_err(berr("read", key)),
-            }
-        }
+        crate::backend::retry_read(|| self.backend.get(key)).map_err(berr("read", key))
     }
     pub(crate) fn b_has(&self, key: &str) -> Result<bool> {
         self.backend.has(key).map_err(berr("check", key))
