@@ -175,10 +175,13 @@ impl<R: Read + Seek> BundleReader<R> {
         if codec == CODEC_ZSTD {
             self.stored.resize(stored, 0);
             self.stream.read_at(self.offsets[index], &mut self.stored)?;
-            out.resize(start + len as usize, 0);
+            // Into the spare capacity after `start`: no zero-fill first.
+            out.reserve(len as usize);
+            let mut tail = std::io::Cursor::new(&mut *out);
+            tail.set_position(start as u64);
             let n = self
                 .decompressor
-                .decompress_to_buffer(&self.stored, &mut out[start..])
+                .decompress_to_buffer(&self.stored, &mut tail)
                 .map_err(|e| Error::Decompression {
                     index,
                     len,
