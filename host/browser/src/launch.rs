@@ -133,7 +133,16 @@ pub const BASE_FLAGS: &[&str] = &[
     "--use-mock-keychain",
     // Restored history entries are placeholders served without the network;
     // going back must reload the real page, never show a cached placeholder.
-    "--disable-features=BackForwardCache,Translate,MediaRouter,OptimizationHints",
+    // WebUIOmniboxPopup and WebUIOmniboxAimPopup: Chromium 156 builds the
+    // address bar's popup as two WebUI pages in a renderer of their own
+    // when a browser opens its first window, headless too, where nobody
+    // ever sees it. Cost, measured on the 2-core VM by
+    // `host/browser/benches/first_window_cpu.sh` (machine CPU over the
+    // first window and the 1.5 s after): 1.15-1.4 s with them, 0.33 s
+    // without; every pooled browser pays it once. A headed window falls
+    // back to the native popup.
+    "--disable-features=BackForwardCache,Translate,MediaRouter,OptimizationHints,\
+     WebUIOmniboxPopup,WebUIOmniboxAimPopup",
     "--remote-debugging-address=127.0.0.1",
     "--remote-debugging-port=0",
     // Start-up and first-page work a session never needs (the set
