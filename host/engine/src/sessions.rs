@@ -55,6 +55,14 @@ impl Engine {
         self.with_store(move |s| Ok(s.show(&name)?)).await
     }
 
+    /// [`Engine::show`] from the session's index entry (one small read;
+    /// `sesshost_store::Store::show_indexed`): for answering reads often.
+    pub async fn show_indexed(&self, name: &str) -> Result<SessionInfo> {
+        let name = name.to_string();
+        self.with_store(move |s| Ok(s.show_indexed(&name, now_ms())?))
+            .await
+    }
+
     pub async fn extend(&self, name: &str, by: Duration) -> Result<SessionInfo> {
         let name = name.to_string();
         self.with_store(move |s| Ok(s.extend(&name, by, now_ms())?))

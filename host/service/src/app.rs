@@ -349,7 +349,7 @@ impl App {
 
     /// Store info of one session (`None` if it is gone from the store).
     pub async fn info(&self, id: &str) -> Option<SessionInfo> {
-        self.engine.show(id).await.ok()
+        self.engine.show_indexed(id).await.ok()
     }
 
     /// Whether `tenant` may add a session now (create, import): its

@@ -202,9 +202,10 @@ pub async fn cleanup_once(app: &Arc<App>, tenant: Option<&str>) -> ApiResult<Vec
                 _ => continue,
             }
             if app
-                .info(&rec.id)
+                .engine
+                .show(&rec.id)
                 .await
-                .is_some_and(|i| !i.expired && i.problem.is_none())
+                .is_ok_and(|i| !i.expired && i.problem.is_none())
             {
                 crate::cluster::sessions::release_claim(c, app, &rec.id, true).await;
                 continue;

@@ -777,3 +777,51 @@ fn exact_snapshots_are_create_only_and_keep_what_they_were_given() {
     // Bad names are refused as in every store call.
     assert!(st.save_exact("../x", &a, T0, 1).is_err());
 }
+
+#[test]
+fn show_indexed_matches_show_rebuilds_a_lost_entry_and_names_a_missing_session() {
+    let (_d, h) = home();
+    let st = h.store().unwrap();
+    st.create(
+        &NewSession {
+            ttl: Some(Duration::from_secs(60)),
+            ..new_session("a")
+        },
+        T0,
+    )
+    .unwrap();
+    st.save("a", &rich_state(2, "one"), T0 + 1).unwrap();
+    st.save("a", &rich_state(3, "two"), T0 + 2).unwrap();
+    let same = |at: i64| {
+        let (exact, indexed) = (st.info("a", at).unwrap(), st.show_indexed("a", at).unwrap());
+        assert_eq!(
+            exact, indexed,
+            "the index entry is what show reads from the manifests"
+        );
+        indexed
+    };
+    // A save shows at once.
+    let n = same(T0 + 3).snapshots.len();
+    st.save("a", &rich_state(4, "three"), T0 + 3).unwrap();
+    assert_eq!(same(T0 + 3).snapshots.len(), n + 1);
+    assert!(!same(T0 + 3).expired);
+    assert!(
+        same(T0 + 120_000).expired,
+        "expiry is judged at the given time"
+    );
+    // Every change rewrites the entry: an extension shows at once.
+    st.extend("a", Duration::from_secs(3600), T0 + 4).unwrap();
+    assert!(!same(T0 + 120_000).expired);
+    // A lost or damaged entry is rebuilt from the manifests.
+    fs::remove_file(h.store_dir().join("index/a")).unwrap();
+    same(T0 + 5);
+    fs::write(h.store_dir().join("index/a"), b"garbage").unwrap();
+    same(T0 + 5);
+    assert!(h.store_dir().join("index/a").exists());
+    let e = st.show_indexed("nope", T0).unwrap_err();
+    assert!(
+        matches!(e, StoreError::SessionNotFound { .. }),
+        "a missing session is named as such: {e}"
+    );
+    assert!(st.show_indexed("../x", T0).is_err(), "names are validated");
+}
