@@ -1,0 +1,54 @@
+//! CPU time from /proc, shared by the benches: on a 2-core machine wall
+//! times move with whatever else runs, the CPU a phase costs does not.
+
+/// CPU seconds the whole machine spent busy so far (every process and the
+/// kernel: user, nice, system, irq, softirq, steal from /proc/stat), and
+/// the cores it has: a phase cannot take less wall time than its busy
+/// seconds over the cores.
+pub fn busy() -> (f64, usize) {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let cores = stat
+        .lines()
+        .filter(|l| l.starts_with("cpu") && !l.starts_with("cpu "))
+        .count();
+    let f: Vec<f64> = stat
+        .lines()
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .skip(1)
+        .map(|x| x.parse().unwrap_or(0.0))
+        .collect();
+    let at = |i: usize| f.get(i).copied().unwrap_or(0.0);
+    // user nice system idle iowait irq softirq steal
+    let busy = at(0) + at(1) + at(2) + at(5) + at(6) + at(7);
+    (busy / 100.0, cores.max(1))
+}
+
+/// CPU seconds process `pid` used itself (all threads, not its children).
+#[allow(dead_code)] // not every bench uses it
+pub fn process(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let f: Vec<f64> = stat
+        .rsplit(')')
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .map(|x| x.parse().unwrap_or(0.0))
+        .collect();
+    // utime and stime: fields 14 and 15 (12 and 13 after the name).
+    (f.get(11).unwrap_or(&0.0) + f.get(12).unwrap_or(&0.0)) / 100.0
+}
+
+/// CPU seconds the hypervisor took from this VM so far (steal, all
+/// cores): on a shared VM the tail of a latency figure follows it.
+#[allow(dead_code)] // not every bench uses it
+pub fn steal() -> f64 {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let line = stat.lines().next().unwrap_or("");
+    line.split_whitespace()
+        .nth(8)
+        .and_then(|x| x.parse::<f64>().ok())
+        .unwrap_or(0.0)
+        / 100.0
+}
