@@ -960,3 +960,44 @@ async fn repeated_captures_reuse_one_hidden_tab() {
     assert_eq!(pages(&s).await, after_first, "captures leaked tabs");
     s.shutdown().await;
 }
+
+/// A browser's first window must not build Chromium's WebUI address-bar
+/// popups (a renderer of their own, 0.8-1 CPU s on 2 cores, headless
+/// too): the launch flags turn them off (launch.rs, BASE_FLAGS).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_first_window_builds_no_webui_omnibox_popup() {
+    let s = launch().await;
+    let _page = open(&s, "about:blank").await;
+    // Chromium creates the popups right after the window, not with it.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let t = s
+        .cdp()
+        .execute(chromiumoxide::cdp::browser_protocol::target::GetTargetsParams::default())
+        .await
+        .unwrap();
+    let urls: Vec<&str> = t
+        .result
+        .target_infos
+        .iter()
+        .map(|i| i.url.as_str())
+        .collect();
+    assert!(
+        urls.contains(&"about:blank"),
+        "the page is listed: {urls:?}"
+    );
+    assert!(
+        !urls.iter().any(|u| u.starts_with("chrome://")),
+        "a WebUI page was built: {urls:?}"
+    );
+    let pgid = s.pid().expect("a launched browser has a pid");
+    let webui: Vec<i32> = group_members(pgid)
+        .into_iter()
+        .filter(|p| {
+            std::fs::read(format!("/proc/{p}/cmdline"))
+                .map(|c| String::from_utf8_lossy(&c).contains("--top-chrome-webui"))
+                .unwrap_or(false)
+        })
+        .collect();
+    assert!(webui.is_empty(), "top-chrome WebUI renderers: {webui:?}");
+    s.shutdown().await;
+}
