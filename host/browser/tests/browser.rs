@@ -990,13 +990,10 @@ async fn a_first_window_builds_no_webui_omnibox_popup() {
         "a WebUI page was built: {urls:?}"
     );
     let pgid = s.pid().expect("a launched browser has a pid");
-    let webui: Vec<i32> = group_members(pgid)
+    let ours = group_members(pgid);
+    let webui: Vec<i32> = processes_mentioning("--top-chrome-webui")
         .into_iter()
-        .filter(|p| {
-            std::fs::read(format!("/proc/{p}/cmdline"))
-                .map(|c| String::from_utf8_lossy(&c).contains("--top-chrome-webui"))
-                .unwrap_or(false)
-        })
+        .filter(|p| ours.contains(p))
         .collect();
     assert!(webui.is_empty(), "top-chrome WebUI renderers: {webui:?}");
     s.shutdown().await;
