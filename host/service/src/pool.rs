@@ -7,8 +7,9 @@
 //! the CPU-heaviest phase of a browser's life: 0.3-0.45 CPU s to a ready
 //! DevTools endpoint and 0.33 s more for its first window, the capture
 //! tab, on the 2-core VM (`host/browser/benches/first_window_cpu.sh`), so
-//! launching several at once only slows the acquires running meanwhile). Emulation (UA, locale, time zone, viewport) is applied over
-//! CDP when a session takes the browser (`BrowserSession::set_emulation`).
+//! launching several at once only slows the acquires running meanwhile).
+//! Emulation (UA, locale, time zone, viewport) is applied over CDP when a
+//! session takes the browser (`BrowserSession::set_emulation`).
 //! Pooled browsers do not count against `max_live_browsers`.
 
 use std::collections::VecDeque;
