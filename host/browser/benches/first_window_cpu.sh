@@ -7,6 +7,8 @@
 # Run it on an idle machine: it reads the whole machine's busy time from
 # /proc/stat. Prints the CPU to DevTools ready, the CPU of the first
 # PUT /json/new and the 1.5 s after it, and the targets then open.
+# The flags below mirror BASE_FLAGS in host/browser/src/launch.rs (plus
+# --no-startup-window, as a headless launch adds): change both together.
 set -euo pipefail
 FEATURES=${FEATURES-,WebUIOmniboxPopup,WebUIOmniboxAimPopup}
 PORT=${PORT:-9335}
